@@ -44,3 +44,28 @@ def minilm_dir() -> pathlib.Path:
   from lcl_jax.models import pretrained
 
   return pretrained.minilm_checkpoint_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, minilm_dir) -> pathlib.Path:
+  """A tiny randomly initialised BERT (2 layers, hidden 32) saved by transformers in the
+  Hugging Face layout, with MiniLM's (uncased WordPiece) tokenizer files beside it.
+
+  For tests of training mechanics (parallelism, resume, checkpoints), where the real
+  MiniLM weights would only add minutes of CPU time; the real-weights tests use MiniLM.
+  """
+  import shutil
+
+  import torch
+  import transformers
+
+  path = tmp_path_factory.mktemp("tiny_bert")
+  torch.manual_seed(0)
+  config = transformers.BertConfig(
+      vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+      intermediate_size=64, max_position_embeddings=128)
+  transformers.BertModel(config).save_pretrained(path)
+  for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+    if (minilm_dir / name).exists():
+      shutil.copy(minilm_dir / name, path / name)
+  return path

@@ -1,0 +1,129 @@
+"""Orbax checkpoints of a run, and atomic writes of its small result files.
+
+* `checkpoints/<step>`: the latest train state (params, optimiser, step) together with
+  the run's progress (epoch history, best epoch, patience counter) as JSON, saved in
+  one orbax step so the two can never disagree. Resuming needs nothing else: the data
+  position is a function of the step, and dropout keys are `fold_in(seed key, step)`.
+* `best/<step>`: the parameters of the best-validation epoch.
+Orbax writes each step into a temporary directory and renames it when complete, so a
+run killed at any moment leaves either the previous or the new checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+  """Writes `data` to `path` via a temporary file + rename (never a partial file)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  mode = "wb" if isinstance(data, bytes) else "w"
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, mode) as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+  write_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+def _json_default(value: Any) -> Any:
+  if isinstance(value, (np.floating, np.integer)):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, tuple):
+    return list(value)
+  raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _abstract(tree: Any) -> Any:
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class RunCheckpoints:
+  """The latest state (for resume) and the best-validation params of one run."""
+
+  def __init__(self, workdir: str | os.PathLike, *, keep_latest: int = 1):
+    workdir = pathlib.Path(workdir).absolute()
+    options = dict(create=True, cleanup_tmp_directories=True)
+    self._latest = ocp.CheckpointManager(
+        workdir / "checkpoints", item_names=("state", "progress"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, **options))
+    self._best = ocp.CheckpointManager(
+        workdir / "best", item_names=("params", "info"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, **options))
+
+  @property
+  def latest_step(self) -> int | None:
+    return self._latest.latest_step()
+
+  def save_latest(self, step: int, state: Any, progress: dict[str, Any]) -> None:
+    if step in self._latest.all_steps():
+      return  # the same step was already saved (e.g. SIGTERM right after a periodic save)
+    self._latest.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(json.loads(json.dumps(progress, default=_json_default)))),
+        force=True)
+
+  def restore_latest(self, like_state: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Restores onto the structure, shapes, dtypes and shardings of `like_state`."""
+    step = self._latest.latest_step()
+    if step is None:
+      return None
+    restored = self._latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(_abstract(like_state)),
+        progress=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["progress"])
+
+  def save_best(self, step: int, params: Any, info: dict[str, Any]) -> None:
+    if step in self._best.all_steps():
+      self._best.delete(step)  # a resumed run re-reaching the same best epoch
+    self._best.save(step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        info=ocp.args.JsonSave(json.loads(json.dumps(info, default=_json_default)))),
+        force=True)
+
+  def restore_best(self, like_params: Any) -> tuple[Any, dict[str, Any]] | None:
+    step = self._best.latest_step()
+    if step is None:
+      return None
+    restored = self._best.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(like_params)), info=ocp.args.JsonRestore()))
+    return restored["params"], dict(restored["info"])
+
+  def wait(self) -> None:
+    self._latest.wait_until_finished()
+    self._best.wait_until_finished()
+
+  def close(self) -> None:
+    self._latest.close()
+    self._best.close()

@@ -1,0 +1,153 @@
+"""Everything a run needs from the data side, prepared once per run.
+
+Loads the three splits, optionally takes fixed random subsets (smoke runs), tokenises
+with the encoder's tokenizer, builds the augmented views of the training texts (one
+fixed view per text as in the paper, cached in the workdir; or a fresh view per
+epoch), and wraps `lcl_jax.data.batching` for the trainer: host-local paired training
+batches for `(epoch, start_step)` and evaluation batches, padded to a multiple of the
+global device count.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+from typing import Any, Iterator
+
+import jax
+import numpy as np
+
+from lcl_jax.train.checkpoint import write_json_atomic
+from lcl_jax.train.config import TrainConfig
+
+log = logging.getLogger("lcl_jax.train")
+
+SPLITS = ("train", "validation", "test")
+_SUBSET_SEED = 0  # fixed: every seed of a smoke sweep sees the same subset
+MINILM_ALIAS = "minilm"
+
+
+def resolve_checkpoint(name: str) -> str:
+  """'minilm' -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
+  if name == MINILM_ALIAS:
+    from lcl_jax.models import pretrained
+    return str(pretrained.minilm_checkpoint_dir())
+  return name
+
+
+def _fixed_subset(split, limit: int | None):
+  if limit is None or len(split) <= limit:
+    return split
+  order = np.random.default_rng(_SUBSET_SEED).permutation(len(split))[:limit]
+  return split.subset(np.sort(order))
+
+
+@dataclasses.dataclass
+class EvalSplit:
+  labels: np.ndarray
+  num_examples: int
+  _batches: Any
+
+  def batches(self) -> Iterator[dict[str, np.ndarray]]:
+    return self._batches()
+
+
+class PreparedData:
+  """The data of one run, as the trainer consumes it."""
+
+  def __init__(self, cfg: TrainConfig, *, num_devices: int):
+    from lcl_jax import data as data_lib
+    from lcl_jax.data import batching
+    from lcl_jax.models import pretrained
+
+    self.cfg = cfg
+    splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
+              for s in SPLITS}
+    splits["train"] = _fixed_subset(splits["train"], cfg.max_train_examples)
+    for name in ("validation", "test"):
+      splits[name] = _fixed_subset(splits[name], cfg.max_eval_examples)
+    self.splits = splits
+    train = splits["train"]
+    self.multilabel = bool(train.multilabel)
+    self.num_classes = int(train.num_classes)
+    self.label_names = tuple(train.label_names)
+    self.synthetic = cfg.dataset == "synthetic"
+
+    tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
+    if cfg.objective == "lcl" and cfg.weighting_encoder != cfg.encoder:
+      other = pretrained.load_tokenizer(resolve_checkpoint(cfg.weighting_encoder))
+      if other.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(
+            f"--encoder={cfg.encoder} and --weighting_encoder={cfg.weighting_encoder} use "
+            "different vocabularies; both networks read the same token ids, so they need "
+            "the same tokenizer (e.g. BERT-base-uncased and ELECTRA share one)")
+    self._tokenized = {
+        name: batching.tokenize_texts(list(split.texts), tokenizer, max_length=cfg.max_length)
+        for name, split in splits.items()}
+    process_index, process_count = jax.process_index(), jax.process_count()
+    if cfg.fresh_views_per_epoch:
+      views = batching.epoch_views(list(train.texts), tokenizer, seed=cfg.seed,
+                                   max_length=cfg.max_length)
+    else:
+      views = batching.tokenize_texts(self._fixed_views(), tokenizer, max_length=cfg.max_length)
+    self._train = batching.PairedTrainBatcher(
+        self._tokenized["train"], views, train.labels, texts_per_batch=cfg.texts_per_batch,
+        seed=cfg.seed, buckets=cfg.length_buckets, row_multiple=num_devices,
+        process_index=process_index, process_count=process_count)
+    self._eval_kwargs = dict(batch_size=cfg.eval_batch_size, buckets=cfg.length_buckets,
+                             row_multiple=num_devices, process_index=process_index,
+                             process_count=process_count)
+
+  def _fixed_views(self) -> list[str]:
+    """One augmented view per training text, cached in the workdir (deterministic)."""
+    from lcl_jax.data import augment
+
+    texts = list(self.splits["train"].texts)
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+    key = {"seed": self.cfg.seed, "aug_p": self.cfg.augment_p, "texts_sha256": digest}
+    path = pathlib.Path(self.cfg.workdir) / "augmented_train_views.json"
+    if path.exists():
+      cached = json.loads(path.read_text())
+      if cached.get("key") == key and len(cached.get("views", ())) == len(texts):
+        return cached["views"]
+    views = augment.augment_texts(texts, seed=self.cfg.seed, aug_p=self.cfg.augment_p)
+    if jax.process_index() == 0:
+      write_json_atomic(path, {"key": key, "views": views})
+    return views
+
+  @property
+  def steps_per_epoch(self) -> int:
+    steps = self._train.steps_per_epoch
+    if self.cfg.max_steps_per_epoch is not None:
+      steps = min(steps, self.cfg.max_steps_per_epoch)
+    return steps
+
+  def train_batches(self, epoch: int, *, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    for step in range(start_step, self.steps_per_epoch):
+      yield self._train.batch(epoch, step)
+
+  def eval_split(self, name: str) -> EvalSplit:
+    from lcl_jax.data import batching
+
+    tokens, labels = self._tokenized[name], self.splits[name].labels
+    return EvalSplit(labels=np.asarray(labels), num_examples=len(tokens),
+                     _batches=lambda: batching.eval_batches(tokens, labels, **self._eval_kwargs))
+
+  def split_sizes(self) -> dict[str, int]:
+    return {name: len(split) for name, split in self.splits.items()}
+
+  def describe(self) -> dict[str, Any]:
+    info = {"name": self.cfg.dataset, "num_classes": self.num_classes,
+            "label_names": list(self.label_names), "multilabel": self.multilabel,
+            "split_sizes": self.split_sizes(), "synthetic": self.synthetic,
+            "steps_per_epoch": self.steps_per_epoch}
+    if self.synthetic:
+      from lcl_jax.data import synthetic
+      info["note"] = getattr(synthetic, "DESCRIPTION", "SYNTHETIC data generated by lcl_jax")
+    return info
+
+
+def prepare(cfg: TrainConfig, *, num_devices: int) -> PreparedData:
+  return PreparedData(cfg, num_devices=num_devices)

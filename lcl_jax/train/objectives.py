@@ -1,0 +1,127 @@
+"""The fine-tuning objectives: which networks a run trains and the loss it minimises.
+
+* `ce`      — primary encoder Φ with the paper's head, cross-entropy.
+* `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021).
+* `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head);
+              alpha * (L_w + L_e) + (1 - alpha) * L_LCL with Ψ's logits as the weights
+              (the paper's Eq. 6; the release's loss_1 + loss_2).
+* `bert_ce` — BertForSequenceClassification head (pooler), cross-entropy (Table 1's
+              "BERT-base + CE" row).
+Multi-label datasets use the same objectives with sigmoid BCE and the multi-label
+contrastive losses (`multilabel=True`).
+
+As in the release, every objective trains on the paired batches (K texts + K
+augmented views) and the classification terms cover all 2K rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from lcl_jax import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSpec:
+  name: str
+  primary_head: str  # head kind for lcl_jax.models.build_classifier
+  uses_weighting_network: bool
+  loss: str  # 'ce' | 'scl' | 'lcl'
+
+
+OBJECTIVE_SPECS: dict[str, ObjectiveSpec] = {
+    "ce": ObjectiveSpec("ce", "paper", False, "ce"),
+    "scl": ObjectiveSpec("scl", "paper", False, "scl"),
+    "lcl": ObjectiveSpec("lcl", "paper", True, "lcl"),
+    "bert_ce": ObjectiveSpec("bert_ce", "bert", False, "ce"),
+}
+
+WEIGHTING_HEAD = "electra"
+
+
+def get_spec(objective: str) -> ObjectiveSpec:
+  try:
+    return OBJECTIVE_SPECS[objective]
+  except KeyError:
+    raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVE_SPECS)}") from None
+
+
+def build_networks(
+    spec: ObjectiveSpec,
+    *,
+    encoder: str,
+    weighting_encoder: str,
+    num_classes: int,
+    rng: jax.Array,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints."""
+  from lcl_jax import models  # Heavy import kept out of module import time.
+  from lcl_jax.train.data_pipeline import resolve_checkpoint
+
+  primary_rng, weighting_rng = jax.random.split(rng)
+  modules, params = {}, {}
+  modules["primary"], params["primary"] = models.build_classifier(
+      spec.primary_head, resolve_checkpoint(encoder), num_classes, rng=primary_rng,
+      dtype=dtype, remat=remat)
+  if spec.uses_weighting_network:
+    modules["weighting"], params["weighting"] = models.build_classifier(
+        WEIGHTING_HEAD, resolve_checkpoint(weighting_encoder), num_classes,
+        rng=weighting_rng, dtype=dtype, remat=remat)
+  return modules, params
+
+
+def forward(
+    modules: Mapping[str, Any],
+    params: Mapping[str, Any],
+    batch: Mapping[str, jax.Array],
+    *,
+    dropout_key: jax.Array | None,
+    deterministic: bool,
+) -> dict[str, jax.Array]:
+  """Runs every network on the batch rows.
+
+  Returns `logits` [R, C] and `features` [R, H] of Φ, and `weight_logits` [R, C]
+  of Ψ when the objective has one.
+  """
+  outputs = {}
+  for index, name in enumerate(sorted(modules)):
+    rngs = {}
+    if not deterministic:
+      rngs = {"dropout": jax.random.fold_in(dropout_key, index)}
+    out = modules[name].apply(
+        {"params": params[name]}, batch["input_ids"], batch["attention_mask"],
+        batch.get("token_type_ids"), deterministic=deterministic, rngs=rngs)
+    if name == "primary":
+      outputs["logits"], outputs["features"] = out.logits, out.features
+    else:
+      outputs["weight_logits"] = out.logits
+  return outputs
+
+
+def loss_from_outputs(
+    spec: ObjectiveSpec,
+    outputs: Mapping[str, jax.Array],
+    labels: jax.Array,
+    valid: jax.Array,
+    *,
+    alpha: float,
+    temperature: float,
+    multilabel: bool,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The objective's scalar loss and its components, over all valid rows."""
+  if spec.loss == "ce":
+    return losses.ce_objective(outputs["logits"], labels, valid=valid, multilabel=multilabel)
+  if spec.loss == "scl":
+    return losses.scl_objective(
+        outputs["logits"], outputs["features"], labels, alpha=alpha,
+        temperature=temperature, valid=valid, multilabel=multilabel)
+  if spec.loss == "lcl":
+    return losses.lcl_objective(
+        outputs["logits"], outputs["weight_logits"], outputs["features"], labels,
+        alpha=alpha, temperature=temperature, valid=valid, multilabel=multilabel)
+  raise ValueError(f"unknown loss {spec.loss!r}")
