@@ -12,6 +12,8 @@ INSTALL_REQUIRES = [
     "huggingface_hub",
     "tensorflow-datasets>=4.9",
     "array_record",
+    # TFDS 4.9 imports it on Python >= 3.9 but declares it only for < 3.9.
+    "importlib_resources",
     "nltk>=3.9",
     "absl-py",
     "numpy",

@@ -89,7 +89,7 @@ class PreparedData:
     process_index, process_count = jax.process_index(), jax.process_count()
     if cfg.fresh_views_per_epoch:
       views = batching.epoch_views(list(train.texts), tokenizer, seed=cfg.seed,
-                                   max_length=cfg.max_length)
+                                   max_length=cfg.max_length, augmenter=self._augmenter())
     else:
       views = batching.tokenize_texts(self._fixed_views(), tokenizer, max_length=cfg.max_length)
     self._train = batching.PairedTrainBatcher(
@@ -100,10 +100,17 @@ class PreparedData:
                              row_multiple=num_devices, process_index=process_index,
                              process_count=process_count)
 
+  def _augmenter(self):
+    """WordNet synonym replacement (the paper); the synthetic dataset uses its own
+    built-in lexicon so the embedded default needs no WordNet (see data/synthetic.py)."""
+    if self.synthetic:
+      from lcl_jax.data import synthetic
+      return synthetic.SyntheticSynonymAugmenter(aug_p=self.cfg.augment_p)
+    from lcl_jax.data import augment
+    return augment.default_augmenter(self.cfg.augment_p)
+
   def _fixed_views(self) -> list[str]:
     """One augmented view per training text, cached in the workdir (deterministic)."""
-    from lcl_jax.data import augment
-
     texts = list(self.splits["train"].texts)
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
     key = {"seed": self.cfg.seed, "aug_p": self.cfg.augment_p, "texts_sha256": digest}
@@ -112,7 +119,7 @@ class PreparedData:
       cached = json.loads(path.read_text())
       if cached.get("key") == key and len(cached.get("views", ())) == len(texts):
         return cached["views"]
-    views = augment.augment_texts(texts, seed=self.cfg.seed, aug_p=self.cfg.augment_p)
+    views = self._augmenter().augment_texts(texts, seed=self.cfg.seed)
     if jax.process_index() == 0:
       write_json_atomic(path, {"key": key, "views": views})
     return views

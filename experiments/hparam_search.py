@@ -1,0 +1,168 @@
+r"""The LCL paper's hyper-parameter search (Appendix B), chosen by validation accuracy.
+
+Grid: learning rate {1e-5, 2e-5, 3e-5} x alpha {0.1, 0.2, 0.3, 0.4, 0.5} x temperature
+{0.1, 0.3, 0.5} for SCL and LCL (45 points); learning rate only for CE (alpha and tau
+do not enter its loss). Each point is trained for every seed; the best point has the
+highest mean validation accuracy (validation macro F1 for a multi-label dataset) at
+the runs' best epoch; ties go to the earlier grid point. The paper's chosen presets:
+learning rate 2e-5 (ISEAR 3e-5), alpha 0.5 (GoEmotions 0.1), tau 0.3 (SST-5 0.1).
+
+  python -m experiments.hparam_search --datasets=isear --objectives=lcl \
+    --data_dir=../shared/data --workdir=runs/paper --parallel_runs=4
+
+Runs go to <workdir>/hparam/<dataset>/lr<lr>_alpha<a>_tau<t>/<objective>/seed<k>; the
+report (every grid point ranked, the best, the paper's preset) and best.json (the
+chosen values per dataset and objective) to <workdir>/reports/hparam_search/. Use the
+chosen values with the table binaries' --learning_rate/--alpha/--temperature (and a
+separate --workdir). The same command resumes an interrupted search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from typing import Any
+
+from absl import app, flags
+
+from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, stats, sweep
+from lcl_jax.train.config import dataset_preset
+
+cli.define_flags(seeds="0", datasets=("isear",), objectives=("lcl",),
+                 datasets_help="Datasets to search on (any lcl_jax.data dataset).")
+flags.DEFINE_list("learning_rates", [f"{v:g}" for v in paper.HPARAM_LEARNING_RATES],
+                  "Learning-rate grid.")
+flags.DEFINE_list("alphas", [f"{v:g}" for v in paper.HPARAM_ALPHAS], "Alpha grid (SCL, LCL).")
+flags.DEFINE_list("temperatures", [f"{v:g}" for v in paper.HPARAM_TEMPERATURES],
+                  "Temperature grid (SCL, LCL).")
+FLAGS = flags.FLAGS
+
+NAME = "hparam_search"
+OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
+SMOKE_GRID = {"learning_rates": ["2e-5"], "alphas": ["0.5"], "temperatures": ["0.1", "0.3"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  learning_rate: float
+  alpha: float | None
+  temperature: float | None
+
+  @property
+  def variant(self) -> str:
+    name = f"lr{self.learning_rate:g}"
+    if self.alpha is not None:
+      name += f"_alpha{self.alpha:g}_tau{self.temperature:g}"
+    return name
+
+
+def _grid_values(name: str) -> list[float]:
+  values = FLAGS[name].value
+  if FLAGS.smoke and not FLAGS[name].present:
+    values = SMOKE_GRID[name]
+  try:
+    parsed = [float(v) for v in values]
+  except ValueError as e:
+    raise app.UsageError(f"--{name}: {e}") from e
+  if not parsed:
+    raise app.UsageError(f"--{name} is empty")
+  return list(dict.fromkeys(parsed))
+
+
+def grid(objective: str) -> list[Point]:
+  """The grid points of `objective`, in search order (learning rate outermost)."""
+  lrs = _grid_values("learning_rates")
+  if objective in ("ce", "bert_ce"):
+    return [Point(lr, None, None) for lr in lrs]
+  return [Point(lr, a, t) for lr, a, t in itertools.product(
+      lrs, _grid_values("alphas"), _grid_values("temperatures"))]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.setup_logging()
+  if any(FLAGS[n].present for n in ("learning_rate", "alpha", "temperature")):
+    raise app.UsageError("use --learning_rates/--alphas/--temperatures (grids) here")
+  datasets = list(dict.fromkeys(FLAGS.datasets))
+  objectives = cli.check_choices(FLAGS.objectives, OBJECTIVES, "objectives")
+  seeds = cli.seeds()
+  base = cli.base_config()
+  root = cli.root() / "hparam"
+  specs, point_of = [], {}
+  for dataset in datasets:
+    for objective in objectives:
+      for point in grid(objective):
+        for seed in seeds:
+          overrides: dict[str, Any] = {"learning_rate": point.learning_rate}
+          if point.alpha is not None:
+            overrides.update(alpha=point.alpha, temperature=point.temperature)
+          spec = sweep.make_spec(root, base, dataset=dataset, objective=objective, seed=seed,
+                                 variant=point.variant, **overrides)
+          specs.append(spec)
+          point_of[spec.key] = point
+  execution = cli.execute(specs)
+
+  sections, best_json, ranking_json = [], {}, []
+  for dataset in datasets:
+    preset = dataset_preset(dataset)
+    for objective in objectives:
+      rows, scored = [], []
+      for point in grid(objective):
+        runs = [execution.results[s.key] for s in specs
+                if point_of[s.key] == point and s.config.dataset == dataset
+                and s.config.objective == objective and s.key in execution.results]
+        metric = runs[0]["selection_metric"] if runs else "accuracy"
+        val = stats.summarize([100 * r["validation"][metric] for r in runs])
+        test = stats.summarize([100 * r["test"][metric] for r in runs])
+        scored.append((point, val, test, metric))
+      ranked = sorted((s for s in scored if s[1].n), key=lambda s: -s[1].mean)  # stable
+      best = ranked[0] if ranked else None
+      for rank, (point, val, test, metric) in enumerate(ranked + [s for s in scored
+                                                                   if not s[1].n], 1):
+        is_preset = (point.learning_rate == preset["learning_rate"]
+                     and point.alpha in (None, preset["alpha"])
+                     and point.temperature in (None, preset["temperature"]))
+        marks = ", ".join(m for m, on in (("best", best is not None and point == best[0]),
+                                          ("paper preset", is_preset)) if on)
+        rows.append([str(rank) if val.n else "–", f"{point.learning_rate:g}",
+                     "–" if point.alpha is None else f"{point.alpha:g}",
+                     "–" if point.temperature is None else f"{point.temperature:g}",
+                     str(val.n), report_lib.format_mean_sd(val),
+                     report_lib.format_mean_sd(test), marks])
+        ranking_json.append({"dataset": dataset, "objective": objective,
+                             **dataclasses.asdict(point), "metric": metric,
+                             "validation": val.as_dict(), "test": test.as_dict()})
+      metric = best[3] if best else "accuracy"
+      sections.append((f"{paper.dataset_label(dataset)} — {objective.upper()}", (
+          f"Ranked by mean validation {metric} (%); test {metric} beside it. Paper preset: "
+          f"lr {preset['learning_rate']:g}, alpha {preset['alpha']:g}, tau "
+          f"{preset['temperature']:g}.\n\n" + report_lib.markdown_table(
+              ["rank", "lr", "alpha", "tau", "n", f"validation {metric}", f"test {metric}",
+               ""], rows))))
+      if best is not None:
+        point, val, test, metric = best
+        best_json.setdefault(dataset, {})[objective] = {
+            **dataclasses.asdict(point), "metric": metric, "validation": val.as_dict(),
+            "test": test.as_dict(), "paper_preset": preset}
+
+  out_dir = cli.report_dir(NAME)
+  report_lib.write_text_atomic(out_dir / "best.json", json.dumps(
+      report_lib.json_safe(best_json), indent=2) + "\n")
+  report = report_lib.Report(
+      name=NAME, title="Hyper-parameter search (Appendix B grid)", split="validation",
+      columns=[], methods=objectives, metrics=[], cells=[],
+      settings=cli.settings(seeds, workdir=str(root), learning_rates=_grid_values("learning_rates"),
+                            alphas=_grid_values("alphas"),
+                            temperatures=_grid_values("temperatures")),
+      sections=sections, extra={"grid": ranking_json, "best": best_json},
+      runs=[report_lib.run_record(report_lib.Observation(s.config.dataset, s.config.objective,
+                                                         s.config.seed, execution.results[s.key],
+                                                         s.key))
+            for s in specs if s.key in execution.results],
+      notes=["best.json holds the chosen values per dataset and objective."])
+  return cli.finish(report, execution, specs=specs, name=NAME)
+
+
+if __name__ == "__main__":
+  app.run(main)

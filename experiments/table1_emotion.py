@@ -1,0 +1,90 @@
+r"""Table 1 of the LCL paper: emotion classification (test accuracy and weighted F1).
+
+Rows: BERT-base + CE, ELECTRA + CE, ELECTRA + SCL, ELECTRA + LCL; columns: Empathetic
+Dialogues (32 classes), GoEmotions (27), ISEAR (7), EmoInt (4); mean (sd) over 5 seeds,
+with the paper's t-tests of LCL against SCL and CE per dataset.
+
+The paper's run (ELECTRA-base and BERT-base from the Hugging Face hub):
+
+  python -m experiments.table1_emotion --data_dir=../shared/data --workdir=runs/paper
+
+A reduced run with the packaged MiniLM encoder (its own workdir: another encoder):
+
+  python -m experiments.table1_emotion --encoder=minilm --bert_encoder=minilm \
+    --datasets=isear,emoint --seeds=0-2 --epochs=2 --data_dir=../shared/data \
+    --workdir=runs/minilm
+
+Several runs at once (e.g. 8 GPUs, 4 runs of 2 GPUs each):
+`--parallel_runs=4 --devices_per_run=2`. Stop it at any time; the same command
+resumes. The report goes to <workdir>/reports/table1/{report.md,results.json,
+results.csv,tests.csv}; `--report_only` re-renders it without training.
+
+The paper's numbers (test Acc / weighted F1, %, mean of 5 seeds):
+
+  method          EmpatheticDialogues  GoEmotions   ISEAR       EmoInt
+  BERT-base + CE  55.8 / 54.4          64.1 / 63.0  69.2 / 69.3  85.0 / 85.0
+  ELECTRA + CE    58.3 / 56.8          64.8 / 63.9  71.4 / 71.4  85.5 / 85.5
+  ELECTRA + SCL   58.5 / 57.0          64.3 / 63.0  70.5 / 70.5  85.7 / 85.8
+  ELECTRA + LCL   60.1 / 59.1          65.5 / 64.8  72.4 / 72.4  86.6 / 86.6
+"""
+from __future__ import annotations
+
+from absl import app, flags
+
+from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, sweep
+
+cli.define_flags(seeds="0-4", datasets=paper.TABLE1_DATASETS, objectives=paper.TABLE1_METHODS,
+                 datasets_help=f"Datasets among {list(paper.TABLE1_DATASETS)}.")
+flags.DEFINE_string("bert_encoder", paper.BERT_BASE,
+                    "Encoder of the BERT-base + CE row (default with --smoke: --encoder).")
+FLAGS = flags.FLAGS
+
+NAME = "table1"
+METRICS = ("accuracy", "weighted_f1")
+
+
+def bert_encoder() -> str:
+  if FLAGS.smoke and not FLAGS["bert_encoder"].present:
+    return cli.encoder()
+  return FLAGS.bert_encoder
+
+
+def run_specs(datasets, objectives, seeds) -> list[sweep.RunSpec]:
+  base = cli.base_config()
+  specs = []
+  for dataset in datasets:
+    for objective in objectives:
+      overrides = ({"encoder": bert_encoder(), "weighting_encoder": None}
+                   if objective == "bert_ce" else {})
+      for seed in seeds:
+        specs.append(sweep.make_spec(cli.root(), base, dataset=dataset, objective=objective,
+                                     seed=seed, **overrides))
+  return specs
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.setup_logging()
+  datasets = cli.check_choices(FLAGS.datasets, paper.TABLE1_DATASETS, "datasets")
+  objectives = cli.check_choices(FLAGS.objectives, paper.TABLE1_METHODS, "objectives")
+  seeds = cli.seeds()
+  specs = run_specs(datasets, objectives, seeds)
+  execution = cli.execute(specs)
+  cells = report_lib.build_cells(cli.observations(specs, execution.results), columns=datasets,
+                                 methods=objectives, metrics=METRICS, split="test",
+                                 paper=report_lib.table_paper_lookup(paper.TABLE1))
+  report = report_lib.Report(
+      name=NAME, title="Table 1 — emotion classification (test set)", split="test",
+      columns=datasets, methods=objectives, metrics=list(METRICS), cells=cells,
+      comparisons=report_lib.compare(cells, method_a="lcl", against=("ce", "scl")),
+      settings=cli.settings(seeds, bert_encoder=bert_encoder()),
+      method_labels=cli.method_labels(cli.encoder(), bert_encoder()),
+      runs=[report_lib.run_record(o) for o in cli.observations(specs, execution.results)],
+      notes=["Paper values: ELECTRA-base (and BERT-base for the first row), 5 seeds; our "
+             "rows name the encoder actually used."])
+  return cli.finish(report, execution, specs=specs, name=NAME)
+
+
+if __name__ == "__main__":
+  app.run(main)

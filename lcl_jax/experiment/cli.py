@@ -1,0 +1,272 @@
+"""The absl flags and steps every experiment binary shares.
+
+A binary calls :func:`define_flags` at import (with its own defaults for seeds,
+datasets and objectives), then in `main`: :func:`root` / :func:`seeds` /
+:func:`base_config` to build its run specs, :func:`execute` to run them (skipping
+finished runs, resuming interrupted ones, several at once with `--parallel_runs`), and
+:func:`finish` to write the report and exit with a status that says whether every run
+finished (0), some failed (1) or the sweep was interrupted (143, re-run to resume).
+
+`--smoke` shrinks every run to a few steps on tiny subsets (the pipeline end to end in
+seconds per run; CI) and keeps its runs under `<workdir>/smoke` so that they never mix
+with real ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import shlex
+import sys
+from typing import Any, Sequence
+
+from absl import app, flags
+
+from lcl_jax.experiment import paper_numbers, report as report_lib, sweep
+from lcl_jax.train.config import TrainConfig
+
+FLAGS = flags.FLAGS
+log = logging.getLogger("lcl_jax.experiment")
+
+# What --smoke sets (unless the flag is given explicitly).
+SMOKE_SETTINGS: dict[str, Any] = {
+    "epochs": 1,
+    "max_train_examples": 40,
+    "max_eval_examples": 40,
+    "max_steps_per_epoch": 2,
+    "max_length": 32,
+    "length_buckets": ["32"],
+    "eval_batch_size": 40,
+}
+SMOKE_SEEDS = 2
+SMOKE_ENCODER = "minilm"
+
+
+def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[str],
+                 datasets_help: str = "Datasets (columns) to run.",
+                 workdir: str = "runs/paper") -> None:
+  """Defines the shared flags with this binary's defaults."""
+  flags.DEFINE_string("encoder", paper_numbers.ELECTRA_BASE,
+                      "Encoder checkpoint: a hub id (the paper: "
+                      f"{paper_numbers.ELECTRA_BASE}), a local Hugging Face checkpoint "
+                      "folder, or 'minilm' (the packaged all-MiniLM-L6-v2).")
+  flags.DEFINE_string("weighting_encoder", None,
+                      "Checkpoint of LCL's weighting network (default: --encoder).")
+  flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
+  flags.DEFINE_string("workdir", workdir,
+                      "Root of the sweep: runs in <workdir>/<dataset>/<objective>/seed<k>, "
+                      "reports in <workdir>/reports/<name>. Binaries given the same "
+                      "--workdir share runs. --smoke uses <workdir>/smoke.")
+  flags.DEFINE_list("seeds", [seeds], "Seeds: integers and ranges, e.g. 0-4 or 0,3,7.")
+  flags.DEFINE_list("datasets", list(datasets), datasets_help)
+  flags.DEFINE_list("objectives", list(objectives), "Objectives (table rows) to run.")
+  flags.DEFINE_bool("smoke", False,
+                    "Tiny subsets, 1 epoch of 2 steps, max length 32, the first "
+                    f"{SMOKE_SEEDS} seeds, and (unless --encoder is given) the packaged "
+                    "MiniLM: exercises the whole pipeline offline in minutes (CI).")
+  flags.DEFINE_integer("parallel_runs", 1,
+                       "Runs at once. 1: in-process, each run data-parallel over all "
+                       "devices. >1: worker subprocesses, each on its own devices.")
+  flags.DEFINE_integer("devices_per_run", None,
+                       "Devices of each concurrent run (default: local devices / "
+                       "parallel_runs). GPU: CUDA_VISIBLE_DEVICES; TPU: TPU_VISIBLE_CHIPS "
+                       "(1, 2, 4 or 8 chips); CPU: virtual devices.")
+  flags.DEFINE_bool("fail_fast", False, "Stop at the first failed run (default: go on "
+                    "with the others and report the failure).")
+  flags.DEFINE_bool("report_only", False,
+                    "Train nothing: render the report from the runs already finished.")
+  flags.DEFINE_string("report_dir", None, "Reports go to <report_dir>/<name> (default "
+                      "<workdir>/reports).")
+  # Training settings (None: the paper's per-dataset preset / the release default).
+  flags.DEFINE_integer("epochs", None, "Epochs per run (default 5, as the paper).")
+  flags.DEFINE_integer("patience", None, "Early-stopping patience (default: none).")
+  flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
+  flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
+  flags.DEFINE_float("temperature", None, "Contrastive temperature (default: preset).")
+  flags.DEFINE_integer("texts_per_batch", 10, "Texts per batch (plus as many views).")
+  flags.DEFINE_integer("max_length", 128, "Token truncation length.")
+  flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
+  flags.DEFINE_integer("eval_batch_size", 64, "Rows per evaluation batch.")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
+  flags.DEFINE_bool("remat", False, "Rematerialise transformer layers (saves memory).")
+  flags.DEFINE_enum("parallelism", "jit", ["jit", "pmap"], "Data-parallel implementation.")
+  flags.DEFINE_integer("max_train_examples", None, "Fixed random subset of train.")
+  flags.DEFINE_integer("max_eval_examples", None, "Fixed random subsets of validation/test.")
+  flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
+  flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
+  flags.DEFINE_bool("progress_bar", True, "tqdm progress bars (in-process runs).")
+
+
+def _smoke_value(name: str) -> Any:
+  if FLAGS.smoke and not FLAGS[name].present and name in SMOKE_SETTINGS:
+    return SMOKE_SETTINGS[name]
+  return FLAGS[name].value
+
+
+def encoder() -> str:
+  """--encoder; with --smoke and no --encoder, the packaged MiniLM (works offline)."""
+  if FLAGS.smoke and not FLAGS["encoder"].present:
+    return SMOKE_ENCODER
+  return FLAGS.encoder
+
+
+def root() -> pathlib.Path:
+  """The sweep root: --workdir, or <workdir>/smoke with --smoke."""
+  path = pathlib.Path(FLAGS.workdir)
+  return path / "smoke" if FLAGS.smoke else path
+
+
+def report_dir(name: str) -> pathlib.Path:
+  reports = pathlib.Path(FLAGS.report_dir) if FLAGS.report_dir else root() / "reports"
+  return reports / name
+
+
+def seeds() -> list[int]:
+  values = sweep.parse_seeds(FLAGS.seeds)
+  if FLAGS.smoke and not FLAGS["seeds"].present:
+    values = values[:SMOKE_SEEDS]
+  return values
+
+
+def base_config() -> TrainConfig:
+  """The settings every run of this binary shares (dataset/objective/seed set per run)."""
+  buckets = tuple(int(b) for b in _smoke_value("length_buckets"))
+  max_length = int(_smoke_value("max_length"))
+  return TrainConfig(
+      encoder=encoder(), weighting_encoder=FLAGS.weighting_encoder,
+      data_dir=FLAGS.data_dir,
+      learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha, temperature=FLAGS.temperature,
+      epochs=int(_smoke_value("epochs") or 5), patience=FLAGS.patience,
+      texts_per_batch=FLAGS.texts_per_batch, max_length=max_length,
+      length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
+      eval_batch_size=int(_smoke_value("eval_batch_size")), dtype=FLAGS.dtype,
+      remat=FLAGS.remat, parallelism=FLAGS.parallelism,
+      max_train_examples=_smoke_value("max_train_examples"),
+      max_eval_examples=_smoke_value("max_eval_examples"),
+      max_steps_per_epoch=_smoke_value("max_steps_per_epoch"),
+      checkpoint_every_steps=FLAGS.checkpoint_every_steps, progress_bar=FLAGS.progress_bar,
+  )
+
+
+def check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
+  """`values` if all are in `allowed`, else a clear error naming the flag."""
+  bad = [v for v in values if v not in allowed]
+  if bad:
+    raise app.UsageError(f"--{flag}: {bad} not among {list(allowed)}")
+  if not values:
+    raise app.UsageError(f"--{flag} is empty")
+  return list(dict.fromkeys(values))
+
+
+def encoder_label(encoder: str) -> str:
+  """A short display name of an encoder checkpoint."""
+  if encoder == paper_numbers.ELECTRA_BASE:
+    return "ELECTRA"
+  if encoder == paper_numbers.BERT_BASE:
+    return "BERT-base"
+  if encoder == "minilm":
+    return "MiniLM"
+  return pathlib.PurePath(encoder.rstrip("/")).name or encoder
+
+
+def method_labels(encoder: str, bert_encoder: str | None = None) -> dict[str, str]:
+  """Row labels naming the encoder actually used ("MiniLM + LCL", ...)."""
+  name = encoder_label(encoder)
+  labels = {m: f"{name} + {m.upper()}" for m in ("ce", "scl", "lcl")}
+  labels["bert_ce"] = f"{encoder_label(bert_encoder or paper_numbers.BERT_BASE)} + CE (BERT head)"
+  return labels
+
+
+def command_line() -> str:
+  """How this binary was invoked (`python -m experiments.<name> ...` when run with -m)."""
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  program = (["python", "-m", spec.name] if spec is not None and spec.name
+             else [pathlib.Path(sys.argv[0]).name])
+  return shlex.join(program + sys.argv[1:])
+
+
+def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
+  """The report's settings block."""
+  base = base_config()
+  out = {
+      "command": command_line(),
+      "encoder": encoder(),
+      "weighting_encoder": FLAGS.weighting_encoder or encoder(),
+      "paper encoder": paper_numbers.ELECTRA_BASE,
+      "seeds": list(seeds_used),
+      "workdir": str(root()),
+      "data_dir": FLAGS.data_dir or os.environ.get("LCL_DATA_DIR"),
+      "epochs": base.epochs,
+      "smoke": FLAGS.smoke,
+  }
+  for name in ("learning_rate", "alpha", "temperature", "patience", "max_train_examples",
+               "max_eval_examples", "max_steps_per_epoch"):
+    value = getattr(base, name)
+    if value is not None:
+      out[name] = value
+  out.update(extra)
+  return out
+
+
+@dataclasses.dataclass
+class Execution:
+  """The outcome of `execute`: finished results (key -> results), failures, interruption."""
+  results: dict[str, dict[str, Any]]
+  failed: dict[str, str]
+  interrupted: str | None = None
+
+
+def execute(specs: Sequence[sweep.RunSpec], *, train: bool | None = None) -> Execution:
+  """Runs the unfinished specs (unless --report_only) and collects every finished one."""
+  if train is None:
+    train = not FLAGS.report_only
+  if not train:
+    return Execution(sweep.collect(specs), {})
+  try:
+    outcome = sweep.run_sweep(specs, parallel_runs=FLAGS.parallel_runs,
+                              devices_per_run=FLAGS.devices_per_run, fail_fast=FLAGS.fail_fast)
+  except sweep.SweepInterrupted as e:
+    log.warning("%s", e)
+    return Execution(sweep.collect(specs), {}, interrupted=str(e))
+  return Execution(outcome.results, outcome.failed)
+
+
+def observations(specs: Sequence[sweep.RunSpec], results: dict[str, dict[str, Any]], *,
+                 column_of=None) -> list[report_lib.Observation]:
+  """Observations of the finished specs; `column_of(spec)` defaults to the dataset."""
+  out = []
+  for spec in sweep.dedupe(specs):
+    if spec.key in results:
+      column = column_of(spec) if column_of else spec.config.dataset
+      out.append(report_lib.Observation(column, spec.config.objective, spec.config.seed,
+                                        results[spec.key], spec.key))
+  return out
+
+
+def finish(report: report_lib.Report, execution: Execution, *,
+           specs: Sequence[sweep.RunSpec], name: str) -> int:
+  """Fills the report's run lists, writes it, prints it; returns the exit status."""
+  report.missing = sweep.missing(sweep.dedupe(specs), execution.results)
+  report.failed = dict(execution.failed)
+  paths = report_lib.write_report(report, report_dir(name))
+  print(paths["markdown"].read_text())
+  print(f"report: {paths['markdown']}\nresults: {paths['json']}, {paths['csv']}")
+  if execution.interrupted:
+    print(f"INTERRUPTED: {execution.interrupted}", file=sys.stderr)
+    return sweep.INTERRUPTED_EXIT_CODE
+  if execution.failed:
+    print(f"{len(execution.failed)} run(s) failed: {sorted(execution.failed)}", file=sys.stderr)
+    return 1
+  return 0
+
+
+def setup_logging() -> None:
+  """INFO from lcl_jax (progress of the sweep and the runs); WARNING from the libraries
+  (orbax logs every checkpoint write at INFO) unless --verbosity is given."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  if not FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger("lcl_jax").setLevel(logging.INFO)
+  os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,460 @@
+"""Sweeps of training runs: layout, skip-finished, resume, several runs at once.
+
+Layout. Every run of every experiment binary lives in
+`<root>/<dataset>[/<variant>]/<objective>/seed<k>/` (the trainer's workdir:
+config.json, checkpoints/, predictions/, metrics.jsonl, results.json). Binaries that
+need the same run (Table 1 and Tables 5 / Figure 2, Table 2 and Table 4, Table 1's
+Empathetic Dialogues and Table 3's 32-class column) share it when they are given the
+same `--workdir`; the trainer refuses a workdir whose saved config differs (another
+encoder, another preset), so runs of different settings need different roots.
+
+Skip and resume. A run whose `results.json` exists is finished and is not started
+again; any other run is handed to `trainer.train`, which resumes from its latest
+checkpoint when there is one. Re-running a killed sweep therefore continues it.
+
+Several runs at once (`parallel_runs > 1`). The parent process never initialises a
+JAX backend (it would claim the accelerators and, on GPU, most of their memory). It
+asks a short-lived probe subprocess for the platform and the local device count,
+splits the devices into `parallel_runs` disjoint slots of `devices_per_run`, and runs
+each job in a worker subprocess (`python -m lcl_jax.experiment.worker`) restricted to
+its slot through the platform's environment variables:
+
+* GPU: `CUDA_VISIBLE_DEVICES` (and `HIP_VISIBLE_DEVICES` for ROCm), mapped through
+  the parent's own `CUDA_VISIBLE_DEVICES` if that is set;
+* TPU: `TPU_VISIBLE_CHIPS` with `TPU_PROCESS_BOUNDS=1,1,1`,
+  `TPU_CHIPS_PER_PROCESS_BOUNDS` for 1, 2, 4 or 8 chips, and a distinct
+  `TPU_PROCESS_PORT` per slot (the single-host "several processes per TPU VM" set-up);
+* CPU: `--xla_force_host_platform_device_count=<devices_per_run>` in `XLA_FLAGS`
+  (virtual devices; the workers then share the host's cores).
+
+A worker's output goes to `<run workdir>/worker.log`. SIGINT / SIGTERM to the parent
+are forwarded to the workers as SIGTERM: each saves its state and exits, and the
+sweep raises `SweepInterrupted`; re-running the command resumes every run.
+With `parallel_runs == 1` runs execute in-process one after another, each
+data-parallel over all devices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Iterable, Mapping, Sequence
+
+from lcl_jax.train.config import TrainConfig
+
+log = logging.getLogger("lcl_jax.experiment")
+
+# Exit status of a worker whose run was interrupted (state saved): 128 + SIGTERM.
+INTERRUPTED_EXIT_CODE = 143
+WORKER_LOG = "worker.log"
+RESULTS_FILE = "results.json"
+
+# TPU_CHIPS_PER_PROCESS_BOUNDS for a slot of n chips on one host.
+_TPU_CHIP_BOUNDS = {1: "1,1,1", 2: "1,2,1", 4: "2,2,1", 8: "2,4,1"}
+_TPU_BASE_PORT = 8476
+
+
+class SweepInterrupted(RuntimeError):
+  """The sweep was stopped (SIGTERM / SIGINT / a run's preemption); re-run to resume."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """One training run of a sweep.
+
+  Attributes:
+    key: its path under the sweep root, `<dataset>[/<variant>]/<objective>/seed<k>`.
+    config: the run's full TrainConfig (`config.workdir` = root / key).
+  """
+  key: str
+  config: TrainConfig
+
+  @property
+  def workdir(self) -> pathlib.Path:
+    return pathlib.Path(self.config.workdir)
+
+  @property
+  def results_path(self) -> pathlib.Path:
+    return self.workdir / RESULTS_FILE
+
+
+def run_key(dataset: str, objective: str, seed: int, variant: str | None = None) -> str:
+  """`<dataset>[/<variant>]/<objective>/seed<k>`."""
+  for name, value in (("dataset", dataset), ("objective", objective), ("variant", variant)):
+    if value is not None and (not value or "/" in value or value in (".", "..")):
+      raise ValueError(f"{name}={value!r} cannot be a folder name of a run")
+  parts = [dataset] + ([variant] if variant else []) + [objective, f"seed{int(seed)}"]
+  return "/".join(parts)
+
+
+def make_spec(root: str | os.PathLike, base: TrainConfig, *, dataset: str, objective: str,
+              seed: int, variant: str | None = None, **overrides: Any) -> RunSpec:
+  """The run of (`dataset`, `objective`, `seed`) with `base`'s settings and `overrides`."""
+  key = run_key(dataset, objective, seed, variant)
+  config = dataclasses.replace(base, dataset=dataset, objective=objective, seed=int(seed),
+                               workdir=str(pathlib.Path(root) / key), **overrides)
+  return RunSpec(key, config)
+
+
+def is_finished(spec: RunSpec) -> bool:
+  return spec.results_path.is_file()
+
+
+def load_results(spec: RunSpec) -> dict[str, Any] | None:
+  """The run's results.json, or None if the run has not finished."""
+  try:
+    return json.loads(spec.results_path.read_text())
+  except FileNotFoundError:
+    return None
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{spec.results_path} is not valid JSON: {e}") from e
+
+
+def _check_unique(specs: Sequence[RunSpec]) -> None:
+  seen: dict[str, RunSpec] = {}
+  for spec in specs:
+    other = seen.get(spec.key)
+    if other is not None and other.config != spec.config:
+      raise ValueError(f"two different runs share the folder {spec.key}")
+    seen[spec.key] = spec
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+  """What a sweep did.
+
+  Attributes:
+    results: key -> results.json content, for every run finished now or before.
+    already_finished: keys that were finished before this sweep started (skipped).
+    failed: key -> error message, for runs that raised (other runs went on).
+  """
+  results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+  already_finished: list[str] = dataclasses.field(default_factory=list)
+  failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def dedupe(specs: Iterable[RunSpec]) -> list[RunSpec]:
+  """`specs` without repeats (same key and config), in first-seen order."""
+  specs = list(specs)
+  _check_unique(specs)
+  out: dict[str, RunSpec] = {}
+  for spec in specs:
+    out.setdefault(spec.key, spec)
+  return list(out.values())
+
+
+def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
+              devices_per_run: int | None = None, fail_fast: bool = False,
+              platform: str | None = None, num_devices: int | None = None,
+              poll_seconds: float = 0.5) -> SweepOutcome:
+  """Runs every unfinished spec; returns the results of all finished ones.
+
+  Args:
+    specs: the runs (duplicates of the same run are merged).
+    parallel_runs: how many runs at once. 1: in-process, one after another.
+    devices_per_run: devices of each concurrent run (default: all local devices
+      divided by `parallel_runs`). Only with `parallel_runs > 1`.
+    fail_fast: re-raise the first failure instead of going on with the other runs.
+    platform, num_devices: skip the device probe (tests; CPU boxes).
+    poll_seconds: how often the parent checks its workers.
+
+  Raises:
+    SweepInterrupted: on SIGTERM/SIGINT or a preempted run (the finished runs'
+      results are kept on disk; re-run to resume).
+  """
+  specs = dedupe(specs)
+  outcome = SweepOutcome()
+  pending = []
+  for spec in specs:
+    results = load_results(spec)
+    if results is None:
+      pending.append(spec)
+    else:
+      outcome.results[spec.key] = results
+      outcome.already_finished.append(spec.key)
+  log.info("sweep: %d runs, %d already finished, %d to run%s", len(specs),
+           len(outcome.already_finished), len(pending),
+           f" ({parallel_runs} at once)" if parallel_runs > 1 and pending else "")
+  if not pending:
+    return outcome
+  if parallel_runs < 1:
+    raise ValueError(f"parallel_runs={parallel_runs} must be >= 1")
+  if parallel_runs == 1:
+    if devices_per_run is not None:
+      log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
+    _run_in_process(pending, outcome, fail_fast=fail_fast)
+  else:
+    if platform is None or num_devices is None:
+      platform, num_devices = probe_devices()
+    slots = device_slots(num_devices, parallel_runs, devices_per_run)
+    _run_in_workers(pending, outcome, platform=platform, slots=slots, fail_fast=fail_fast,
+                    poll_seconds=poll_seconds)
+  return outcome
+
+
+def _run_in_process(pending: Sequence[RunSpec], outcome: SweepOutcome, *,
+                    fail_fast: bool) -> None:
+  from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+
+  for i, spec in enumerate(pending):
+    log.info("[%d/%d] %s", i + 1, len(pending), spec.key)
+    try:
+      outcome.results[spec.key] = trainer.train(spec.config)
+    except trainer.TrainingInterrupted as e:
+      raise SweepInterrupted(f"{spec.key}: {e}") from e
+    except Exception as e:  # pylint: disable=broad-except
+      if fail_fast:
+        raise
+      log.error("%s failed:\n%s", spec.key, traceback.format_exc())
+      outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
+
+
+# ---------------------------------------------------------------------------------------
+# Several runs at once: worker subprocesses on disjoint device slots.
+
+
+def probe_devices(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+  """(platform, local device count) as JAX sees them, asked of a subprocess."""
+  code = ("import json, jax; "
+          "print(json.dumps([jax.default_backend(), jax.local_device_count()]))")
+  proc = subprocess.run([sys.executable, "-c", code], env=dict(env or os.environ),
+                        capture_output=True, text=True, check=False)
+  if proc.returncode != 0:
+    raise RuntimeError(f"could not probe the JAX devices (exit {proc.returncode}):\n"
+                       f"{proc.stderr[-2000:]}")
+  platform, count = json.loads(proc.stdout.strip().splitlines()[-1])
+  return str(platform), int(count)
+
+
+def device_slots(num_devices: int, parallel_runs: int,
+                 devices_per_run: int | None = None) -> list[tuple[int, ...]]:
+  """`parallel_runs` disjoint, contiguous groups of local device ids."""
+  if parallel_runs < 1:
+    raise ValueError(f"parallel_runs={parallel_runs} must be >= 1")
+  if devices_per_run is None:
+    devices_per_run = num_devices // parallel_runs
+  if devices_per_run < 1 or parallel_runs * devices_per_run > num_devices:
+    raise ValueError(
+        f"parallel_runs={parallel_runs} x devices_per_run={devices_per_run} does not fit "
+        f"the {num_devices} local devices")
+  return [tuple(range(i * devices_per_run, (i + 1) * devices_per_run))
+          for i in range(parallel_runs)]
+
+
+def _set_xla_cpu_device_count(xla_flags: str, count: int) -> str:
+  flag = "--xla_force_host_platform_device_count"
+  kept = [f for f in xla_flags.split() if not f.startswith(flag + "=")]
+  return " ".join(kept + [f"{flag}={count}"])
+
+
+def device_env(platform: str, device_ids: Sequence[int], *, slot: int,
+               base: Mapping[str, str] | None = None) -> dict[str, str]:
+  """The environment of a worker restricted to `device_ids` (local ids of the parent).
+
+  Args:
+    platform: "gpu" / "cuda" / "rocm", "tpu" or "cpu" (JAX's backend name).
+    device_ids: the slot's devices, as numbered by the parent process.
+    slot: the slot's index (distinct TPU process ports).
+    base: the environment to extend (default: this process's).
+  """
+  env = dict(os.environ if base is None else base)
+  ids = [int(i) for i in device_ids]
+  if not ids:
+    raise ValueError("a device slot needs at least one device")
+  platform = platform.lower()
+  if platform in ("gpu", "cuda", "rocm"):
+    for var in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"):
+      visible = [v for v in env.get(var, "").split(",") if v.strip()]
+      if visible and max(ids) >= len(visible):
+        raise ValueError(f"device ids {ids} exceed the parent's {var}={env[var]}")
+      env[var] = ",".join(visible[i].strip() if visible else str(i) for i in ids)
+  elif platform == "tpu":
+    if len(ids) not in _TPU_CHIP_BOUNDS:
+      raise ValueError(f"a TPU slot of {len(ids)} chips is not supported; use "
+                       f"devices_per_run in {sorted(_TPU_CHIP_BOUNDS)}")
+    port = _TPU_BASE_PORT + slot
+    env.update({
+        "TPU_VISIBLE_CHIPS": ",".join(map(str, ids)),
+        "TPU_VISIBLE_DEVICES": ",".join(map(str, ids)),
+        "TPU_PROCESS_BOUNDS": "1,1,1",
+        "TPU_CHIPS_PER_PROCESS_BOUNDS": _TPU_CHIP_BOUNDS[len(ids)],
+        "TPU_PROCESS_PORT": str(port),
+        "TPU_PROCESS_ADDRESSES": f"localhost:{port}",
+        "CLOUD_TPU_TASK_ID": "0",
+        "ALLOW_MULTIPLE_LIBTPU_LOAD": "1",
+    })
+  elif platform == "cpu":
+    env["XLA_FLAGS"] = _set_xla_cpu_device_count(env.get("XLA_FLAGS", ""), len(ids))
+  else:
+    raise ValueError(f"don't know how to restrict devices of platform {platform!r} "
+                     "(supported: gpu, tpu, cpu); use parallel_runs=1")
+  return env
+
+
+def worker_command(config: TrainConfig) -> list[str]:
+  """The command line of a worker subprocess running `config`."""
+  return [sys.executable, "-m", "lcl_jax.experiment.worker", config.to_json()]
+
+
+@dataclasses.dataclass
+class _Running:
+  spec: RunSpec
+  process: subprocess.Popen
+  log_file: Any
+  started: float
+
+
+class _StopSignals:
+  """SIGINT/SIGTERM -> a flag (main thread only), restored on exit."""
+
+  def __init__(self):
+    self.raised: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.raised = signum
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    return False
+
+
+def _log_tail(path: pathlib.Path, lines: int = 15) -> str:
+  try:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+  except OSError:
+    return "(no log)"
+
+
+def _run_in_workers(pending: Sequence[RunSpec], outcome: SweepOutcome, *, platform: str,
+                    slots: Sequence[tuple[int, ...]], fail_fast: bool,
+                    poll_seconds: float) -> None:
+  queue = list(pending)
+  free = list(range(len(slots)))
+  running: dict[int, _Running] = {}
+  interrupted: list[str] = []
+  total, done = len(queue), 0
+
+  def launch(slot: int, spec: RunSpec) -> None:
+    config = dataclasses.replace(spec.config, progress_bar=False)
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    log_file = open(spec.workdir / WORKER_LOG, "ab")
+    log_file.write(f"\n=== worker started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
+                   f"{platform} devices {list(slots[slot])} ===\n".encode())
+    log_file.flush()
+    process = subprocess.Popen(
+        worker_command(config), env=device_env(platform, slots[slot], slot=slot),
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    running[slot] = _Running(spec, process, log_file, time.monotonic())
+    log.info("started %s on %s devices %s (pid %d; log %s)", spec.key, platform,
+             list(slots[slot]), process.pid, spec.workdir / WORKER_LOG)
+
+  def reap(slot: int, returncode: int) -> None:
+    nonlocal done
+    job = running.pop(slot)
+    job.log_file.close()
+    free.append(slot)
+    done += 1
+    minutes = (time.monotonic() - job.started) / 60
+    results = load_results(job.spec) if returncode == 0 else None
+    if results is not None:
+      outcome.results[job.spec.key] = results
+      log.info("[%d/%d] %s finished in %.1f min", done, total, job.spec.key, minutes)
+    elif returncode in (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, -signal.SIGINT):
+      interrupted.append(job.spec.key)
+      log.warning("%s was interrupted (state saved); re-run to resume", job.spec.key)
+    else:
+      log_path = job.spec.workdir / WORKER_LOG
+      message = f"worker exited with status {returncode}; see {log_path}"
+      outcome.failed[job.spec.key] = message
+      log.error("%s failed: %s\n%s", job.spec.key, message, _log_tail(log_path))
+
+  def stop_all() -> None:
+    for job in running.values():
+      if job.process.poll() is None:
+        job.process.send_signal(signal.SIGTERM)
+    for slot in list(running):
+      reap(slot, running[slot].process.wait())
+
+  try:
+    with _StopSignals() as stop:
+      while queue or running:
+        if stop.raised is not None:
+          log.warning("signal %d: stopping %d running workers (their state is saved)",
+                      stop.raised, len(running))
+          stop_all()
+          raise SweepInterrupted(
+              f"stopped by signal {stop.raised}; re-run the same command to resume")
+        while queue and free and not interrupted:
+          launch(free.pop(0), queue.pop(0))
+        for slot in list(running):
+          code = running[slot].process.poll()
+          if code is not None:
+            reap(slot, code)
+            if fail_fast and outcome.failed:
+              stop_all()
+              key, message = next(iter(outcome.failed.items()))
+              raise RuntimeError(f"{key}: {message}")
+        if interrupted and not running:
+          raise SweepInterrupted(f"runs {interrupted} were interrupted (preempted?); "
+                                 "re-run the same command to resume")
+        time.sleep(poll_seconds)
+  finally:
+    for job in running.values():  # only on an unexpected error: don't leave orphans
+      if job.process.poll() is None:
+        job.process.send_signal(signal.SIGTERM)
+        job.process.wait()
+      job.log_file.close()
+
+
+def collect(specs: Iterable[RunSpec]) -> dict[str, dict[str, Any]]:
+  """key -> results.json of every finished run among `specs` (no training)."""
+  out = {}
+  for spec in specs:
+    results = load_results(spec)
+    if results is not None:
+      out[spec.key] = results
+  return out
+
+
+def missing(specs: Iterable[RunSpec], results: Mapping[str, Any]) -> list[str]:
+  """Keys of `specs` without results."""
+  return [spec.key for spec in specs if spec.key not in results]
+
+
+def parse_seeds(values: Sequence[str | int]) -> list[int]:
+  """'0', '1' or a range '0-4' -> sorted unique seeds."""
+  seeds: set[int] = set()
+  for value in values:
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d+)-(\d+)", text)
+    if match:
+      lo, hi = int(match.group(1)), int(match.group(2))
+      if hi < lo:
+        raise ValueError(f"seed range {text!r} is empty")
+      seeds.update(range(lo, hi + 1))
+    elif re.fullmatch(r"\d+", text):
+      seeds.add(int(text))
+    else:
+      raise ValueError(f"bad seed {text!r}: expected an integer or a range like 0-4")
+  if not seeds:
+    raise ValueError("no seeds given")
+  return sorted(seeds)
+

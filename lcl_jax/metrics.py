@@ -1,0 +1,290 @@
+"""Host-side evaluation metrics (NumPy), as reported by Suresh & Ong (2021).
+
+* :func:`classification_metrics` -- accuracy, weighted F1 (the paper's Appendix Eq. 8:
+  per-class F1 weighted by the class's share of the true labels, the same as
+  scikit-learn's ``f1_score(average='weighted')``, which the authors' release uses) and
+  macro F1.
+* :func:`multilabel_metrics` -- micro/macro precision, recall and F1 for multi-hot
+  predictions (GoEmotions), with scikit-learn's ``zero_division=0`` semantics.
+* :func:`confusion_matrix` -- ``[C, C]`` counts, rows = true class, columns = predicted.
+* :func:`topk_entropy` and :func:`topk_entropy_curve` (k = 2..C as a ``[C - 1]``
+  array) -- the paper's Eq. 7 (Fig. 2): the entropy of the renormalised top-k
+  predicted probabilities, averaged over examples, a measure of how confusable the
+  top-k candidate classes are.
+
+All functions take array-likes (NumPy, JAX or lists), validate shapes and values and
+raise ``ValueError`` naming the argument and the shape otherwise, and return Python
+floats / NumPy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "classification_metrics",
+    "confusion_matrix",
+    "multilabel_metrics",
+    "topk_entropy",
+    "topk_entropy_curve",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Validation.
+# --------------------------------------------------------------------------------------
+
+
+def _class_indices(fn: str, name: str, values: Any, num_classes: int) -> np.ndarray:
+  array = np.asarray(values)
+  if array.ndim != 1:
+    raise ValueError(f"{fn}: `{name}` must have shape [N]; got shape {array.shape}")
+  if array.size and not np.issubdtype(array.dtype, np.integer):
+    if not (np.issubdtype(array.dtype, np.floating) and np.all(array == np.round(array))):
+      raise ValueError(
+          f"{fn}: `{name}` must hold integer class indices; got dtype {array.dtype}"
+      )
+  array = array.astype(np.int64)
+  if array.size and (array.min() < 0 or array.max() >= num_classes):
+    raise ValueError(
+        f"{fn}: `{name}` must lie in [0, {num_classes}); got values in "
+        f"[{array.min()}, {array.max()}]"
+    )
+  return array
+
+
+def _check_num_classes(fn: str, num_classes: Any) -> int:
+  is_integer = isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
+  if not is_integer or num_classes < 1:
+    raise ValueError(f"{fn}: `num_classes` must be a positive integer; got {num_classes!r}")
+  return int(num_classes)
+
+
+def _multi_hot(fn: str, name: str, values: Any) -> np.ndarray:
+  array = np.asarray(values)
+  if array.ndim != 2:
+    raise ValueError(f"{fn}: `{name}` must be multi-hot with shape [N, C]; got shape {array.shape}")
+  if array.size and not np.isin(array, (0, 1)).all():
+    raise ValueError(f"{fn}: `{name}` must contain only 0/1 (or bools); got other values")
+  return array.astype(bool)
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+  """numerator / denominator, 0 where the denominator is 0 (zero_division=0)."""
+  numerator = np.asarray(numerator, np.float64)
+  denominator = np.asarray(denominator, np.float64)
+  return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+# --------------------------------------------------------------------------------------
+# Single-label classification.
+# --------------------------------------------------------------------------------------
+
+
+def confusion_matrix(labels: Any, predictions: Any, *, num_classes: int) -> np.ndarray:
+  """Counts of (true class, predicted class) pairs.
+
+  Args:
+    labels: [N] integer true classes in [0, num_classes).
+    predictions: [N] integer predicted classes in [0, num_classes).
+    num_classes: C.
+
+  Returns:
+    int64 [C, C]; entry [t, p] counts examples of class t predicted as p
+    (scikit-learn's convention).
+
+  Example:
+    >>> confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], num_classes=3)
+    array([[1, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
+  """
+  fn = "confusion_matrix"
+  num_classes = _check_num_classes(fn, num_classes)
+  labels = _class_indices(fn, "labels", labels, num_classes)
+  predictions = _class_indices(fn, "predictions", predictions, num_classes)
+  if labels.shape != predictions.shape:
+    raise ValueError(
+        f"{fn}: `labels` {labels.shape} and `predictions` {predictions.shape} must have "
+        "the same shape"
+    )
+  flat = labels * num_classes + predictions
+  return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def classification_metrics(labels: Any, predictions: Any, *, num_classes: int) -> dict[str, float]:
+  """Accuracy, weighted F1 and macro F1 of single-label predictions.
+
+  Per class c: F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c), i.e. the harmonic mean of
+  precision and recall (0 when the class has TP = 0).
+
+  * ``weighted_f1`` = sum_c (n_c / N) F1_c with n_c the number of true examples of
+    class c -- the paper's Appendix Eq. 8 and scikit-learn's ``average='weighted'``.
+    Classes that never occur in ``labels`` get weight 0.
+  * ``macro_f1`` = the unweighted mean of F1_c over the classes that occur in
+    ``labels`` or ``predictions`` (scikit-learn's ``f1_score(average='macro')``
+    without ``labels=``, as in the authors' release). A class absent from both is
+    not counted; a class only in ``labels`` (never predicted) or only in
+    ``predictions`` counts with F1 = 0.
+
+  Args:
+    labels: [N] integer true classes in [0, num_classes), N >= 1.
+    predictions: [N] integer predicted classes in [0, num_classes).
+    num_classes: C.
+
+  Returns:
+    ``{'accuracy', 'weighted_f1', 'macro_f1'}``, floats in [0, 1].
+
+  Example:
+    >>> m = classification_metrics([0, 0, 1, 2], [0, 1, 1, 1], num_classes=4)
+    >>> print({k: round(v, 4) for k, v in m.items()})
+    {'accuracy': 0.5, 'weighted_f1': 0.4583, 'macro_f1': 0.3889}
+  """
+  fn = "classification_metrics"
+  counts = confusion_matrix(labels, predictions, num_classes=num_classes)
+  total = counts.sum()
+  if total == 0:
+    raise ValueError(f"{fn}: `labels` and `predictions` must not be empty")
+  true_positives = np.diag(counts).astype(np.float64)
+  support = counts.sum(axis=1)
+  predicted = counts.sum(axis=0)
+  per_class_f1 = _safe_divide(2 * true_positives, support + predicted)
+  present = (support + predicted) > 0
+  return {
+      "accuracy": float(true_positives.sum() / total),
+      "weighted_f1": float(np.sum(support * per_class_f1) / total),
+      "macro_f1": float(per_class_f1[present].mean()),
+  }
+
+
+# --------------------------------------------------------------------------------------
+# Multi-label classification.
+# --------------------------------------------------------------------------------------
+
+
+def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]:
+  """Micro and macro precision, recall and F1 of multi-hot predictions.
+
+  Per class c over the N examples: TP_c, FP_c, FN_c. Micro averages pool the counts
+  over classes (P = sum TP / (sum TP + sum FP), ...; micro F1 = 2 TP / (2 TP + FP +
+  FN)); macro averages take the unweighted mean over all C classes of the per-class
+  P_c, R_c, F1_c. Any 0/0 is 0 (scikit-learn's ``zero_division=0``), so a class that
+  is never predicted has P_c = 0, one that never occurs has R_c = 0, and one absent
+  from both has F1_c = 0 and still counts in the macro mean (scikit-learn's
+  multi-label behaviour, which averages over every column).
+
+  Args:
+    label_sets: [N, C] multi-hot true labels (0/1 integers or bools).
+    predicted_sets: [N, C] multi-hot predictions (e.g. sigmoid(logits) > 0.5).
+
+  Returns:
+    ``{'micro_precision', 'micro_recall', 'micro_f1', 'macro_precision',
+    'macro_recall', 'macro_f1'}``, floats in [0, 1].
+
+  Example:
+    >>> m = multilabel_metrics([[1, 0, 0], [1, 1, 0]], [[1, 0, 0], [0, 1, 1]])
+    >>> print({k: round(v, 4) for k, v in m.items()})  # doctest: +NORMALIZE_WHITESPACE
+    {'micro_precision': 0.6667, 'micro_recall': 0.6667, 'micro_f1': 0.6667,
+     'macro_precision': 0.6667, 'macro_recall': 0.5, 'macro_f1': 0.5556}
+  """
+  fn = "multilabel_metrics"
+  truth = _multi_hot(fn, "label_sets", label_sets)
+  predicted = _multi_hot(fn, "predicted_sets", predicted_sets)
+  if truth.shape != predicted.shape:
+    raise ValueError(
+        f"{fn}: `label_sets` {truth.shape} and `predicted_sets` {predicted.shape} must have "
+        "the same shape"
+    )
+  if truth.size == 0:
+    raise ValueError(f"{fn}: `label_sets` must not be empty; got shape {truth.shape}")
+  true_positives = np.sum(truth & predicted, axis=0)
+  false_positives = np.sum(~truth & predicted, axis=0)
+  false_negatives = np.sum(truth & ~predicted, axis=0)
+  tp, fp, fn_ = true_positives, false_positives, false_negatives  # per class, [C]
+  micro_tp, micro_fp, micro_fn = tp.sum(), fp.sum(), fn_.sum()
+  return {
+      "micro_precision": float(_safe_divide(micro_tp, micro_tp + micro_fp)),
+      "micro_recall": float(_safe_divide(micro_tp, micro_tp + micro_fn)),
+      "micro_f1": float(_safe_divide(2 * micro_tp, 2 * micro_tp + micro_fp + micro_fn)),
+      "macro_precision": float(_safe_divide(tp, tp + fp).mean()),
+      "macro_recall": float(_safe_divide(tp, tp + fn_).mean()),
+      "macro_f1": float(_safe_divide(2 * tp, 2 * tp + fp + fn_).mean()),
+  }
+
+
+# --------------------------------------------------------------------------------------
+# Top-k prediction entropy (Eq. 7, Fig. 2).
+# --------------------------------------------------------------------------------------
+
+
+def _prefix_entropies(fn: str, probabilities: Any) -> np.ndarray:
+  """[N, C]: entry [n, k-1] is the entropy of example n's renormalised top-k."""
+  p = np.asarray(probabilities, dtype=np.float64)
+  if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
+    raise ValueError(
+        f"{fn}: `probabilities` must have shape [N, C] with N, C >= 1; got shape {p.shape}"
+    )
+  if not np.isfinite(p).all() or (p < 0).any():
+    raise ValueError(f"{fn}: `probabilities` must be finite and non-negative")
+  if (p.max(axis=1) <= 0).any():
+    raise ValueError(f"{fn}: every row of `probabilities` needs positive mass")
+  top = -np.sort(-p, axis=1)  # descending
+  mass = np.cumsum(top, axis=1)  # S_k
+  p_log_p = np.where(top > 0, top * np.log(np.where(top > 0, top, 1.0)), 0.0)
+  # NOTE: H_k = -sum_{j<=k} (p_j/S_k) log(p_j/S_k) = log S_k - (sum_{j<=k} p_j log p_j)/S_k.
+  entropies = np.log(mass) - np.cumsum(p_log_p, axis=1) / mass
+  entropies[:, 0] = 0.0  # exactly, instead of a +-1e-17 round-off
+  return np.maximum(entropies, 0.0)
+
+
+def topk_entropy(probabilities: Any, k: int) -> float:
+  """Mean entropy of the renormalised top-k predicted probabilities (Eq. 7).
+
+  For each example take its k largest probabilities, divide them by their sum and
+  compute the entropy -sum_j q_j log q_j (natural log; 0 log 0 = 0); average over the
+  N examples. Ranges from 0 (the top class takes all the top-k mass) to log k (the
+  top k classes are equally likely). Rows need not sum to 1 (the renormalisation
+  makes the scale irrelevant), but must be non-negative.
+
+  Args:
+    probabilities: [N, C] predicted class probabilities (e.g. softmax outputs).
+    k: number of top classes, 1 <= k <= C.
+
+  Returns:
+    The mean entropy in nats.
+
+  Example:
+    >>> print(f"{topk_entropy([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]], 2):.4f}")
+    0.4339
+  """
+  fn = "topk_entropy"
+  entropies = _prefix_entropies(fn, probabilities)
+  num_classes = entropies.shape[1]
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_classes:
+    raise ValueError(f"{fn}: `k` must be an integer in [1, {num_classes}] (C); got {k!r}")
+  return float(entropies[:, k - 1].mean())
+
+
+def topk_entropy_curve(probabilities: Any) -> np.ndarray:
+  """:func:`topk_entropy` for every k = 2..C (the x-axis of the paper's Fig. 2).
+
+  Computed in one pass (one sort, prefix sums) rather than C - 1 calls.
+
+  Args:
+    probabilities: [N, C] predicted class probabilities, C >= 2.
+
+  Returns:
+    float64 [C - 1]; entry j is the mean top-k entropy for k = j + 2.
+
+  Example:
+    >>> curve = topk_entropy_curve([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]])
+    >>> print(dict(zip(range(2, 4), curve.round(4).tolist())))
+    {2: 0.4339, 3: 0.712}
+  """
+  fn = "topk_entropy_curve"
+  entropies = _prefix_entropies(fn, probabilities)
+  if entropies.shape[1] < 2:
+    raise ValueError(f"{fn}: `probabilities` needs C >= 2 classes; got shape {entropies.shape}")
+  return entropies[:, 1:].mean(axis=0)

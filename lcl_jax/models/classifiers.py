@@ -1,0 +1,429 @@
+"""Encoder + head classifiers, built from Hugging Face checkpoints.
+
+Every classifier module is called as::
+
+  module.apply({'params': params}, input_ids, attention_mask, token_type_ids=None,
+               deterministic=True, rngs={'dropout': key})
+  -> ClassifierOutput(logits [B, C] float32, features [B, H] float32)
+
+with ``params = {'encoder': <HF-layout encoder params>, 'head': {...}}`` and
+``features`` the last layer's [CLS] hidden state (unnormalised).
+
+* `PaperClassifier` -- the primary encoder Φ of the LCL paper (`heads.PaperHead`);
+* `ElectraSequenceClassifier` -- the weighting network Ψ
+  (``ElectraForSequenceClassification``);
+* `BertSequenceClassifier` -- the BERT baseline (``BertForSequenceClassification``).
+
+`build_classifier` loads one from a checkpoint; `build_dual_network` builds the
+pair (Φ, Ψ); `save_classifier` writes one back as a Hugging Face checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from lcl_jax.models import convert
+from lcl_jax.models import pretrained
+from lcl_jax.models.config import EncoderConfig
+from lcl_jax.models.encoder import TransformerEncoder
+from lcl_jax.models.heads import (BertClassificationHead, ClassifierOutput,
+                                  ElectraClassificationHead, PaperHead,
+                                  resolve_classifier_dropout)
+
+_logger = logging.getLogger(__name__)
+
+Array = jax.Array
+DType = Any
+Params = dict[str, Any]
+
+
+class HeadPart(NamedTuple):
+  """Where a sub-tree of a head's params lives in a Hugging Face checkpoint.
+
+  Attributes:
+    key: the sub-tree of the head params (None: the whole head).
+    module_path: HF module path (``"classifier"``, ``"pooler"``, ``""``).
+    in_base_model: under the ``bert.``/``electra.`` prefix (True for the pooler).
+    pretrained: part of the pre-trained model (BERT's pooler), loaded whenever
+      present; otherwise a task head, loaded according to ``load_head``.
+  """
+
+  key: str | None
+  module_path: str
+  in_base_model: bool
+  pretrained: bool = False
+
+
+class _EncoderClassifier(nn.Module):
+  """Shared fields and forward pass: encoder -> head, features = last-layer [CLS].
+
+  Attributes:
+    config: encoder architecture.
+    num_classes: C.
+    dtype: compute dtype (parameters float32).
+    remat: rematerialise each encoder layer in the backward pass.
+    attention_implementation: None (automatic), ``"xla"`` or ``"cudnn"``.
+    classifier_dropout: the head's dropout; None means the head's default
+      (paper head 0.1; HF heads config.classifier_dropout or hidden dropout).
+    head_init: ``"hf"`` (normal(initializer_range), zero bias) or ``"torch"``
+      (``torch.nn.Linear`` default, as the authors' release) for new heads.
+  """
+
+  config: EncoderConfig
+  num_classes: int
+  dtype: DType = jnp.float32
+  remat: bool = False
+  attention_implementation: str | None = None
+  classifier_dropout: float | None = None
+  head_init: str = "hf"
+
+  # Where the head's parameters live in a HF checkpoint, and its HF class.
+  HEAD_PARTS: ClassVar[tuple[HeadPart, ...]] = ()
+  HF_ARCHITECTURE: ClassVar[str | None] = None
+
+  @nn.nowrap
+  def build_head(self, *, name: str | None = None) -> nn.Module:
+    """The head module (unbound when called outside ``apply``, e.g. to init it alone)."""
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, input_ids: Array, attention_mask: Array,
+               token_type_ids: Array | None = None, *,
+               deterministic: bool = True) -> ClassifierOutput:
+    """Logits and [CLS] features of a batch (see the module docstring)."""
+    if self.num_classes < 1:
+      raise ValueError(f"num_classes must be positive, got {self.num_classes}")
+    hidden = TransformerEncoder(self.config, dtype=self.dtype, remat=self.remat,
+                                attention_implementation=self.attention_implementation,
+                                name="encoder")(input_ids, attention_mask, token_type_ids,
+                                                deterministic=deterministic)
+    logits = self.build_head(name="head")(hidden, deterministic=deterministic)
+    return ClassifierOutput(logits=logits, features=hidden[:, 0].astype(jnp.float32))
+
+
+class PaperClassifier(_EncoderClassifier):
+  """The LCL primary encoder Φ: [CLS] -> Dense(H) -> dropout -> ReLU -> Dense(C) -> dropout."""
+
+  HEAD_PARTS = (HeadPart(key=None, module_path="", in_base_model=False),)
+
+  @nn.nowrap
+  def build_head(self, *, name: str | None = None) -> nn.Module:
+    rate = 0.1 if self.classifier_dropout is None else self.classifier_dropout
+    return PaperHead(self.config, self.num_classes, dropout_rate=rate, init_scheme=self.head_init,
+                     dtype=self.dtype, name=name)
+
+
+class ElectraSequenceClassifier(_EncoderClassifier):
+  """The weighting network Ψ: ``ElectraForSequenceClassification`` (head ``classifier.*``)."""
+
+  HEAD_PARTS = (HeadPart(key=None, module_path="classifier", in_base_model=False),)
+  HF_ARCHITECTURE = "ElectraForSequenceClassification"
+
+  @nn.nowrap
+  def build_head(self, *, name: str | None = None) -> nn.Module:
+    return ElectraClassificationHead(
+        self.config, self.num_classes,
+        dropout_rate=resolve_classifier_dropout(self.config, self.classifier_dropout),
+        init_scheme=self.head_init, dtype=self.dtype, name=name)
+
+
+class BertSequenceClassifier(_EncoderClassifier):
+  """The BERT baseline: ``BertForSequenceClassification`` (pooler -> dropout -> linear)."""
+
+  HEAD_PARTS = (HeadPart(key="pooler", module_path="pooler", in_base_model=True,
+                         pretrained=True),
+                HeadPart(key="classifier", module_path="classifier", in_base_model=False))
+  HF_ARCHITECTURE = "BertForSequenceClassification"
+
+  @nn.nowrap
+  def build_head(self, *, name: str | None = None) -> nn.Module:
+    return BertClassificationHead(
+        self.config, self.num_classes,
+        dropout_rate=resolve_classifier_dropout(self.config, self.classifier_dropout),
+        init_scheme=self.head_init, dtype=self.dtype, name=name)
+
+
+CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
+    "paper": PaperClassifier,
+    "electra": ElectraSequenceClassifier,
+    "bert": BertSequenceClassifier,
+}
+
+
+def _head_kind(module: nn.Module) -> str:
+  for kind, cls in CLASSIFIERS.items():
+    if type(module) is cls:  # pylint: disable=unidiomatic-typecheck
+      return kind
+  raise TypeError(f"not one of this package's classifiers: {type(module).__name__}")
+
+
+def _part_template(template: Mapping[str, Any], part: HeadPart) -> Mapping[str, Any]:
+  return template if part.key is None else template[part.key]
+
+
+def _part_names(reader: convert.CheckpointReader, template: Mapping[str, Any],
+                part: HeadPart) -> list[str]:
+  prefix = (reader.base_prefix if part.in_base_model else "") + (
+      part.module_path + "." if part.module_path else "")
+  return [prefix + convert.flax_path_to_hf_name(path)
+          for path in traverse_util.flatten_dict(dict(template))]
+
+
+def _load_head_params(reader: convert.CheckpointReader, state: Mapping[str, Any],
+                      head_kind: str, parts: Sequence[HeadPart], initial: Params,
+                      load_head: bool | None) -> tuple[Params, dict[str, str], list[str]]:
+  """Head parameters from the checkpoint where wanted and present (else ``initial``).
+
+  Returns the params, ``{name: reason}`` of checkpoint tensors deliberately not
+  loaded, and the HF names of freshly initialised parameters.
+
+  Raises:
+    convert.CheckpointMismatchError: a head that should be loaded is incomplete
+      or mis-shaped (e.g. another number of classes).
+  """
+  flat_initial = traverse_util.flatten_dict(dict(initial))
+  found_all: dict[tuple[str, ...], Any] = {}
+  ignore: dict[str, str] = {}
+  initialised: list[str] = []
+  for part in parts:
+    template = _part_template(initial, part)
+    names = _part_names(reader, template, part)
+    present = [name for name in names if name in state]
+    load = bool(present) if (part.pretrained or load_head is None) else load_head
+    if not load:
+      initialised.extend(names)
+      ignore.update({name: f"{head_kind} head tensor not loaded (load_head=False)"
+                     for name in present})
+      continue
+    absent = [name for name in names if name not in state]
+    if absent:
+      raise convert.CheckpointMismatchError(
+          f"{reader.report.source}: the {head_kind} head is incomplete, missing {absent}"
+          + ("" if part.pretrained else "; pass load_head=False to start a new head"))
+    try:
+      found = reader.take(template, module_path=part.module_path,
+                          in_base_model=part.in_base_model)
+    except convert.CheckpointMismatchError as error:
+      raise convert.CheckpointMismatchError(
+          f"{error}. To start a new {head_kind} head instead of loading the checkpoint's, "
+          "pass load_head=False") from None
+    key_prefix = () if part.key is None else (part.key,)
+    found_all.update({key_prefix + path: value for path, value in found.items()})
+  params = traverse_util.unflatten_dict(
+      {path: found_all.get(path, value) for path, value in flat_initial.items()})
+  return params, ignore, initialised
+
+
+def build_classifier(
+    head: str,
+    checkpoint: pretrained.PathLike | pretrained.Checkpoint,
+    num_classes: int, *,
+    rng: Array,
+    dtype: DType = jnp.float32,
+    remat: bool = False,
+    classifier_dropout: float | None = None,
+    attention_implementation: str | None = None,
+    config_overrides: Mapping[str, Any] | None = None,
+    head_init: str = "hf",
+    load_head: bool | None = None,
+    allow_missing: Sequence[str] = (),
+    allow_unexpected: Sequence[str] = (),
+    with_report: bool = False,
+) -> tuple[_EncoderClassifier, Params] | tuple[_EncoderClassifier, Params, convert.LoadReport]:
+  """A classifier with its encoder loaded from a checkpoint and its head new (or loaded).
+
+  Args:
+    head: ``"paper"`` (Φ), ``"electra"`` (Ψ) or ``"bert"`` (BERT baseline).
+    checkpoint: a local directory, hub id, or a `pretrained.Checkpoint` already
+      read (to build several networks from one read).
+    num_classes: C.
+    rng: PRNG key for the new head parameters.
+    dtype: compute dtype (parameters float32).
+    remat: rematerialise each encoder layer in the backward pass.
+    classifier_dropout: the head's dropout (None: the head's default).
+    attention_implementation: None (automatic), ``"xla"`` or ``"cudnn"``.
+    config_overrides: `EncoderConfig` fields to change (e.g. dropout rates);
+      ignored when ``checkpoint`` is a `pretrained.Checkpoint` (apply them when
+      reading it).
+    head_init: initialisation of new head layers, ``"hf"`` or ``"torch"``.
+    load_head: None -- load the head from the checkpoint when its tensors are
+      there (e.g. a fine-tuned ``ElectraForSequenceClassification`` or a
+      directory written by `save_classifier`), else initialise it; True --
+      require it; False -- always initialise a new head. BERT's pre-trained
+      pooler is loaded whenever present.
+    allow_missing, allow_unexpected: fnmatch patterns tolerated by the strict
+      load (see `convert.CheckpointReader.finish`).
+    with_report: also return the `convert.LoadReport`.
+
+  Returns:
+    ``(module, {'encoder': ..., 'head': ...})`` (plus the report).
+
+  Raises:
+    ValueError: unknown ``head`` or a bad ``num_classes``.
+    convert.CheckpointMismatchError: the strict load failed (names listed).
+  """
+  if head not in CLASSIFIERS:
+    raise ValueError(f"head={head!r}; expected one of {sorted(CLASSIFIERS)}")
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+  if not isinstance(checkpoint, pretrained.Checkpoint):
+    checkpoint = pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
+  config = checkpoint.config
+  cls = CLASSIFIERS[head]
+  module = cls(config, num_classes, dtype=dtype, remat=remat,
+               attention_implementation=attention_implementation,
+               classifier_dropout=classifier_dropout, head_init=head_init)
+  encoder_rng, head_rng = jax.random.split(rng)
+
+  reader = checkpoint.reader()
+  encoder_params, _ = pretrained.encoder_params_from_checkpoint(checkpoint, reader,
+                                                                rng=encoder_rng)
+  head_module = module.build_head()
+  dummy_hidden = jnp.zeros((1, 1, config.hidden_size), jnp.float32)
+  initial_head = jax.jit(functools.partial(head_module.init, deterministic=True))(
+      head_rng, dummy_hidden)["params"]
+  head_params, ignore, initialised = _load_head_params(
+      reader, checkpoint.state_dict, head, cls.HEAD_PARTS, initial_head, load_head)
+  if head != "bert":
+    ignore[f"{reader.base_prefix}pooler.*"] = f"BERT pooler, unused by the {head} head"
+  report = reader.finish(allow_missing=allow_missing, allow_unexpected=allow_unexpected,
+                         ignore=ignore)
+  report.initialised = initialised
+  report.log(_logger)
+  params = {"encoder": encoder_params, "head": head_params}
+  params = jax.tree_util.tree_map(jnp.asarray, params)
+  return (module, params, report) if with_report else (module, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class DualNetwork:
+  """The LCL pair: primary encoder Φ and weighting network Ψ.
+
+  Attributes:
+    primary: Φ (`PaperClassifier`); its ``features`` feed the contrastive loss.
+    primary_params: Φ's params.
+    weighting: Ψ (`ElectraSequenceClassifier` by default); its logits give the
+      LCL weights (softmax) and its own cross-entropy.
+    weighting_params: Ψ's params.
+  """
+
+  primary: _EncoderClassifier
+  primary_params: Params
+  weighting: _EncoderClassifier
+  weighting_params: Params
+
+  @property
+  def params(self) -> dict[str, Params]:
+    """``{'primary': ..., 'weighting': ...}`` (one pytree, e.g. for an optimiser)."""
+    return {"primary": self.primary_params, "weighting": self.weighting_params}
+
+
+def build_dual_network(
+    encoder_checkpoint: pretrained.PathLike | pretrained.Checkpoint,
+    weighting_checkpoint: pretrained.PathLike | pretrained.Checkpoint | None,
+    num_classes: int, *,
+    rng: Array,
+    dtype: DType = jnp.float32,
+    remat: bool = False,
+    classifier_dropout: float | None = None,
+    attention_implementation: str | None = None,
+    config_overrides: Mapping[str, Any] | None = None,
+    weighting_head: str = "electra",
+    head_init: str = "hf",
+) -> DualNetwork:
+  """Builds Φ (paper head) and Ψ (ELECTRA classification head) from one or two checkpoints.
+
+  As in the release, the two networks are independent copies even when they
+  start from the same checkpoint (``weighting_checkpoint`` None or equal).
+
+  Args:
+    encoder_checkpoint: Φ's checkpoint (directory, hub id or `pretrained.Checkpoint`).
+    weighting_checkpoint: Ψ's checkpoint; None means the same as Φ's (read once).
+    num_classes: C (both networks).
+    rng: PRNG key (split for the two new heads).
+    weighting_head: Ψ's head, ``"electra"`` (the paper) or ``"bert"``.
+    Other arguments: as `build_classifier`, applied to both networks.
+  """
+  def read(checkpoint):
+    if isinstance(checkpoint, pretrained.Checkpoint):
+      return checkpoint
+    return pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
+
+  primary_checkpoint = read(encoder_checkpoint)
+  same = weighting_checkpoint is None or (
+      not isinstance(weighting_checkpoint, pretrained.Checkpoint)
+      and not isinstance(encoder_checkpoint, pretrained.Checkpoint)
+      and os.fspath(weighting_checkpoint) == os.fspath(encoder_checkpoint))
+  secondary_checkpoint = primary_checkpoint if same else read(weighting_checkpoint)
+  primary_rng, weighting_rng = jax.random.split(rng)
+  options = dict(dtype=dtype, remat=remat, classifier_dropout=classifier_dropout,
+                 attention_implementation=attention_implementation, head_init=head_init)
+  primary, primary_params = build_classifier("paper", primary_checkpoint, num_classes,
+                                             rng=primary_rng, **options)
+  weighting, weighting_params = build_classifier(weighting_head, secondary_checkpoint,
+                                                 num_classes, rng=weighting_rng, **options)
+  return DualNetwork(primary, primary_params, weighting, weighting_params)
+
+
+def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
+                    params: Params, *, label_names: Sequence[str] | None = None,
+                    overwrite: bool = False) -> pathlib.Path:
+  """Writes a classifier as a Hugging Face checkpoint (encoder + head, safetensors).
+
+  The encoder tensors carry the base-model prefix (``bert.``/``electra.``) and
+  the head its HF names, so that:
+
+  * ``electra`` head -> ``ElectraForSequenceClassification.from_pretrained`` loads
+    it completely;
+  * ``bert`` head -> ``BertForSequenceClassification.from_pretrained`` likewise;
+  * ``paper`` head -> transformers' ``BertModel``/``ElectraModel`` load the
+    encoder (the head tensors ``pooler_fc.*``/``label.*`` have no transformers
+    class).
+
+  `build_classifier(kind, directory, C)` here reloads all three completely.
+
+  Args:
+    directory: destination (written atomically, see `pretrained.save_pretrained`).
+    module: the classifier module.
+    params: its ``{'encoder': ..., 'head': ...}`` params.
+    label_names: class names for ``id2label`` / ``label2id`` in config.json.
+    overwrite: replace an existing directory.
+  """
+  kind = _head_kind(module)
+  config = module.config
+  if label_names is not None and len(label_names) != module.num_classes:
+    raise ValueError(f"{len(label_names)} label_names for {module.num_classes} classes")
+  if module.classifier_dropout is not None and kind != "paper":
+    config = config.replace(classifier_dropout=module.classifier_dropout)
+  head_params = params["head"]
+  pooler_params = None
+  head_tensors = {}
+  for part in type(module).HEAD_PARTS:
+    part_params = _part_template(head_params, part)
+    if part.in_base_model:  # BERT's pooler
+      pooler_params = part_params
+      continue
+    prefix = part.module_path + "." if part.module_path else ""
+    head_tensors.update(convert.to_hf_state_dict(part_params, prefix=prefix))
+  names = list(label_names) if label_names is not None else [
+      f"LABEL_{i}" for i in range(module.num_classes)]
+  extra_config = {"num_labels": module.num_classes,
+                  "id2label": {str(i): name for i, name in enumerate(names)},
+                  "label2id": {name: i for i, name in enumerate(names)},
+                  "lcl_jax_head": kind}
+  architectures = [type(module).HF_ARCHITECTURE
+                   or pretrained.ARCHITECTURES[config.model_type]]
+  return pretrained.save_pretrained(
+      directory, config, params["encoder"], pooler_params=pooler_params,
+      head_tensors=head_tensors, base_model_prefix=True, architectures=architectures,
+      extra_config=extra_config, overwrite=overwrite)

@@ -1,0 +1,165 @@
+"""Classification heads on top of the encoder's last hidden states.
+
+* `PaperHead` -- the authors' primary encoder Φ head
+  (``primary_encoder_v2_no_pooler_for_con`` in the LCL release, model.py):
+  [CLS] -> Dense(H) (``pooler_fc``) -> dropout(0.1) -> ReLU -> Dense(C)
+  (``label``) -> dropout(0.1) on the logits (the release applies the same
+  dropout module to the logits; kept for fidelity).
+* `ElectraClassificationHead` -- transformers' ``ElectraClassificationHead``
+  (the weighting network Ψ): [CLS] -> dropout -> dense -> exact GELU ->
+  dropout -> out_proj.
+* `BertClassificationHead` -- ``BertForSequenceClassification``'s head:
+  pooler (dense + tanh on [CLS]) -> dropout -> classifier.
+
+Every head maps ``[B, T, H]`` hidden states to float32 logits ``[B, C]``;
+Dense layers compute in ``dtype`` with float32 parameters.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from lcl_jax.models.config import EncoderConfig
+from lcl_jax.models.encoder import BertPooler
+
+Array = jax.Array
+DType = Any
+
+HEAD_INITS = ("hf", "torch")
+
+
+@flax.struct.dataclass
+class ClassifierOutput:
+  """What every classifier returns.
+
+  Attributes:
+    logits: float32 ``[B, C]``.
+    features: float32 ``[B, H]``, the last layer's [CLS] hidden state,
+      unnormalised (the contrastive losses normalise).
+  """
+
+  logits: Array
+  features: Array
+
+
+def dense_initializers(init: str, *, fan_in: int, std: float) -> dict[str, Any]:
+  """Kernel/bias initialisers of a new head layer.
+
+  Args:
+    init: ``"hf"`` -- transformers' ``_init_weights``: kernel ~ normal(std),
+      bias 0; ``"torch"`` -- ``torch.nn.Linear``'s default, as the authors'
+      release leaves its own head layers: kernel and bias ~ U(±1/sqrt(fan_in)).
+    fan_in: input width of the layer.
+    std: the normal's standard deviation (``config.initializer_range``).
+  """
+  if init == "hf":
+    return {"kernel_init": nn.initializers.normal(std), "bias_init": nn.initializers.zeros}
+  if init == "torch":
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def bias_init(key: Array, shape: tuple[int, ...], dtype: DType = jnp.float32) -> Array:
+      return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    # variance_scaling(1/3, fan_in, uniform) is U(±sqrt(3 * (1/3) / fan_in)).
+    return {"kernel_init": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+            "bias_init": bias_init}
+  raise ValueError(f"head init {init!r}; expected one of {HEAD_INITS}")
+
+
+def resolve_classifier_dropout(config: EncoderConfig, classifier_dropout: float | None) -> float:
+  """transformers' rule: the explicit value, else config.classifier_dropout, else hidden dropout."""
+  if classifier_dropout is not None:
+    rate = classifier_dropout
+  elif config.classifier_dropout is not None:
+    rate = config.classifier_dropout
+  else:
+    rate = config.hidden_dropout_prob
+  if not 0.0 <= rate < 1.0:
+    raise ValueError(f"classifier_dropout must be in [0, 1), got {rate}")
+  return rate
+
+
+def _check_hidden(hidden_states: Array, config: EncoderConfig) -> None:
+  if hidden_states.ndim != 3 or hidden_states.shape[-1] != config.hidden_size:
+    raise ValueError(f"head input must be [batch, length, {config.hidden_size}] hidden "
+                     f"states, got shape {hidden_states.shape}")
+
+
+class PaperHead(nn.Module):
+  """The release's primary-encoder head (params ``pooler_fc``, ``label``).
+
+  Attributes:
+    config: encoder configuration (hidden size, initializer_range).
+    num_classes: C.
+    dropout_rate: the release's 0.1, used after ``pooler_fc`` and on the logits.
+    init_scheme: ``"hf"`` or ``"torch"`` (see `dense_initializers`).
+    dtype: compute dtype.
+  """
+
+  config: EncoderConfig
+  num_classes: int
+  dropout_rate: float = 0.1
+  init_scheme: str = "hf"
+  dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    _check_hidden(hidden_states, self.config)
+    inits = dense_initializers(self.init_scheme, fan_in=self.config.hidden_size,
+                               std=self.config.initializer_range)
+    x = hidden_states[:, 0]
+    x = nn.Dense(self.config.hidden_size, dtype=self.dtype, name="pooler_fc", **inits)(x)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = jax.nn.relu(x)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="label", **inits)(x)
+    logits = nn.Dropout(self.dropout_rate)(logits, deterministic=deterministic)
+    return logits.astype(jnp.float32)
+
+
+class ElectraClassificationHead(nn.Module):
+  """transformers' ``ElectraClassificationHead`` (params ``dense``, ``out_proj``)."""
+
+  config: EncoderConfig
+  num_classes: int
+  dropout_rate: float = 0.1
+  init_scheme: str = "hf"
+  dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    _check_hidden(hidden_states, self.config)
+    inits = dense_initializers(self.init_scheme, fan_in=self.config.hidden_size,
+                               std=self.config.initializer_range)
+    x = hidden_states[:, 0]
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    x = nn.Dense(self.config.hidden_size, dtype=self.dtype, name="dense", **inits)(x)
+    # transformers uses get_activation("gelu") here whatever hidden_act says: exact GELU.
+    x = jax.nn.gelu(x.astype(jnp.float32), approximate=False).astype(self.dtype)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="out_proj", **inits)(x)
+    return logits.astype(jnp.float32)
+
+
+class BertClassificationHead(nn.Module):
+  """``BertForSequenceClassification``'s head (params ``pooler/dense``, ``classifier``)."""
+
+  config: EncoderConfig
+  num_classes: int
+  dropout_rate: float = 0.1
+  init_scheme: str = "hf"
+  dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    _check_hidden(hidden_states, self.config)
+    pooled = BertPooler(self.config, self.dtype, name="pooler")(hidden_states)
+    pooled = nn.Dropout(self.dropout_rate)(pooled, deterministic=deterministic)
+    inits = dense_initializers(self.init_scheme, fan_in=self.config.hidden_size,
+                               std=self.config.initializer_range)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier", **inits)(pooled)
+    return logits.astype(jnp.float32)

@@ -1,0 +1,199 @@
+"""Every experiment binary end to end in --smoke mode (real trainer, real data subsets).
+
+The binaries run as users run them (`python -m experiments.<name>`), on a tiny random
+BERT (the `tiny_bert_dir` fixture) and the shared data, in one sweep root that they
+share, in this order: Table 1 trains, a second Table 1 run skips its finished runs,
+Table 2 trains, Tables 4/5 and Figure 2 read those runs without training, Table 3
+selects hard subsets from a CE run and trains on one of them, and the hyper-parameter
+search runs two grid points at once in worker subprocesses. Each test checks the
+report's numbers against the runs' own files, computed independently here.
+"""
+import csv
+import io
+import itertools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk_metrics
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, tiny_bert_dir, data_dir):
+  workdir = tmp_path_factory.mktemp("experiments")
+  env = dict(os.environ)
+  # One CPU device per process (compiles faster than the 8 of conftest); low XLA
+  # optimisation: these runs check the pipeline, not speed.
+  env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
+                      "--xla_backend_optimization_level=0")
+  env["LCL_DATA_DIR"] = str(data_dir)
+  env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+  common = [f"--encoder={tiny_bert_dir}", f"--data_dir={data_dir}", f"--workdir={workdir}",
+            "--smoke", "--progress_bar=false"]
+  return {"root": workdir / "smoke", "env": env, "common": common, "tiny": tiny_bert_dir}
+
+
+def _run(smoke, binary, *args, env=None):
+  proc = subprocess.run([sys.executable, "-m", f"experiments.{binary}", *smoke["common"], *args],
+                        cwd=PROJECT_ROOT, env=env or smoke["env"], capture_output=True, text=True,
+                        timeout=900)
+  output = proc.stdout + proc.stderr
+  assert proc.returncode == 0, f"{binary} exited {proc.returncode}:\n{output[-6000:]}"
+  return output
+
+
+def _run_results(run_dir):
+  return json.loads((run_dir / "results.json").read_text())
+
+
+def _cells(report_dir):
+  return {(c["column"], c["method"], c["metric"]): c
+          for c in json.loads((report_dir / "results.json").read_text())["cells"]}
+
+
+def _finished_runs(root):
+  return sorted(p.parent for p in root.rglob("results.json") if "reports" not in p.parts)
+
+
+def test_table1_trains_then_skips_finished_runs(smoke):
+  args = ["--datasets=emoint", "--objectives=bert_ce,lcl", "--seeds=0"]
+  out = _run(smoke, "table1_emotion", *args)
+  assert "2 runs, 0 already finished, 2 to run" in out
+  root = smoke["root"]
+  for objective in ("bert_ce", "lcl"):
+    results = _run_results(root / "emoint" / objective / "seed0")
+    assert results["dataset"] == "emoint" and results["objective"] == objective
+    assert results["encoder"] == str(smoke["tiny"])  # --bert_encoder follows --encoder in smoke
+    assert results["split_sizes"]["train"] == 40 and results["epochs_trained"] == 1
+  report_dir = root / "reports" / "table1"
+  cells = _cells(report_dir)
+  lcl = _run_results(root / "emoint" / "lcl" / "seed0")
+  cell = cells[("emoint", "lcl", "accuracy")]
+  assert cell["values"] == {"0": pytest.approx(100 * lcl["test"]["accuracy"])}
+  assert cell["paper"] == 86.6
+  assert cells[("emoint", "bert_ce", "weighted_f1")]["paper"] == 85.0
+  md = (report_dir / "report.md").read_text()
+  assert "SMOKE RUN" in md and "/ 86.6" in md and "tiny_bert" in md
+  rows = list(csv.DictReader(io.StringIO((report_dir / "results.csv").read_text())))
+  assert len(rows) == 4  # 2 methods x 2 metrics
+
+  stamp = (root / "emoint" / "lcl" / "seed0" / "results.json").stat().st_mtime_ns
+  again = _run(smoke, "table1_emotion", *args)
+  assert "2 runs, 2 already finished, 0 to run" in again
+  assert (root / "emoint" / "lcl" / "seed0" / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_table2_with_published_rows(smoke):
+  _run(smoke, "table2_sentiment", "--datasets=sst5", "--objectives=scl", "--seeds=0")
+  report_dir = smoke["root"] / "reports" / "table2"
+  scl = _run_results(smoke["root"] / "sst5" / "scl" / "seed0")
+  cell = _cells(report_dir)[("sst5", "scl", "accuracy")]
+  assert cell["mean"] == pytest.approx(100 * scl["test"]["accuracy"]) and cell["paper"] == 57.4
+  md = (report_dir / "report.md").read_text()
+  assert "| SentiLARE (published) | – / 58.6 |" in md
+  assert "not finished" not in md
+
+
+def test_tables_4_5_read_validation_results_without_training(smoke):
+  before = _finished_runs(smoke["root"])
+  _run(smoke, "table4_5_validation", "--datasets=emoint,sst5", "--seeds=0")
+  assert _finished_runs(smoke["root"]) == before
+  reports = smoke["root"] / "reports"
+  lcl = _run_results(smoke["root"] / "emoint" / "lcl" / "seed0")
+  t5 = _cells(reports / "table5")
+  assert t5[("emoint", "lcl", "weighted_f1")]["values"] == {
+      "0": pytest.approx(100 * lcl["validation"]["weighted_f1"])}
+  assert t5[("emoint", "lcl", "accuracy")]["paper"] == 88.8
+  assert t5[("emoint", "ce", "accuracy")]["n"] == 0  # CE was not run: listed as missing
+  t4 = _cells(reports / "table4")
+  scl = _run_results(smoke["root"] / "sst5" / "scl" / "seed0")
+  assert t4[("sst5", "scl", "accuracy")]["mean"] == pytest.approx(
+      100 * scl["validation"]["accuracy"])
+  assert t4[("sst5", "scl", "accuracy")]["paper"] == 54.5
+  combined = (reports / "table4_5" / "report.md").read_text()
+  assert "Table 4" in combined and "Table 5" in combined and "`emoint/ce/seed0`" in combined
+
+
+def test_figure2_curves_from_saved_predictions(smoke):
+  before = _finished_runs(smoke["root"])
+  _run(smoke, "figure2_entropy", "--datasets=emoint", "--objectives=lcl", "--seeds=0")
+  assert _finished_runs(smoke["root"]) == before  # reused Table 1's run
+  out = smoke["root"] / "reports" / "figure2"
+  assert (out / "figure2_entropy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with np.load(smoke["root"] / "emoint" / "lcl" / "seed0" / "predictions" / "best_test.npz") as f:
+    probs = f["probabilities"].astype(np.float64)
+  # Eq. 7 by hand: top-k scores renormalised, their entropy, averaged over examples.
+  top = -np.sort(-probs, axis=1)
+  expected = []
+  for k in range(2, probs.shape[1] + 1):
+    q = top[:, :k] / top[:, :k].sum(axis=1, keepdims=True)
+    expected.append(np.mean(-np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0),
+                                    axis=1)))
+  rows = list(csv.DictReader(io.StringIO((out / "entropy.csv").read_text())))
+  assert [int(r["k"]) for r in rows] == [2, 3, 4]
+  np.testing.assert_allclose([float(r["mean_entropy"]) for r in rows], expected, rtol=1e-4)
+  data = json.loads((out / "entropy.json").read_text())
+  assert data["emoint"]["lcl"]["n"] == 1 and data["emoint"]["lcl"]["k"] == [2, 3, 4]
+
+
+def test_table3_selects_hard_subsets_and_trains_on_them(smoke):
+  _run(smoke, "table3_class_subsets", "--datasets=4_hard_a", "--objectives=lcl", "--seeds=0",
+       "--hard_subsets=found")
+  root = smoke["root"]
+  selection_run = root / "empathetic_dialogues" / "ce" / "seed0"
+  with np.load(selection_run / "predictions" / "best_validation.npz") as f:
+    labels, predictions = f["labels"], f["predictions"]
+  confusion = sk_metrics.confusion_matrix(labels, predictions, labels=range(32))
+  report = json.loads((root / "reports" / "table3" / "results.json").read_text())
+  selection = report["selection"]
+  assert np.array_equal(np.asarray(selection["confusion_matrix"]), confusion)
+  assert selection["combinations_scored"] == 35960
+
+  def score(combo):
+    return sum(int(confusion[i, j]) for i in combo for j in combo if i != j)
+
+  found = selection["found"]
+  names = selection["labels"]
+  hard_a = [names.index(n) for n in found["4_hard_a"]["names"]]
+  assert found["4_hard_a"]["score"] == score(hard_a)
+  assert score(hard_a) == max(score(c) for c in itertools.combinations(range(32), 4))
+  used = [n for key in found for n in found[key]["names"]]
+  assert len(used) == len(set(used)) == 16  # four disjoint subsets
+  run = json.loads((root / "empathetic_dialogues" / "found_4_hard_a" / "lcl" / "seed0" /
+                    "config.json").read_text())["config"]
+  assert run["classes"] == found["4_hard_a"]["names"]
+  md = (root / "reports" / "table3" / "report.md").read_text()
+  assert "Hard subsets: found here vs the paper's" in md
+  assert "anxious, apprehensive, afraid, terrified" in md  # the paper's hard-a beside ours
+
+
+def test_hparam_search_runs_grid_points_in_parallel_workers(smoke):
+  env = dict(smoke["env"])
+  env["XLA_FLAGS"] = env["XLA_FLAGS"].replace("device_count=1", "device_count=2")
+  out = _run(smoke, "hparam_search", "--datasets=emoint", "--objectives=lcl", "--seeds=0",
+             "--learning_rates=2e-5", "--alphas=0.5", "--temperatures=0.1,0.3",
+             "--parallel_runs=2", "--devices_per_run=1", env=env)
+  assert "2 to run (2 at once)" in out
+  base = smoke["root"] / "hparam" / "emoint"
+  accuracy = {}
+  for tau in ("0.1", "0.3"):
+    run_dir = base / f"lr2e-05_alpha0.5_tau{tau}" / "lcl" / "seed0"
+    results = _run_results(run_dir)
+    assert results["num_devices"] == 1  # restricted to its slot
+    assert "worker started" in (run_dir / "worker.log").read_text()
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["temperature"] == float(tau) and config["alpha"] == 0.5
+    accuracy[float(tau)] = results["validation"]["accuracy"]
+  best = json.loads((smoke["root"] / "reports" / "hparam_search" / "best.json").read_text())
+  chosen = best["emoint"]["lcl"]
+  # Highest validation accuracy; a tie goes to the earlier grid point (tau 0.1).
+  expected_tau = 0.3 if accuracy[0.3] > accuracy[0.1] else 0.1
+  assert chosen["temperature"] == expected_tau
+  assert chosen["validation"]["mean"] == pytest.approx(100 * accuracy[expected_tau])
