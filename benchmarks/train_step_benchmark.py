@@ -1,7 +1,7 @@
 r"""Times one jitted training step per objective, and the dropout RNG choice.
 
 Prints, for each objective (ce, scl, lcl, bert_ce) and each dropout key
-implementation (threefry, rbg, unsafe_rbg): compile time, median step time over
+implementation (threefry2x32, philox4x32, rbg, unsafe_rbg): compile time, median step time over
 repeats, and sequences/s, at the paper's batch (10 texts + 10 views) and a fixed
 sequence length. Usage:
 
@@ -17,7 +17,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("encoder", "minilm", "Checkpoint (dir, hub id or 'minilm').")
 flags.DEFINE_list("objectives", ["ce", "scl", "lcl", "bert_ce"], "Objectives to time.")
-flags.DEFINE_list("rng_impls", ["threefry", "rbg", "unsafe_rbg"], "Dropout key impls.")
+flags.DEFINE_list("rng_impls", ["none", "threefry2x32", "philox4x32", "rbg", "unsafe_rbg"],
+                  "Dropout key impls ('none': dropout off, the cost baseline).")
 flags.DEFINE_integer("rows", 20, "Rows per step (2K).")
 flags.DEFINE_integer("length", 64, "Sequence length.")
 flags.DEFINE_integer("repeats", 10, "Timed steps after compilation.")
@@ -57,7 +58,8 @@ def main(argv):
     for impl in FLAGS.rng_impls:
       step = jax.jit(steps.make_train_step(
           spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
-          dropout_key=jax.random.key(1, impl=impl)), donate_argnums=(0,))
+          dropout_key=jax.random.key(1, impl="rbg" if impl == "none" else impl),
+          use_dropout=impl != "none"), donate_argnums=(0,))
       state = steps.init_state(jax.tree.map(jnp.copy, params), optimizer)
       t0 = time.perf_counter()
       compiled = step.lower(state, batch).compile()

@@ -112,8 +112,11 @@ class TrainConfig:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
     if self.dtype not in ("float32", "bfloat16"):
       raise bad("dtype", "must be 'float32' or 'bfloat16'")
-    if self.dropout_rng_impl not in ("threefry", "rbg", "unsafe_rbg"):
-      raise bad("dropout_rng_impl", "must be 'threefry', 'rbg' or 'unsafe_rbg'")
+    try:
+      import jax
+      jax.random.key(0, impl=self.dropout_rng_impl)
+    except ValueError as e:
+      raise bad("dropout_rng_impl", str(e)) from None
     if self.learning_rate is not None and not self.learning_rate > 0:
       raise bad("learning_rate", "must be > 0")
     if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
