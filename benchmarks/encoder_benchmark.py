@@ -8,13 +8,16 @@ and prints:
 
 * ``compile``: ahead-of-time ``jit(...).lower().compile()`` seconds of the
   forward and of the training step;
-* ``fwd``: median ms of an evaluation forward (deterministic, no dropout;
-  torch: ``eval()`` under ``no_grad``);
-* ``fwd+bwd``: median ms of a training step's forward and backward with
-  dropout as in the config (loss = mean of the squared last hidden states;
-  JAX: ``jit(value_and_grad)`` w.r.t. all parameters; torch: ``train()``,
+* ``fwd``: ms of an evaluation forward (deterministic, no dropout; torch:
+  ``eval()`` under ``no_grad``);
+* ``fwd+bwd``: ms of a training step's forward and backward with dropout as in
+  the config (loss = mean of the squared last hidden states; JAX:
+  ``jit(value_and_grad)`` w.r.t. all parameters; torch: ``train()``,
   ``loss.backward()``);
-* ``ratio``: JAX time / torch time (below 1: JAX faster).
+* ``jax/torch``: ratio of the medians (below 1: JAX faster).
+
+Times are the median (and minimum) of ``--iters`` calls after two warm-ups;
+the JAX and torch calls are interleaved so both see the same background load.
 
 Configurations: ``minilm`` (the real all-MiniLM-L6-v2 weights, 6 x 384) and
 ``electra-base`` (random weights, 12 x 768, ELECTRA-base-discriminator shape).
@@ -83,16 +86,23 @@ def describe_machine() -> str:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
-def median_ms(fn: Callable[[], Any], iters: int) -> float:
-  """Median wall time of ``fn()`` in ms, after two warm-up calls."""
-  for _ in range(2):
+def interleaved_ms(calls: dict[str, Callable[[], Any]], iters: int) -> dict[str, dict[str, float]]:
+  """Median and minimum wall time (ms) of each call, the calls timed in turn.
+
+  Interleaving (a, b, a, b, ...) makes every call see the same background load, so
+  ratios stay meaningful on a shared machine; the minimum is the least disturbed run.
+  """
+  for fn in calls.values():
     fn()
-  times = []
+    fn()  # two warm-ups each
+  times: dict[str, list[float]] = {name: [] for name in calls}
   for _ in range(iters):
-    start = time.perf_counter()
-    fn()
-    times.append((time.perf_counter() - start) * 1e3)
-  return statistics.median(times)
+    for name, fn in calls.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append((time.perf_counter() - start) * 1e3)
+  return {name: {"median_ms": statistics.median(t), "min_ms": min(t)}
+          for name, t in times.items()}
 
 
 def make_batch(vocab_size: int, batch: int, length: int) -> dict[str, np.ndarray]:
@@ -119,8 +129,8 @@ def build(name: str, overrides: dict[str, Any]):
   raise ValueError(f"unknown config {name!r}")
 
 
-def time_jax(config, params, batch, *, dtype, remat, attention) -> dict[str, float]:
-  """Compile seconds and median ms of our forward and training step."""
+def jax_calls(config, params, batch, *, dtype, remat, attention):
+  """Compile seconds, and callables running our compiled forward and training step."""
   module = models.TransformerEncoder(config, dtype=dtype, remat=remat,
                                      attention_implementation=attention)
   args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
@@ -141,19 +151,17 @@ def time_jax(config, params, batch, *, dtype, remat, attention) -> dict[str, flo
   step_compiled = jax.jit(jax.value_and_grad(loss)).lower(params, key, *args).compile()
   compile_step = time.perf_counter() - start
   device_args = jax.device_put(args)
-  return {
-      "compile_forward_s": compile_forward,
-      "compile_step_s": compile_step,
-      "forward_ms": median_ms(
-          lambda: forward_compiled(params, *device_args).block_until_ready(), _ITERS.value),
-      "forward_backward_ms": median_ms(
-          lambda: jax.block_until_ready(step_compiled(params, key, *device_args)),
-          _ITERS.value),
+  compile_times = {"compile_forward_s": compile_forward, "compile_step_s": compile_step}
+  calls = {
+      "forward": lambda: forward_compiled(params, *device_args).block_until_ready(),
+      "forward_backward": lambda: jax.block_until_ready(
+          step_compiled(params, key, *device_args)),
   }
+  return compile_times, calls
 
 
-def time_torch(config, directory, batch) -> dict[str, float]:
-  """Median ms of transformers' PyTorch forward and forward+backward (CPU, float32)."""
+def torch_calls(config, directory, batch):
+  """Callables running transformers' PyTorch forward (eval) and forward+backward (train)."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   if config.model_type == "bert":
@@ -170,20 +178,22 @@ def time_torch(config, directory, batch) -> dict[str, float]:
   inputs = {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
 
   def forward():
+    model.eval()
     with torch.no_grad():
       model(**inputs)
 
   def forward_backward():
+    model.train()
     model.zero_grad(set_to_none=True)
     hidden = model(**inputs).last_hidden_state
     hidden.square().mean().backward()
 
-  model.eval()
-  forward_ms = median_ms(forward, _ITERS.value)
-  model.train()
-  return {"forward_ms": forward_ms,
-          "forward_backward_ms": median_ms(forward_backward, _ITERS.value),
-          "attn_implementation": model.config._attn_implementation}  # pylint: disable=protected-access
+  attention = model.config._attn_implementation  # pylint: disable=protected-access
+  return {"forward": forward, "forward_backward": forward_backward}, attention
+
+
+def _fmt(timing: dict[str, float]) -> str:
+  return f"{timing['median_ms']:.0f} ms (min {timing['min_ms']:.0f})"
 
 
 def main(argv):
@@ -201,23 +211,25 @@ def main(argv):
   for name in _CONFIGS.value:
     config, params, directory = build(name, overrides)
     batch = make_batch(config.vocab_size, _BATCH.value, _LENGTH.value)
+    compile_times, calls = jax_calls(config, params, batch, dtype=dtype, remat=_REMAT.value,
+                                     attention=attention)
     row = {"config": name, "dtype": _DTYPE.value, "batch": _BATCH.value,
-           "length": _LENGTH.value, "remat": _REMAT.value,
-           "jax": time_jax(config, params, batch, dtype=dtype, remat=_REMAT.value,
-                           attention=attention)}
+           "length": _LENGTH.value, "remat": _REMAT.value, **compile_times}
     if use_torch:
-      row["torch"] = time_torch(config, directory, batch)
-      row["ratio_forward"] = row["jax"]["forward_ms"] / row["torch"]["forward_ms"]
-      row["ratio_forward_backward"] = (row["jax"]["forward_backward_ms"]
-                                       / row["torch"]["forward_backward_ms"])
+      torch_fns, row["torch_attention"] = torch_calls(config, directory, batch)
+      calls.update({f"torch_{k}": fn for k, fn in torch_fns.items()})
+    row["timings"] = interleaved_ms(calls, _ITERS.value)
     rows.append(row)
-    jax_row = row["jax"]
-    line = (f"{name:>12}: compile fwd {jax_row['compile_forward_s']:.1f} s, step "
-            f"{jax_row['compile_step_s']:.1f} s | fwd {jax_row['forward_ms']:.1f} ms, "
-            f"fwd+bwd {jax_row['forward_backward_ms']:.1f} ms")
+    timings = row["timings"]
+    line = (f"{name:>12}: compile fwd {row['compile_forward_s']:.1f} s, step "
+            f"{row['compile_step_s']:.1f} s | jax fwd {_fmt(timings['forward'])}, "
+            f"fwd+bwd {_fmt(timings['forward_backward'])}")
     if use_torch:
-      line += (f" | torch fwd {row['torch']['forward_ms']:.1f} ms, fwd+bwd "
-               f"{row['torch']['forward_backward_ms']:.1f} ms | ratio fwd "
+      for kind in ("forward", "forward_backward"):
+        row[f"ratio_{kind}"] = (timings[kind]["median_ms"]
+                                / timings[f"torch_{kind}"]["median_ms"])
+      line += (f" | torch fwd {_fmt(timings['torch_forward'])}, fwd+bwd "
+               f"{_fmt(timings['torch_forward_backward'])} | jax/torch (medians) fwd "
                f"{row['ratio_forward']:.2f}, fwd+bwd {row['ratio_forward_backward']:.2f}")
     print(line, flush=True)
   if _JSON_OUT.value:

@@ -28,43 +28,23 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
+from lcl_jax.train import run_flags
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("dataset", "synthetic", "Dataset name (see lcl_jax.data.DATASETS).")
 flags.DEFINE_list("objective", ["ce", "scl", "lcl"],
                   "Objectives to run one after another: ce, scl, lcl, bert_ce.")
-flags.DEFINE_string("encoder", "minilm",
-                    "Primary encoder: a local HF checkpoint directory, a hub id "
-                    "(e.g. google/electra-base-discriminator), or 'minilm' (the packaged "
-                    "all-MiniLM-L6-v2).")
-flags.DEFINE_string("weighting_encoder", None,
-                    "Checkpoint of the weighting network (LCL); default: --encoder.")
-flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
+run_flags.define_run_flags(
+    encoder_default="minilm",
+    encoder_help=("Primary encoder: a local HF checkpoint directory, a hub id (e.g. "
+                  "google/electra-base-discriminator), or 'minilm' (the packaged "
+                  "all-MiniLM-L6-v2)."))
 flags.DEFINE_string("workdir", None,
                     "Output folder; each objective and seed gets <workdir>/<objective>/seed<k>. "
                     "Default: runs/<dataset>.")
 flags.DEFINE_integer("seed", 0, "Random seed (initialisation, data order, augmentation, dropout).")
 flags.DEFINE_list("classes", None, "A class subset (e.g. Empathetic Dialogues labels).")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: the paper's preset).")
-flags.DEFINE_float("alpha", None, "Weight of the classification terms (default: preset).")
-flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
-flags.DEFINE_integer("epochs", None, "Epochs (default 5, as the release; 3 on 'synthetic').")
-flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: none).")
-flags.DEFINE_integer("texts_per_batch", 10, "K: texts per batch (plus K augmented views).")
-flags.DEFINE_integer("max_length", 128, "Token truncation length.")
-flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
-flags.DEFINE_integer("eval_batch_size", 64, "Rows per evaluation batch.")
-flags.DEFINE_bool("fresh_views_per_epoch", False, "Re-augment the training texts every epoch.")
-flags.DEFINE_string("thresholds", "0.5",
-                    "Multi-label decision threshold: one value or one per class (comma list).")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of the encoders.")
-flags.DEFINE_bool("remat", False, "Rematerialise each transformer layer (saves memory).")
-flags.DEFINE_enum("parallelism", "jit", ["jit", "pmap"], "Data-parallel implementation.")
-flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the train split.")
-flags.DEFINE_integer("max_eval_examples", None, "Use fixed random subsets of validation/test.")
-flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
-flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
-flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize (multi-host).")
 flags.DEFINE_string("coordinator_address", None, "Multi-host coordinator (host:port).")
 flags.DEFINE_integer("num_processes", None, "Multi-host process count.")
@@ -73,25 +53,12 @@ flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
 
 def config_from_flags(objective: str):
   """The TrainConfig one objective of this command runs with."""
-  from lcl_jax.train.config import TrainConfig, parse_thresholds
-
   workdir = pathlib.Path(FLAGS.workdir or os.path.join("runs", FLAGS.dataset))
   epochs = FLAGS.epochs if FLAGS.epochs is not None else (3 if FLAGS.dataset == "synthetic" else 5)
-  return TrainConfig(
-      dataset=FLAGS.dataset, objective=objective, encoder=FLAGS.encoder,
-      weighting_encoder=FLAGS.weighting_encoder, data_dir=FLAGS.data_dir,
-      workdir=str(workdir / objective / f"seed{FLAGS.seed}"), seed=FLAGS.seed,
-      classes=tuple(FLAGS.classes) if FLAGS.classes else None,
-      learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha, temperature=FLAGS.temperature,
-      epochs=epochs, patience=FLAGS.patience, texts_per_batch=FLAGS.texts_per_batch,
-      max_length=FLAGS.max_length,
-      length_buckets=tuple(int(b) for b in FLAGS.length_buckets),
-      eval_batch_size=FLAGS.eval_batch_size, fresh_views_per_epoch=FLAGS.fresh_views_per_epoch,
-      thresholds=parse_thresholds(FLAGS.thresholds), dtype=FLAGS.dtype, remat=FLAGS.remat,
-      parallelism=FLAGS.parallelism, max_train_examples=FLAGS.max_train_examples,
-      max_eval_examples=FLAGS.max_eval_examples, max_steps_per_epoch=FLAGS.max_steps_per_epoch,
-      checkpoint_every_steps=FLAGS.checkpoint_every_steps, progress_bar=FLAGS.progress_bar,
-  )
+  return run_flags.run_config(
+      dataset=FLAGS.dataset, objective=objective, seed=FLAGS.seed, epochs=epochs,
+      workdir=str(workdir / objective / f"seed{FLAGS.seed}"),
+      classes=tuple(FLAGS.classes) if FLAGS.classes else None)
 
 
 def format_results_table(results: list[dict]) -> str:

@@ -12,13 +12,22 @@ from lcl_jax.data.files import (DATA_DIR_ENV, DataFileNotFoundError, MalformedRo
 from lcl_jax.data.registry import DATASETS, DatasetSpec, dataset_names, load_split
 from lcl_jax.data.split import SPLIT_NAMES, Split, canonical_split_name, stratified_partition
 
-# --- augmentation and batching exports (lcl_jax.data.augment / lcl_jax.data.batching) ---
-# The lead adds `from lcl_jax.data.augment import ...` and
-# `from lcl_jax.data.batching import ...` here.
-# --- end of augmentation and batching exports ---
+from lcl_jax.data.augment import (SynonymAugmenter, WordNetNotFoundError, augment_texts,
+                                  replacement_coverage)
+from lcl_jax.data.batching import (PairedTrainBatcher, TokenizedTexts, epoch_views,
+                                   eval_batches, tokenize_texts)
 
 __all__ = [
     "DATASETS",
+    "PairedTrainBatcher",
+    "SynonymAugmenter",
+    "TokenizedTexts",
+    "WordNetNotFoundError",
+    "augment_texts",
+    "epoch_views",
+    "eval_batches",
+    "replacement_coverage",
+    "tokenize_texts",
     "DATA_DIR_ENV",
     "DataFileNotFoundError",
     "DatasetSpec",

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from absl import app, flags
 
 from lcl_jax.experiment import paper_numbers, report as report_lib, sweep
+from lcl_jax.train import run_flags
 from lcl_jax.train.config import TrainConfig
 
 FLAGS = flags.FLAGS
@@ -47,13 +48,11 @@ def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[st
                  datasets_help: str = "Datasets (columns) to run.",
                  workdir: str = "runs/paper") -> None:
   """Defines the shared flags with this binary's defaults."""
-  flags.DEFINE_string("encoder", paper_numbers.ELECTRA_BASE,
-                      "Encoder checkpoint: a hub id (the paper: "
-                      f"{paper_numbers.ELECTRA_BASE}), a local Hugging Face checkpoint "
-                      "folder, or 'minilm' (the packaged all-MiniLM-L6-v2).")
-  flags.DEFINE_string("weighting_encoder", None,
-                      "Checkpoint of LCL's weighting network (default: --encoder).")
-  flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
+  run_flags.define_run_flags(
+      encoder_default=paper_numbers.ELECTRA_BASE,
+      encoder_help=("Encoder checkpoint: a hub id (the paper: "
+                    f"{paper_numbers.ELECTRA_BASE}), a local Hugging Face checkpoint "
+                    "folder, or 'minilm' (the packaged all-MiniLM-L6-v2)."))
   flags.DEFINE_string("workdir", workdir,
                       "Root of the sweep: runs in <workdir>/<dataset>/<objective>/seed<k>, "
                       "reports in <workdir>/reports/<name>. Binaries given the same "
@@ -78,24 +77,6 @@ def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[st
                     "Train nothing: render the report from the runs already finished.")
   flags.DEFINE_string("report_dir", None, "Reports go to <report_dir>/<name> (default "
                       "<workdir>/reports).")
-  # Training settings (None: the paper's per-dataset preset / the release default).
-  flags.DEFINE_integer("epochs", None, "Epochs per run (default 5, as the paper).")
-  flags.DEFINE_integer("patience", None, "Early-stopping patience (default: none).")
-  flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
-  flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
-  flags.DEFINE_float("temperature", None, "Contrastive temperature (default: preset).")
-  flags.DEFINE_integer("texts_per_batch", 10, "Texts per batch (plus as many views).")
-  flags.DEFINE_integer("max_length", 128, "Token truncation length.")
-  flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
-  flags.DEFINE_integer("eval_batch_size", 64, "Rows per evaluation batch.")
-  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
-  flags.DEFINE_bool("remat", False, "Rematerialise transformer layers (saves memory).")
-  flags.DEFINE_enum("parallelism", "jit", ["jit", "pmap"], "Data-parallel implementation.")
-  flags.DEFINE_integer("max_train_examples", None, "Fixed random subset of train.")
-  flags.DEFINE_integer("max_eval_examples", None, "Fixed random subsets of validation/test.")
-  flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
-  flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
-  flags.DEFINE_bool("progress_bar", True, "tqdm progress bars (in-process runs).")
 
 
 def _smoke_value(name: str) -> Any:
@@ -131,22 +112,7 @@ def seeds() -> list[int]:
 
 def base_config() -> TrainConfig:
   """The settings every run of this binary shares (dataset/objective/seed set per run)."""
-  buckets = tuple(int(b) for b in _smoke_value("length_buckets"))
-  max_length = int(_smoke_value("max_length"))
-  return TrainConfig(
-      encoder=encoder(), weighting_encoder=FLAGS.weighting_encoder,
-      data_dir=FLAGS.data_dir,
-      learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha, temperature=FLAGS.temperature,
-      epochs=int(_smoke_value("epochs") or 5), patience=FLAGS.patience,
-      texts_per_batch=FLAGS.texts_per_batch, max_length=max_length,
-      length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
-      eval_batch_size=int(_smoke_value("eval_batch_size")), dtype=FLAGS.dtype,
-      remat=FLAGS.remat, parallelism=FLAGS.parallelism,
-      max_train_examples=_smoke_value("max_train_examples"),
-      max_eval_examples=_smoke_value("max_eval_examples"),
-      max_steps_per_epoch=_smoke_value("max_steps_per_epoch"),
-      checkpoint_every_steps=FLAGS.checkpoint_every_steps, progress_bar=FLAGS.progress_bar,
-  )
+  return run_flags.run_config(value=_smoke_value, encoder=encoder())
 
 
 def check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:

@@ -20,7 +20,6 @@ pair (Φ, Ψ); `save_classifier` writes one back as a Hugging Face checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 import pathlib
@@ -252,9 +251,7 @@ def build_classifier(
     remat: rematerialise each encoder layer in the backward pass.
     classifier_dropout: the head's dropout (None: the head's default).
     attention_implementation: None (automatic), ``"xla"`` or ``"cudnn"``.
-    config_overrides: `EncoderConfig` fields to change (e.g. dropout rates);
-      ignored when ``checkpoint`` is a `pretrained.Checkpoint` (apply them when
-      reading it).
+    config_overrides: `EncoderConfig` fields to change (e.g. dropout rates).
     head_init: initialisation of new head layers, ``"hf"`` or ``"torch"``.
     load_head: None -- load the head from the checkpoint when its tensors are
       there (e.g. a fine-tuned ``ElectraForSequenceClassification`` or a
@@ -278,6 +275,9 @@ def build_classifier(
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
   if not isinstance(checkpoint, pretrained.Checkpoint):
     checkpoint = pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
+  elif config_overrides:
+    checkpoint = dataclasses.replace(checkpoint,
+                                     config=checkpoint.config.replace(**config_overrides))
   config = checkpoint.config
   cls = CLASSIFIERS[head]
   module = cls(config, num_classes, dtype=dtype, remat=remat,
@@ -290,8 +290,9 @@ def build_classifier(
                                                                 rng=encoder_rng)
   head_module = module.build_head()
   dummy_hidden = jnp.zeros((1, 1, config.hidden_size), jnp.float32)
-  initial_head = jax.jit(functools.partial(head_module.init, deterministic=True))(
-      head_rng, dummy_hidden)["params"]
+  # Eager on purpose: the few small init ops are cached across builds, where a fresh
+  # jax.jit per build would recompile the whole init each time.
+  initial_head = head_module.init(head_rng, dummy_hidden, deterministic=True)["params"]
   head_params, ignore, initialised = _load_head_params(
       reader, checkpoint.state_dict, head, cls.HEAD_PARTS, initial_head, load_head)
   if head != "bert":
@@ -357,7 +358,7 @@ def build_dual_network(
   def read(checkpoint):
     if isinstance(checkpoint, pretrained.Checkpoint):
       return checkpoint
-    return pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
+    return pretrained.load_checkpoint(checkpoint)
 
   primary_checkpoint = read(encoder_checkpoint)
   same = weighting_checkpoint is None or (
@@ -367,7 +368,8 @@ def build_dual_network(
   secondary_checkpoint = primary_checkpoint if same else read(weighting_checkpoint)
   primary_rng, weighting_rng = jax.random.split(rng)
   options = dict(dtype=dtype, remat=remat, classifier_dropout=classifier_dropout,
-                 attention_implementation=attention_implementation, head_init=head_init)
+                 attention_implementation=attention_implementation, head_init=head_init,
+                 config_overrides=config_overrides)
   primary, primary_params = build_classifier("paper", primary_checkpoint, num_classes,
                                              rng=primary_rng, **options)
   weighting, weighting_params = build_classifier(weighting_head, secondary_checkpoint,

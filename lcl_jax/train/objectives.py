@@ -64,14 +64,17 @@ def build_networks(
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
   primary_rng, weighting_rng = jax.random.split(rng)
+  primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules, params = {}, {}
   modules["primary"], params["primary"] = models.build_classifier(
-      spec.primary_head, resolve_checkpoint(encoder), num_classes, rng=primary_rng,
-      dtype=dtype, remat=remat)
+      spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
+      remat=remat)
   if spec.uses_weighting_network:
+    weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
+                            else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
     modules["weighting"], params["weighting"] = models.build_classifier(
-        WEIGHTING_HEAD, resolve_checkpoint(weighting_encoder), num_classes,
-        rng=weighting_rng, dtype=dtype, remat=remat)
+        WEIGHTING_HEAD, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
+        remat=remat)
   return modules, params
 
 

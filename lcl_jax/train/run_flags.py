@@ -1,0 +1,74 @@
+"""The absl flags of one training run's settings, shared by every binary.
+
+`experiments/train.py` and the table/figure binaries (through
+`lcl_jax.experiment.cli`) define the same per-run flags here and build their
+`TrainConfig`s with `run_config`, so a setting means the same thing everywhere.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from absl import flags
+
+from lcl_jax.train.config import TrainConfig, parse_thresholds
+
+FLAGS = flags.FLAGS
+
+
+def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
+  """Defines the per-run flags (None: the paper's per-dataset preset / release default)."""
+  flags.DEFINE_string("encoder", encoder_default, encoder_help)
+  flags.DEFINE_string("weighting_encoder", None,
+                      "Checkpoint of LCL's weighting network (default: --encoder).")
+  flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
+  flags.DEFINE_integer("epochs", None, "Epochs per run (default 5, as the paper).")
+  flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: none).")
+  flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
+  flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
+  flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
+  flags.DEFINE_integer("texts_per_batch", 10, "K: texts per batch (plus K augmented views).")
+  flags.DEFINE_integer("max_length", 128, "Token truncation length.")
+  flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
+  flags.DEFINE_integer("eval_batch_size", 64, "Rows per evaluation batch.")
+  flags.DEFINE_bool("fresh_views_per_epoch", False, "Re-augment the training texts every epoch.")
+  flags.DEFINE_string("thresholds", "0.5",
+                      "Multi-label decision threshold: one value or one per class (comma list).")
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of the encoders.")
+  flags.DEFINE_bool("remat", False, "Rematerialise each transformer layer (saves memory).")
+  flags.DEFINE_enum("parallelism", "jit", ["jit", "pmap"], "Data-parallel implementation.")
+  flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the train split.")
+  flags.DEFINE_integer("max_eval_examples", None, "Use fixed random subsets of validation/test.")
+  flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
+  flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
+  flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
+
+
+def _flag_value(name: str) -> Any:
+  return FLAGS[name].value
+
+
+def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -> TrainConfig:
+  """A TrainConfig from the run flags; `value(name)` may substitute flag values (e.g.
+  --smoke settings) and `overrides` set fields directly (dataset, objective, seed, ...)."""
+  value = value or _flag_value
+  max_length = int(value("max_length"))
+  buckets = tuple(int(b) for b in value("length_buckets"))
+  fields = dict(
+      encoder=value("encoder"), weighting_encoder=value("weighting_encoder"),
+      data_dir=value("data_dir"), learning_rate=value("learning_rate"),
+      alpha=value("alpha"), temperature=value("temperature"),
+      epochs=int(value("epochs") or 5), patience=value("patience"),
+      texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
+      length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
+      eval_batch_size=int(value("eval_batch_size")),
+      fresh_views_per_epoch=bool(value("fresh_views_per_epoch")),
+      thresholds=parse_thresholds(value("thresholds")), dtype=value("dtype"),
+      remat=bool(value("remat")), parallelism=value("parallelism"),
+      max_train_examples=value("max_train_examples"),
+      max_eval_examples=value("max_eval_examples"),
+      max_steps_per_epoch=value("max_steps_per_epoch"),
+      checkpoint_every_steps=int(value("checkpoint_every_steps")),
+      progress_bar=bool(value("progress_bar")),
+  )
+  fields.update(overrides)
+  return TrainConfig(**fields)
