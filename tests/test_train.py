@@ -74,6 +74,25 @@ def test_metrics_equal_sklearn_on_saved_predictions(tiny_bert_dir, data_dir, tmp
   assert time.perf_counter() - t0 < 5
 
 
+def test_export_hf_writes_the_best_params_as_a_loadable_checkpoint(
+    tiny_bert_dir, data_dir, tmp_path):
+  from lcl_jax import models
+
+  results = trainer.train(_tiny_config(tiny_bert_dir, data_dir, tmp_path / "run", epochs=1,
+                                       export_hf=True))
+  assert set(results["export"]) == {"primary", "weighting"}
+  ckpt = checkpoint_lib.RunCheckpoints(tmp_path / "run")
+  spec = objectives.get_spec("lcl")
+  modules, params = objectives.build_networks(
+      spec, encoder=str(tiny_bert_dir), weighting_encoder=str(tiny_bert_dir), num_classes=7,
+      rng=jax.random.key(0))
+  best, _ = ckpt.restore_best(params)
+  for name, head in (("primary", "paper"), ("weighting", "electra")):
+    _, reloaded = models.build_classifier(head, results["export"][name], 7,
+                                          rng=jax.random.key(5))
+    jax.tree.map(np.testing.assert_array_equal, reloaded, jax.device_get(best[name]))
+
+
 def test_same_seed_same_metrics_and_resume_refuses_other_config(tiny_bert_dir, data_dir, tmp_path):
   a = trainer.train(_tiny_config(tiny_bert_dir, data_dir, tmp_path / "a", epochs=1))
   b = trainer.train(_tiny_config(tiny_bert_dir, data_dir, tmp_path / "b", epochs=1))

@@ -84,6 +84,7 @@ class TrainConfig:
   parallelism: str = "jit"
   dropout_rng_impl: str = "rbg"
   checkpoint_every_steps: int = 200
+  export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
   log_every_steps: int = 10
   progress_bar: bool = True
 

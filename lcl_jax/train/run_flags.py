@@ -41,6 +41,9 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
   flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
   flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
+  flags.DEFINE_bool("export_hf", False,
+                    "Also write the best-validation networks as Hugging Face checkpoints "
+                    "(<run>/export/<network>, safetensors; loadable by transformers).")
 
 
 def _flag_value(name: str) -> Any:
@@ -68,7 +71,7 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       max_eval_examples=value("max_eval_examples"),
       max_steps_per_epoch=value("max_steps_per_epoch"),
       checkpoint_every_steps=int(value("checkpoint_every_steps")),
-      progress_bar=bool(value("progress_bar")),
+      progress_bar=bool(value("progress_bar")), export_hf=bool(value("export_hf")),
   )
   fields.update(overrides)
   return TrainConfig(**fields)

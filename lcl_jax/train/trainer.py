@@ -39,7 +39,7 @@ log = logging.getLogger("lcl_jax.train")
 
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
-                  "checkpoint_every_steps", "parallelism"}
+                  "checkpoint_every_steps", "parallelism", "export_hf"}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -368,10 +368,27 @@ def train(config: TrainConfig) -> dict[str, Any]:
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if cfg.export_hf and is_main:
+    results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
+                                     workdir / "export", data.label_names)
   if is_main:
     checkpoint_lib.write_json_atomic(results_path, results)
   ckpt.close()
   return results
+
+
+def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
+                 label_names) -> dict[str, str]:
+  """Writes each network's best-validation params as a Hugging Face checkpoint."""
+  from lcl_jax import models
+
+  best_params, _ = ckpt.restore_best(like_params)
+  exported = {}
+  for name, module in modules.items():
+    path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
+                                  label_names=label_names, overwrite=True)
+    exported[name] = str(path)
+  return exported
 
 
 def _process_scale() -> int:
