@@ -20,11 +20,14 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _shared_data_dir() -> pathlib.Path:
   env = os.environ.get("LCL_DATA_DIR")
-  return pathlib.Path(env) if env else PROJECT_ROOT.parent / "shared" / "data"
+  # Absolute: the README passes a relative path, and tests link into it from tmp dirs.
+  return (pathlib.Path(env) if env else PROJECT_ROOT.parent / "shared" / "data").resolve()
 
 
 # NLTK finds WordNet and the POS tagger through NLTK_DATA.
 os.environ.setdefault("NLTK_DATA", str(_shared_data_dir() / "nltk_data"))
+os.environ["NLTK_DATA"] = os.pathsep.join(  # a search path; make each entry absolute
+    str(pathlib.Path(p).resolve()) for p in os.environ["NLTK_DATA"].split(os.pathsep) if p)
 
 
 @pytest.fixture(scope="session")
