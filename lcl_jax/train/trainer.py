@@ -162,11 +162,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
   data = data_pipeline.prepare(cfg, num_devices=dp.num_devices)
   multilabel = data.multilabel
   num_classes = data.num_classes
-  thresholds = np.broadcast_to(np.asarray(cfg.thresholds, np.float64), (num_classes,)) \
-      if multilabel else 0.5
   if multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != num_classes:
     raise ValueError(f"thresholds has {len(cfg.thresholds)} values; {cfg.dataset} has "
                      f"{num_classes} classes")
+  thresholds = (np.broadcast_to(np.asarray(cfg.thresholds, np.float64), (num_classes,))
+                if multilabel else 0.5)
 
   if is_main:
     checkpoint_lib.write_json_atomic(workdir / "config.json", {
