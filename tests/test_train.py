@@ -185,6 +185,12 @@ def test_multilabel_run(tiny_bert_dir, data_dir, tmp_path):
       skm.f1_score(labels, preds, average="macro", zero_division=0))
 
 
+def test_wrong_number_of_thresholds_is_refused(tiny_bert_dir, data_dir, tmp_path):
+  with pytest.raises(ValueError, match="thresholds has 3 values; goemotions_multilabel has 28"):
+    trainer.train(_tiny_config(tiny_bert_dir, data_dir, tmp_path / "t",
+                               dataset="goemotions_multilabel", thresholds=(0.3, 0.4, 0.5)))
+
+
 @pytest.mark.parametrize("objective", ["ce", "scl", "lcl", "bert_ce"])
 def test_each_objective_learns_minilm(objective, data_dir, tmp_path):
   """A few steps of each objective on real EmoInt texts + WordNet views with the real
