@@ -5,7 +5,6 @@ the sweep starts, on which devices, and what it does with their outcomes); the r
 trainer runs in tests/test_experiment_binaries.py.
 """
 import json
-import os
 import pathlib
 import signal
 import subprocess

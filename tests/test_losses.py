@@ -5,7 +5,6 @@ Python/NumPy float64, written from the equations (and, for LCL, from the authors
 released PyTorch code), independently of the vectorised implementation.
 """
 import doctest
-import itertools
 import math
 
 import jax

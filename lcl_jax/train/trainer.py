@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ import pathlib
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,9 +30,8 @@ import numpy as np
 
 from lcl_jax import metrics as metrics_lib
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import objectives, optim, parallel, steps
+from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import TrainConfig
-from lcl_jax.train import data_pipeline
 
 log = logging.getLogger("lcl_jax.train")
 
