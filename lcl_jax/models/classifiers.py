@@ -86,14 +86,21 @@ class _EncoderClassifier(nn.Module):
   classifier_dropout: float | None = None
   head_init: str = "hf"
 
-  # Where the head's parameters live in a HF checkpoint, and its HF class.
+  # The head module, where its parameters live in a HF checkpoint, and its HF class.
+  HEAD_CLASS: ClassVar[type[nn.Module]]
   HEAD_PARTS: ClassVar[tuple[HeadPart, ...]] = ()
   HF_ARCHITECTURE: ClassVar[str | None] = None
 
   @nn.nowrap
+  def head_dropout_rate(self) -> float:
+    """HF heads: `classifier_dropout`, else the config's (see resolve_classifier_dropout)."""
+    return resolve_classifier_dropout(self.config, self.classifier_dropout)
+
+  @nn.nowrap
   def build_head(self, *, name: str | None = None) -> nn.Module:
     """The head module (unbound when called outside ``apply``, e.g. to init it alone)."""
-    raise NotImplementedError
+    return self.HEAD_CLASS(self.config, self.num_classes, dropout_rate=self.head_dropout_rate(),
+                           init_scheme=self.head_init, dtype=self.dtype, name=name)
 
   @nn.compact
   def __call__(self, input_ids: Array, attention_mask: Array,
@@ -113,27 +120,21 @@ class _EncoderClassifier(nn.Module):
 class PaperClassifier(_EncoderClassifier):
   """The LCL primary encoder Φ: [CLS] -> Dense(H) -> dropout -> ReLU -> Dense(C) -> dropout."""
 
+  HEAD_CLASS = PaperHead
   HEAD_PARTS = (HeadPart(key=None, module_path="", in_base_model=False),)
 
   @nn.nowrap
-  def build_head(self, *, name: str | None = None) -> nn.Module:
-    rate = 0.1 if self.classifier_dropout is None else self.classifier_dropout
-    return PaperHead(self.config, self.num_classes, dropout_rate=rate, init_scheme=self.head_init,
-                     dtype=self.dtype, name=name)
+  def head_dropout_rate(self) -> float:
+    """The release's `pooler_dropout = nn.Dropout(0.1)` unless overridden."""
+    return 0.1 if self.classifier_dropout is None else self.classifier_dropout
 
 
 class ElectraSequenceClassifier(_EncoderClassifier):
   """The weighting network Ψ: ``ElectraForSequenceClassification`` (head ``classifier.*``)."""
 
+  HEAD_CLASS = ElectraClassificationHead
   HEAD_PARTS = (HeadPart(key=None, module_path="classifier", in_base_model=False),)
   HF_ARCHITECTURE = "ElectraForSequenceClassification"
-
-  @nn.nowrap
-  def build_head(self, *, name: str | None = None) -> nn.Module:
-    return ElectraClassificationHead(
-        self.config, self.num_classes,
-        dropout_rate=resolve_classifier_dropout(self.config, self.classifier_dropout),
-        init_scheme=self.head_init, dtype=self.dtype, name=name)
 
 
 class BertSequenceClassifier(_EncoderClassifier):
@@ -142,14 +143,8 @@ class BertSequenceClassifier(_EncoderClassifier):
   HEAD_PARTS = (HeadPart(key="pooler", module_path="pooler", in_base_model=True,
                          pretrained=True),
                 HeadPart(key="classifier", module_path="classifier", in_base_model=False))
+  HEAD_CLASS = BertClassificationHead
   HF_ARCHITECTURE = "BertForSequenceClassification"
-
-  @nn.nowrap
-  def build_head(self, *, name: str | None = None) -> nn.Module:
-    return BertClassificationHead(
-        self.config, self.num_classes,
-        dropout_rate=resolve_classifier_dropout(self.config, self.classifier_dropout),
-        init_scheme=self.head_init, dtype=self.dtype, name=name)
 
 
 CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {

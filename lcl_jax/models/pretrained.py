@@ -138,22 +138,22 @@ def _download(repo_id: str, *, revision: str | None,
   return directory
 
 
-def _safetensors_files(directory: pathlib.Path) -> list[pathlib.Path]:
-  index = directory / SAFETENSORS_INDEX_NAME
+def _weight_files(directory: pathlib.Path, index_name: str, single_name: str) -> list[pathlib.Path]:
+  """The shards listed by a HF weight index, else the single weights file, else []."""
+  index = directory / index_name
   if index.is_file():
     weight_map = json.loads(index.read_text())["weight_map"]
     return [directory / name for name in sorted(set(weight_map.values()))]
-  single = directory / SAFETENSORS_NAME
+  single = directory / single_name
   return [single] if single.is_file() else []
+
+
+def _safetensors_files(directory: pathlib.Path) -> list[pathlib.Path]:
+  return _weight_files(directory, SAFETENSORS_INDEX_NAME, SAFETENSORS_NAME)
 
 
 def _torch_files(directory: pathlib.Path) -> list[pathlib.Path]:
-  index = directory / TORCH_INDEX_NAME
-  if index.is_file():
-    weight_map = json.loads(index.read_text())["weight_map"]
-    return [directory / name for name in sorted(set(weight_map.values()))]
-  single = directory / TORCH_NAME
-  return [single] if single.is_file() else []
+  return _weight_files(directory, TORCH_INDEX_NAME, TORCH_NAME)
 
 
 def read_state_dict(directory: PathLike) -> tuple[dict[str, np.ndarray], str]:
