@@ -73,7 +73,8 @@ class DatasetSpec:
     return len(self.label_names)
 
 
-def _ed_subset(name: str, classes: tuple[str, ...], sizes: tuple[int, int, int]) -> DatasetSpec:
+def _ed_subset(name: str, sizes: tuple[int, int, int]) -> DatasetSpec:
+  classes = empathetic_dialogues.SUBSETS[name]
   return DatasetSpec(
       name=name, label_names=classes, multilabel=False, source="files", sizes=sizes,
       folder="empathetic_dialogues",
@@ -105,20 +106,13 @@ _SPECS = [
                 (19533, 2770, 2547),
                 "Empathetic Dialogues: the speaker's situation prompt, 32 emotions, one "
                 "item per conversation", "empathetic_dialogues"),
-    _ed_subset("empathetic_dialogues_16",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_16"], (10705, 1509, 1376)),
-    _ed_subset("empathetic_dialogues_8",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_8"], (5420, 732, 686)),
-    _ed_subset("empathetic_dialogues_4_easy",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_4_easy"], (2598, 361, 328)),
-    _ed_subset("empathetic_dialogues_4_hard_a",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_4_hard_a"], (2339, 329, 293)),
-    _ed_subset("empathetic_dialogues_4_hard_b",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_4_hard_b"], (2360, 343, 323)),
-    _ed_subset("empathetic_dialogues_4_hard_c",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_4_hard_c"], (2425, 302, 283)),
-    _ed_subset("empathetic_dialogues_4_hard_d",
-               empathetic_dialogues.SUBSETS["empathetic_dialogues_4_hard_d"], (2597, 324, 312)),
+    _ed_subset("empathetic_dialogues_16", (10705, 1509, 1376)),
+    _ed_subset("empathetic_dialogues_8", (5420, 732, 686)),
+    _ed_subset("empathetic_dialogues_4_easy", (2598, 361, 328)),
+    _ed_subset("empathetic_dialogues_4_hard_a", (2339, 329, 293)),
+    _ed_subset("empathetic_dialogues_4_hard_b", (2360, 343, 323)),
+    _ed_subset("empathetic_dialogues_4_hard_c", (2425, 302, 283)),
+    _ed_subset("empathetic_dialogues_4_hard_d", (2597, 324, 312)),
     DatasetSpec("ag_news", ag_news.LABELS, False, "tfds_stock", (114000, 6000, 7600),
                 "AG News topics (4 classes) via TFDS ag_news_subset; validation = a seeded "
                 "stratified 5% of train"),
