@@ -15,7 +15,9 @@ presets for learning rate, alpha and temperature are applied per dataset):
     --workdir=runs/isear --seed=0
 
 Re-running the same command resumes an interrupted run (or prints the finished
-one's results). Multi-host: add --distributed (jax.distributed.initialize).
+one's results). Exit status: 0 done; 2 a bad flag (named, before anything is written); 1 an
+error (NaN/inf in training; the workdir in use by another command); 130 after Ctrl-C
+and 143 after SIGTERM (the state was saved: re-run to resume). Multi-host: add --distributed (jax.distributed.initialize).
 """
 from __future__ import annotations
 
@@ -100,26 +102,43 @@ def main(argv):
     parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                           FLAGS.process_id)
   import jax
-  from lcl_jax.train import trainer
+  from lcl_jax.models.pretrained import CheckpointNotFoundError
+  from lcl_jax.train import checkpoint, trainer
 
+  try:  # every objective's config is checked before the first run writes anything
+    configs = [config_from_flags(objective).resolved() for objective in FLAGS.objective]
+    for cfg in configs:
+      trainer.preflight(cfg)
+  except (ValueError, CheckpointNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   results = []
-  for objective in FLAGS.objective:
-    cfg = config_from_flags(objective)
+  for cfg in configs:
     try:
       results.append(trainer.train(cfg))
     except trainer.TrainingInterrupted as e:
       print(str(e), file=sys.stderr)
-      sys.exit(143)
+      sys.exit(e.exit_code)
+    except KeyboardInterrupt as e:  # a second Ctrl-C: no save
+      print(f"\n{e or 'interrupted'}", file=sys.stderr)
+      sys.exit(130)
+    except (trainer.NonFiniteLossError, checkpoint.WorkdirInUseError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(1)
   if jax.process_index() == 0:
     table = format_results_table(results)
     print(table)
     if FLAGS.workdir or len(results) > 1:
       root = pathlib.Path(cfg.workdir).parents[1]
-      from lcl_jax.train.checkpoint import write_atomic
-      write_atomic(root / f"summary_seed{FLAGS.seed}.md", table + "\n")
-      write_atomic(root / f"summary_seed{FLAGS.seed}.json",
-                   json.dumps([{k: r[k] for k in r if k != "history"} for r in results],
-                              indent=2) + "\n")
+      try:
+        checkpoint.write_atomic(root / f"summary_seed{FLAGS.seed}.md", table + "\n")
+        checkpoint.write_atomic(
+            root / f"summary_seed{FLAGS.seed}.json",
+            json.dumps([{k: r[k] for k in r if k != "history"} for r in results],
+                       indent=2) + "\n")
+      except OSError as e:  # e.g. a finished run's read-only workdir: results are above
+        print(f"warning: the summary was not written ({e}); the results are printed "
+              "above and kept in each run's results.json", file=sys.stderr)
 
 
 if __name__ == "__main__":

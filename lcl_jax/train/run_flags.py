@@ -46,6 +46,19 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                     "(<run>/export/<network>, safetensors; loadable by transformers).")
 
 
+def _length_buckets(values: Any) -> tuple[int, ...]:
+  """--length_buckets '32,64,128' -> (32, 64, 128); a clear error naming the flag."""
+  items = values.split(",") if isinstance(values, str) else list(values or ())
+  try:
+    buckets = tuple(int(str(b).strip()) for b in items if str(b).strip())
+  except ValueError:
+    raise ValueError(f"--length_buckets={','.join(map(str, items))!r}: expected a "
+                     "comma-separated list of integers (token lengths)") from None
+  if not buckets:
+    raise ValueError("--length_buckets is empty: give at least one token length")
+  return buckets
+
+
 def _flag_value(name: str) -> Any:
   return FLAGS[name].value
 
@@ -55,12 +68,12 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
   --smoke settings) and `overrides` set fields directly (dataset, objective, seed, ...)."""
   value = value or _flag_value
   max_length = int(value("max_length"))
-  buckets = tuple(int(b) for b in value("length_buckets"))
+  buckets = _length_buckets(value("length_buckets"))
   fields = dict(
       encoder=value("encoder"), weighting_encoder=value("weighting_encoder"),
       data_dir=value("data_dir"), learning_rate=value("learning_rate"),
       alpha=value("alpha"), temperature=value("temperature"),
-      epochs=int(value("epochs") or 5), patience=value("patience"),
+      epochs=5 if value("epochs") is None else int(value("epochs")), patience=value("patience"),
       texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
       length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
       eval_batch_size=int(value("eval_batch_size")),

@@ -23,6 +23,13 @@ import optax
 from lcl_jax.train import objectives
 
 
+def all_finite(tree: Any) -> jax.Array:
+  """A bool scalar: no NaN/inf in any floating leaf of `tree` (one reduction a leaf)."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+
+
 def init_state(params: Any, optimizer: optax.GradientTransformation) -> dict[str, Any]:
   return {"params": params, "opt_state": optimizer.init(params),
           "step": jnp.zeros((), jnp.int32)}
@@ -42,6 +49,9 @@ def make_train_step(
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
+  The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
+  `finite` (1.0 when the loss, the gradients and the updated params and optimiser
+  state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
   """
@@ -71,6 +81,9 @@ def make_train_step(
     metrics["loss"] = loss.astype(jnp.float32)
     for name, network_grads in grads.items():
       metrics[f"grad_norm_{name}"] = optax.tree.norm(network_grads)
+    # 1.0 iff the loss, every gradient and every number of the new state are finite;
+    # checked on the host before any evaluation or checkpoint (trainer.flush_pending).
+    metrics["finite"] = all_finite((loss, grads, params, opt_state)).astype(jnp.float32)
     new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
     return new_state, metrics
 

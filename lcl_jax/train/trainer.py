@@ -8,10 +8,12 @@
   an optional patience stops training early;
 * checkpoints the latest state every `checkpoint_every_steps` steps and at each epoch
   end, and the best-validation params; re-running the same command resumes (a finished
-  run returns its results.json at once); SIGTERM saves and exits;
+  run returns its results.json at once); SIGTERM or a Ctrl-C saves and exits (a second
+  Ctrl-C aborts at once); an exclusive lock keeps a second command out of the workdir;
 * writes config.json, metrics.jsonl, TensorBoard events, predictions of the best epoch
   (predictions/best_{validation,test}.npz) and results.json (atomically), from process
-  0 only; stops with a clear error on a NaN loss, keeping the last good checkpoint.
+  0 only; stops with a clear error on a NaN/inf loss, gradient or parameter, keeping
+  the last good checkpoint (no non-finite state is ever evaluated or saved).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import logging
 import math
 import pathlib
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -41,47 +44,80 @@ _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
 
 
 class TrainingInterrupted(RuntimeError):
-  """Raised after a SIGTERM (preemption): the state was saved; re-run to resume."""
+  """Raised after a SIGTERM (preemption) or a Ctrl-C (SIGINT): the state was saved; re-run
+  the same command to resume. `exit_code` is the shell's for that signal (143, 130)."""
+
+  def __init__(self, message: str, *, signum: int = signal.SIGTERM):
+    super().__init__(message)
+    self.signum = signum
+    self.exit_code = 128 + int(signum)
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN/inf; the last good checkpoint is kept."""
+  """The loss, a gradient or the updated state became NaN/inf; nothing after the last
+  good (all-finite) checkpoint was saved or evaluated."""
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop checks between steps (main thread only)."""
+class _StopSignals:
+  """Turns SIGTERM and a first Ctrl-C (SIGINT) into a flag the loop checks between steps
+  (it then saves and stops); a second Ctrl-C raises KeyboardInterrupt at once, without
+  saving. Installed from the main thread only (signals cannot be caught elsewhere)."""
+
+  _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
-    self.raised = False
-    self._previous = None
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  @property
+  def raised(self) -> bool:
+    return self.signum is not None
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signum).name if self.signum is not None else ""
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in self._SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.raised = True
+    del frame
+    if signum == signal.SIGINT and self.signum is not None:
+      raise KeyboardInterrupt("second Ctrl-C: aborted without saving; a re-run resumes "
+                              "from the last checkpoint")
+    if self.signum is None:
+      self.signum = signum
+    if signum == signal.SIGINT:
+      print("\nCtrl-C: saving the state after this step, then stopping "
+            "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
+    self._previous.clear()
     return False
 
 
 class _Outputs:
   """metrics.jsonl + TensorBoard + stdout, from process 0 only."""
 
-  def __init__(self, workdir: pathlib.Path, enabled: bool):
+  def __init__(self, workdir: pathlib.Path, enabled: bool, *, start_step: int = 0):
+    """Appends to the run's outputs; on a resume from `start_step`, records of later
+    (replayed) steps are dropped first, so every step appears once."""
     self.enabled = enabled
     self._jsonl = None
     self._tb = None
     if enabled:
+      _truncate_metrics(workdir / "metrics.jsonl", start_step)
       self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(str(workdir / "tensorboard"))
+        resumed = (workdir / "tensorboard").exists()
+        self._tb = SummaryWriter(str(workdir / "tensorboard"),
+                                 purge_step=start_step + 1 if resumed else None)
       except ImportError:  # pragma: no cover - tensorboardX is a dependency
         log.warning("tensorboardX not installed: no TensorBoard events")
 
@@ -103,6 +139,71 @@ class _Outputs:
       self._jsonl.close()
     if self._tb:
       self._tb.close()
+
+
+def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
+  """Keeps the records of metrics.jsonl with step <= last_step (the resumed state's);
+  a torn last line of a killed run is dropped too. Rewritten atomically."""
+  if not path.exists():
+    return
+  kept, dropped = [], 0
+  for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+      record = json.loads(line)
+      keep = int(record.get("step", 0)) <= last_step
+    except (ValueError, TypeError, AttributeError):
+      keep = False
+    if keep:
+      kept.append(line)
+    else:
+      dropped += 1
+  if dropped:
+    log.info("metrics.jsonl: dropped %d record(s) after step %d (replayed on resume)",
+             dropped, last_step)
+    checkpoint_lib.write_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def preflight(cfg: TrainConfig) -> None:
+  """The checks of a resolved config that need the registries, before anything is
+  written: a known --dataset, and --max_length within each encoder's
+  max_position_embeddings (read from the checkpoint's config.json).
+
+  Raises:
+    ValueError: naming the flag.
+    models.pretrained.CheckpointNotFoundError: --encoder names no checkpoint.
+  """
+  from lcl_jax import data as data_lib
+  from lcl_jax.models import pretrained
+  from lcl_jax.models.config import EncoderConfig
+
+  if cfg.dataset not in data_lib.dataset_names():
+    raise ValueError(f"--dataset={cfg.dataset!r} is unknown; known datasets: "
+                     f"{', '.join(data_lib.dataset_names())}")
+  networks = [("encoder", cfg.encoder)]
+  if objectives.get_spec(cfg.objective).uses_weighting_network:
+    networks.append(("weighting_encoder", cfg.weighting_encoder))
+  for flag, name in networks:
+    try:
+      directory = pretrained.resolve_checkpoint_dir(data_pipeline.resolve_checkpoint(name))
+    except pretrained.CheckpointNotFoundError as e:
+      raise pretrained.CheckpointNotFoundError(f"--{flag}={name}: {e}") from None
+    positions = EncoderConfig.from_json_file(directory / "config.json").max_position_embeddings
+    if cfg.max_length > positions:
+      raise ValueError(
+          f"--max_length={cfg.max_length} exceeds --{flag}={name}'s "
+          f"max_position_embeddings={positions}; use --max_length<={positions}")
+
+
+def _check_resume_data(workdir: pathlib.Path, fingerprint: str, cfg: TrainConfig) -> None:
+  path = workdir / "config.json"
+  if not path.exists():
+    return
+  saved = json.loads(path.read_text()).get("dataset", {}).get("fingerprint")
+  if saved is not None and saved != fingerprint:
+    raise ValueError(
+        f"{workdir} was trained on other data than --data_dir={cfg.data_dir} gives for "
+        f"{cfg.dataset} now (texts/labels fingerprint {saved[:12]}... vs {fingerprint[:12]}...); "
+        "point --data_dir at the data of that run, or use another --workdir")
 
 
 def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
@@ -143,7 +244,22 @@ def _split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-  """Runs (or resumes, or returns the finished results of) one training job."""
+  """Runs (or resumes, or returns the finished results of) one training job.
+
+  Order (nothing is written into the workdir before the checks that can fail on user
+  input): validate every field (`TrainConfig.resolved`); check --max_length against
+  each encoder's positions; return a finished run's results.json (read only); lock the
+  workdir; check a resumed run's config; load the data (refusing a batch larger than
+  the training set) and check its fingerprint against the resumed run's; build the
+  networks; only then write config.json.
+
+  Raises:
+    ValueError: a bad setting or a resume with another config or other data (the
+      message names the flag).
+    checkpoint.WorkdirInUseError: another live process is running in the workdir.
+    NonFiniteLossError: a NaN/inf loss, gradient or parameter (last good checkpoint kept).
+    TrainingInterrupted: SIGTERM/SIGINT; the state was saved (`exit_code` 143/130).
+  """
   cfg = config.resolved()
   workdir = pathlib.Path(cfg.workdir).absolute()
   results_path = workdir / "results.json"
@@ -151,13 +267,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
     _check_resume_config(workdir, cfg)
     log.info("%s already finished; returning its results", workdir)
     return json.loads(results_path.read_text())
+  preflight(cfg)
   is_main = jax.process_index() == 0
-  workdir.mkdir(parents=True, exist_ok=True)
+  lock = checkpoint_lib.WorkdirLock(workdir)
+  if is_main:
+    lock.acquire()
+  try:
+    if results_path.exists():  # finished while this command started
+      _check_resume_config(workdir, cfg)
+      return json.loads(results_path.read_text())
+    return _train_locked(cfg, workdir, is_main)
+  finally:
+    lock.release()
+
+
+def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dict[str, Any]:
+  results_path = workdir / "results.json"
   _check_resume_config(workdir, cfg)
 
   spec = objectives.get_spec(cfg.objective)
   dp = parallel.make_data_parallel(cfg.parallelism)
   data = data_pipeline.prepare(cfg, num_devices=dp.num_devices)
+  fingerprint = data.fingerprint()
+  _check_resume_data(workdir, fingerprint, cfg)
   multilabel = data.multilabel
   num_classes = data.num_classes
   if multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != num_classes:
@@ -165,15 +297,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
                      f"{num_classes} classes")
   thresholds = (np.broadcast_to(np.asarray(cfg.thresholds, np.float64), (num_classes,))
                 if multilabel else 0.5)
-
-  if is_main:
-    checkpoint_lib.write_json_atomic(workdir / "config.json", {
-        "config": json.loads(cfg.to_json()),
-        "dataset": data.describe(),
-        "jax_version": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
-        "process_count": jax.process_count(),
-    })
 
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
   modules, params = objectives.build_networks(
@@ -185,6 +308,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
       params, learning_rate=cfg.learning_rate, total_steps=total_steps,
       weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
       clip_norm=cfg.clip_norm)
+  if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
+    checkpoint_lib.write_json_atomic(workdir / "config.json", {
+        "config": json.loads(cfg.to_json()),
+        "dataset": data.describe(),
+        "jax_version": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "process_count": jax.process_count(),
+    })
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
   train_step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
@@ -204,25 +335,37 @@ def train(config: TrainConfig) -> dict[str, Any]:
   del host_state, params
   start_step = int(np.asarray(dp.host_state(state)["step"]))
 
-  outputs = _Outputs(workdir, enabled=is_main)
+  outputs = _Outputs(workdir, enabled=is_main, start_step=start_step)
   selection = _selection_metric(multilabel)
   shapes_seen: set[tuple] = set()
   throughput = {"rows": 0, "seconds": 0.0}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
 
   def flush_pending() -> None:
-    """Pulls pending step metrics to the host; raises on a non-finite loss."""
+    """Pulls the pending steps' metrics to the host and checks each step's `finite`
+    (loss, gradients, new params and optimiser state all finite) and loss.
+
+    The guard of every checkpoint and evaluation: it is called before each of them and
+    covers every step since the previous call, however rarely metrics are logged.
+    """
     if not pending:
       return
     host = [(s, dp.fetch_scalars(m)) for s, m in pending]
     pending.clear()
     for s, m in host:
-      if not math.isfinite(float(m["loss"])):
+      loss = float(m["loss"])
+      if not math.isfinite(loss) or float(m["finite"]) < 1.0:
+        what = (f"the loss is {loss}" if not math.isfinite(loss) else
+                f"the loss is finite ({loss:.4g}) but the gradients or the updated "
+                "parameters hold NaN/inf")
+        ckpt.wait()
         last = ckpt.latest_step
+        kept = (f"the last good checkpoint (step {last}) is kept in {workdir / 'checkpoints'}"
+                if last is not None else "no checkpoint was saved")
         raise NonFiniteLossError(
-            f"{cfg.objective} on {cfg.dataset}: loss is {float(m['loss'])} at step {s}; "
-            f"stopping. The last good checkpoint (step {last}) is kept in "
-            f"{workdir / 'checkpoints'}; try a lower --learning_rate or --dtype=float32")
+            f"{cfg.objective} on {cfg.dataset}: {what} at step {s}; stopping without "
+            f"saving or evaluating that state; {kept}. Try a lower --learning_rate "
+            "or --dtype=float32")
     s, m = host[-1]
     record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
     record.update({k: float(v) for k, v in m.items()})
@@ -263,7 +406,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
   step = start_step
   completed_epochs = len(progress["history"])
   try:
-    with _SigtermFlag() as sigterm:
+    with _StopSignals() as stop:
       for epoch in range(completed_epochs, cfg.epochs):
         if progress["stopped_early"]:
           break
@@ -292,13 +435,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
           if bar is not None:
             bar.update(1)
           at_epoch_end = step == epoch_start_step + steps_per_epoch
-          if sigterm.raised and not at_epoch_end:
+          if stop.raised and not at_epoch_end:
             flush_pending()
             ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
             ckpt.wait()
             raise TrainingInterrupted(
-                f"SIGTERM at step {step}: state saved in {workdir / 'checkpoints'}; "
-                "re-run the same command to resume")
+                f"{stop.name} at step {step}: state saved in {workdir / 'checkpoints'}; "
+                "re-run the same command to resume", signum=stop.signum)
           if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
             flush_pending()
             ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
@@ -333,11 +476,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
           log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, cfg.epochs,
                    _fmt(val_metrics), _fmt(test_metrics), "  (best)" if improved else "")
         ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
-        if sigterm.raised and epoch + 1 < cfg.epochs:
+        if stop.raised and epoch + 1 < cfg.epochs:
           ckpt.wait()
           raise TrainingInterrupted(
-              f"SIGTERM at the end of epoch {epoch + 1}: state saved in "
-              f"{workdir / 'checkpoints'}; re-run the same command to resume")
+              f"{stop.name} at the end of epoch {epoch + 1}: state saved in "
+              f"{workdir / 'checkpoints'}; re-run the same command to resume",
+              signum=stop.signum)
   finally:
     ckpt.wait()
     outputs.close()
