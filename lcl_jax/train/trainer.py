@@ -247,9 +247,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
   """Runs (or resumes, or returns the finished results of) one training job.
 
   Order (nothing is written into the workdir before the checks that can fail on user
-  input): validate every field (`TrainConfig.resolved`); check --max_length against
-  each encoder's positions; return a finished run's results.json (read only); lock the
-  workdir; check a resumed run's config; load the data (refusing a batch larger than
+  input): validate every field (`TrainConfig.resolved`); return a finished run's
+  results.json (read only: a read-only workdir is fine); `preflight` (--dataset, and
+  --max_length against each encoder's positions); lock the workdir; check a resumed run's config; load the data (refusing a batch larger than
   the training set) and check its fingerprint against the resumed run's; build the
   networks; only then write config.json.
 
