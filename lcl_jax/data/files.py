@@ -187,8 +187,8 @@ def csv_rows(text: str, path: os.PathLike[str] | str, *, expected: str,
              delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
   """``(line number, fields)`` of each CSV record of ``text``, skipping blank lines.
 
-  A record is skipped when it is an empty line or a single white-space-only field
-  (a blank line). Quoted fields may span lines (the standard ``csv`` dialect with
+  A record is skipped when it is one line whose fields are all empty or white space
+  (a blank or white-space-only line; with a tab delimiter a line of tabs is one too). Quoted fields may span lines (the standard ``csv`` dialect with
   ``delimiter``); the line number is the record's first line, 1-based.
 
   Raises:
@@ -207,6 +207,6 @@ def csv_rows(text: str, path: os.PathLike[str] | str, *, expected: str,
     except csv.Error as e:
       raise MalformedRowError(path, line, f"not a valid CSV record: {e}") from None
     start = reader.line_num + 1
-    if len(row) <= 1 and not "".join(row).strip():
-      continue
+    if reader.line_num == line and not "".join(row).strip():
+      continue  # a blank or white-space-only line (a tab included)
     yield line, row
