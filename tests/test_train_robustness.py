@@ -25,19 +25,18 @@ import pytest
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, run_flags, trainer
 from lcl_jax.train.config import TrainConfig, parse_thresholds
+from test_train import _tiny_config  # pytest puts tests/ on sys.path (rootdir conftest)
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(tiny_bert_dir, data_dir, workdir, **overrides):
-  values = dict(dataset="isear", objective="ce", encoder=str(tiny_bert_dir),
-                data_dir=str(data_dir), workdir=str(workdir), seed=3, epochs=1,
-                max_train_examples=24, max_eval_examples=16, texts_per_batch=8,
-                eval_batch_size=16, max_length=32, length_buckets=(16, 32),
-                learning_rate=1e-3, checkpoint_every_steps=1, log_every_steps=1,
-                progress_bar=False)
+  """test_train's tiny ISEAR config, as a one-epoch CE run on 24 texts (3 steps of 8)
+  that checkpoints every step."""
+  values = dict(objective="ce", epochs=1, max_train_examples=24, max_eval_examples=16,
+                checkpoint_every_steps=1)
   values.update(overrides)
-  return TrainConfig(**values)
+  return _tiny_config(tiny_bert_dir, data_dir, workdir, **values)
 
 
 # --- item 11: every field is validated, naming its flag, before anything is written.
