@@ -68,6 +68,11 @@ class _SigtermFlag:
   def __exit__(self, *exc):
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
+      # A SIGTERM handled here while the run went on to finish (its last epoch) is
+      # handed on to an enclosing Python handler (a sweep then stops before its next
+      # run); the state is saved, so a re-run only writes results.json.
+      if self.raised and exc[0] is None and callable(self._previous):
+        self._previous(signal.SIGTERM, None)
     return False
 
 
