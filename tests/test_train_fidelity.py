@@ -143,3 +143,37 @@ def test_head_init_draws_from_the_intended_law(tiny_bert_dir, head_init):
     assert np.abs(bias).max() <= bound and np.abs(bias).max() > bound / 2
   else:
     assert not bias.any()
+
+
+def test_a_workdir_written_before_the_new_fields_still_resumes(tmp_path):
+  """config.json of a run made before baseline_views/adam_epsilon_mode/view_seed/head_init
+  existed: the defaults (that run's behaviour) match; another value is refused by name."""
+  import dataclasses
+  import json
+
+  from lcl_jax.train import trainer
+
+  cfg = TrainConfig(workdir=str(tmp_path)).resolved()
+  old = json.loads(cfg.to_json())
+  for name in ("baseline_views", "adam_epsilon_mode", "view_seed", "head_init"):
+    del old[name]
+  (tmp_path / "config.json").write_text(json.dumps({"config": old}))
+  trainer._check_resume_config(tmp_path, cfg)
+  with pytest.raises(ValueError, match="adam_epsilon_mode: 'optax' -> 'legacy_hf'"):
+    trainer._check_resume_config(tmp_path, dataclasses.replace(cfg, adam_epsilon_mode="legacy_hf"))
+
+
+def test_run_flags_carry_the_fidelity_options_into_the_config():
+  from lcl_jax.train import run_flags
+
+  values = dict(encoder="minilm", weighting_encoder=None, data_dir=None, learning_rate=None,
+                alpha=None, temperature=None, epochs=None, patience=None, texts_per_batch=10,
+                max_length=128, length_buckets=["32", "64", "128"], eval_batch_size=64,
+                fresh_views_per_epoch=False, thresholds="0.5", dtype="float32", remat=False,
+                parallelism="jit", max_train_examples=None, max_eval_examples=None,
+                max_steps_per_epoch=None, checkpoint_every_steps=200, progress_bar=False,
+                export_hf=False, baseline_views="texts", adam_epsilon_mode="legacy_hf",
+                view_seed=11, head_init="torch_default")
+  cfg = run_flags.run_config(value=values.__getitem__, dataset="isear", objective="ce")
+  assert (cfg.baseline_views, cfg.adam_epsilon_mode, cfg.view_seed, cfg.head_init) == (
+      "texts", "legacy_hf", 11, "torch_default")

@@ -115,7 +115,9 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
-  saved = json.loads(path.read_text())["config"]
+  # A field added after the run was written (e.g. issue 14's fidelity options) counts
+  # as its default value, which is the behaviour that run had.
+  saved = {**json.loads(TrainConfig().to_json()), **json.loads(path.read_text())["config"]}
   current = json.loads(cfg.to_json())
   diff = sorted(k for k in set(saved) | set(current)
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
