@@ -43,12 +43,17 @@ def fake_trainer(monkeypatch):
     (pathlib.Path(cfg.workdir) / "results.json").write_text(json.dumps(results))
     return results
 
+  _install_trainer(monkeypatch, train)
+  return calls
+
+
+def _install_trainer(monkeypatch, train):
+  """Replaces lcl_jax.train.trainer by a module whose `train` is `train`."""
   module = types.ModuleType("lcl_jax.train.trainer")
   module.train = train
   module.TrainingInterrupted = _Interrupted
   monkeypatch.setitem(sys.modules, "lcl_jax.train.trainer", module)
   monkeypatch.setattr(lcl_jax.train, "trainer", module, raising=False)
-  return calls
 
 
 def _specs(root, datasets=("isear",), objectives=("ce", "lcl"), seeds=(0, 1)):
@@ -275,10 +280,7 @@ def test_sigterm_outside_a_training_loop_interrupts_the_in_process_sweep(tmp_pat
     time.sleep(5)  # the handler raises at the next bytecode
     raise AssertionError("SIGTERM was not turned into SweepInterrupted")
 
-  module = types.ModuleType("lcl_jax.train.trainer")
-  module.train, module.TrainingInterrupted = train, _Interrupted
-  monkeypatch.setitem(sys.modules, "lcl_jax.train.trainer", module)
-  monkeypatch.setattr(lcl_jax.train, "trainer", module, raising=False)
+  _install_trainer(monkeypatch, train)
   specs = _specs(tmp_path, datasets=("isear", "emoint"), objectives=("ce",), seeds=(0,))
   with _safety_sigterm_handler() as before:
     with pytest.raises(sweep.SweepInterrupted, match=r"isear/ce/seed0.*SIGTERM"):
@@ -305,10 +307,7 @@ def test_sigterm_handled_by_the_trainer_in_a_last_epoch_stops_the_sweep(tmp_path
       assert flag.raised
     raise AssertionError("the SIGTERM was not handed on")
 
-  module = types.ModuleType("lcl_jax.train.trainer")
-  module.train, module.TrainingInterrupted = train, _Interrupted
-  monkeypatch.setitem(sys.modules, "lcl_jax.train.trainer", module)
-  monkeypatch.setattr(lcl_jax.train, "trainer", module, raising=False)
+  _install_trainer(monkeypatch, train)
   specs = _specs(tmp_path, datasets=("isear", "emoint"), objectives=("ce",), seeds=(0,))
   with _safety_sigterm_handler():
     with pytest.raises(sweep.SweepInterrupted, match="isear/ce/seed0"):

@@ -39,13 +39,31 @@ def test_decay_mask_excludes_biases_and_layernorm():
   assert mask["head"]["out"]["kernel"] is True
 
 
+def _float64_problem(seed, grad_scale, num_steps):
+  """float64 parameters of two networks and `num_steps` random gradients."""
+  rng = np.random.default_rng(seed)
+  params = jax.tree.map(lambda x: np.asarray(x, np.float64), _params(rng))
+  grads_seq = [jax.tree.map(lambda x: rng.normal(size=x.shape) * grad_scale, params)
+               for _ in range(num_steps)]
+  return params, grads_seq
+
+
+def _run_ours(params, grads_seq, **optimizer_kwargs):
+  """make_optimizer applied to `grads_seq` in float64; the final leaves."""
+  with jax.enable_x64(True):
+    p = jax.tree.map(jnp.asarray, params)
+    tx = optim.make_optimizer(p, **optimizer_kwargs)
+    state = tx.init(p)
+    for grads in grads_seq:
+      updates, state = tx.update(jax.tree.map(jnp.asarray, grads), state, p)
+      p = optax.apply_updates(p, updates)
+    return [np.asarray(x) for x in jax.tree.leaves(p)]
+
+
 @pytest.mark.parametrize("grad_scale", [0.01, 10.0])  # below and above the clip norm
 def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
-  rng = np.random.default_rng(1)
-  params = jax.tree.map(lambda x: np.asarray(x, np.float64), _params(rng))
+  params, grads_seq = _float64_problem(1, grad_scale, 4)
   total_steps, lr, wd = 5, 2e-3, 0.01
-  grads_seq = [jax.tree.map(lambda x: rng.normal(size=x.shape) * grad_scale, params)
-               for _ in range(4)]
 
   # Reference: PyTorch, float64, the release's recipe.
   names, leaves = zip(*[(jax.tree_util.keystr(p), v)
@@ -66,15 +84,8 @@ def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
     opt.step()
     sched.step()
 
-  # Ours.
-  with jax.enable_x64(True):
-    p = jax.tree.map(jnp.asarray, params)
-    tx = optim.make_optimizer(p, learning_rate=lr, total_steps=total_steps, weight_decay=wd)
-    state = tx.init(p)
-    for grads in grads_seq:
-      updates, state = tx.update(jax.tree.map(jnp.asarray, grads), state, p)
-      p = optax.apply_updates(p, updates)
-    ours = [np.asarray(x) for x in jax.tree.leaves(p)]
+  ours = _run_ours(params, grads_seq, learning_rate=lr, total_steps=total_steps,
+                   weight_decay=wd)
 
   # NOTE: optax evaluates the schedule in float32 (relative error ~5e-8); a missing
   # weight decay alone would move these parameters by ~2e-5 relative.
@@ -132,26 +143,13 @@ def _legacy_hf_adamw_numpy(params, grads_seq, *, lr, total_steps, wd, b1=0.9, b2
 
 @pytest.mark.parametrize("grad_scale", [1e-4, 10.0])  # sqrt(v) ~ eps, and clipped
 def test_legacy_hf_adamw_matches_numpy_transcription(grad_scale):
-  rng = np.random.default_rng(2)
-  params = jax.tree.map(lambda x: np.asarray(x, np.float64), _params(rng))
+  params, grads_seq = _float64_problem(2, grad_scale, 5)
   # Large lr*wd so that decaying p instead of the updated p' is visible (~1e-4).
   total_steps, lr, wd = 6, 5e-2, 0.1
-  grads_seq = [jax.tree.map(lambda x: rng.normal(size=x.shape) * grad_scale, params)
-               for _ in range(5)]
   names, ref = _legacy_hf_adamw_numpy(params, grads_seq, lr=lr, total_steps=total_steps, wd=wd)
-
-  def run(mode):
-    with jax.enable_x64(True):
-      p = jax.tree.map(jnp.asarray, params)
-      tx = optim.make_optimizer(p, learning_rate=lr, total_steps=total_steps,
-                                weight_decay=wd, epsilon_mode=mode)
-      state = tx.init(p)
-      for grads in grads_seq:
-        updates, state = tx.update(jax.tree.map(jnp.asarray, grads), state, p)
-        p = optax.apply_updates(p, updates)
-      return [np.asarray(x) for x in jax.tree.leaves(p)]
-
-  legacy, modern = run("legacy_hf"), run("optax")
+  legacy, modern = (_run_ours(params, grads_seq, learning_rate=lr, total_steps=total_steps,
+                              weight_decay=wd, epsilon_mode=mode)
+                    for mode in ("legacy_hf", "optax"))
   # The schedule and bias corrections are evaluated in float32 (~1e-7 relative).
   for name, mine in zip(names, legacy):
     np.testing.assert_allclose(mine, ref[name], rtol=1e-6, atol=1e-10, err_msg=name)

@@ -206,33 +206,6 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
   return outcome
 
 
-class _RaiseOnStopSignals:
-  """SIGINT/SIGTERM -> `SweepInterrupted` raised in the main thread (main thread only).
-
-  Active for the whole sweep; the trainer's own handlers take over inside a run's
-  training loop (they save the state first) and hand the signal back here on exit.
-  """
-
-  def __init__(self):
-    self._previous: dict[int, Any] = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGINT, signal.SIGTERM):
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    raise SweepInterrupted(f"stopped by signal {signum} ({signal.Signals(signum).name}); "
-                           "re-run the same command to resume")
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-    return False
-
-
 def _run_in_process(pending: Sequence[RunSpec], outcome: SweepOutcome, *,
                     fail_fast: bool) -> None:
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
@@ -368,6 +341,20 @@ class _StopSignals:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
     return False
+
+
+class _RaiseOnStopSignals(_StopSignals):
+  """SIGINT/SIGTERM -> `SweepInterrupted` raised at once in the main thread.
+
+  Active for the whole sweep; the trainer's own handlers take over inside a run's
+  training loop (they save the state first) and hand a SIGTERM back here on exit.
+  """
+
+  def _handle(self, signum, frame):
+    del frame
+    self.raised = signum
+    raise SweepInterrupted(f"stopped by signal {signum} ({signal.Signals(signum).name}); "
+                           "re-run the same command to resume")
 
 
 def _log_tail(path: pathlib.Path, lines: int = 15) -> str:
