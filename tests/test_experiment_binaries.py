@@ -81,6 +81,10 @@ def test_table1_trains_then_skips_finished_runs(smoke):
   assert cells[("emoint", "bert_ce", "weighted_f1")]["paper"] == 85.0
   md = (report_dir / "report.md").read_text()
   assert "SMOKE RUN" in md and "/ 86.6" in md and "tiny_bert" in md
+  # The reading of the release the runs follow (issue 14) is in the settings block.
+  for setting in ("baseline_views: `paired`", "adam_epsilon_mode: `optax`",
+                  "view_seed: `per seed`", "head_init: `normal_0.02`"):
+    assert f"- {setting}" in md, setting
   rows = list(csv.DictReader(io.StringIO((report_dir / "results.csv").read_text())))
   assert len(rows) == 4  # 2 methods x 2 metrics
 

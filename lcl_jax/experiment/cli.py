@@ -171,6 +171,11 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
     value = getattr(base, name)
     if value is not None:
       out[name] = value
+  # Which reading of the release the runs follow (issue 14; see TrainConfig).
+  out["baseline_views"] = base.baseline_views
+  out["adam_epsilon_mode"] = base.adam_epsilon_mode
+  out["view_seed"] = "per seed" if base.view_seed is None else base.view_seed
+  out["head_init"] = base.head_init
   out.update(extra)
   return out
 
