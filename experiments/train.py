@@ -119,8 +119,9 @@ def main(argv):
     except trainer.TrainingInterrupted as e:
       print(str(e), file=sys.stderr)
       sys.exit(e.exit_code)
-    except KeyboardInterrupt as e:  # a second Ctrl-C: no save
-      print(f"\n{e or 'interrupted'}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a second Ctrl-C (no save), or Ctrl-C in a last epoch
+      print(f"\n{e or 'interrupted'}; re-run the same command to resume from the last "
+            "checkpoint", file=sys.stderr)
       sys.exit(130)
     except (trainer.NonFiniteLossError, checkpoint.WorkdirInUseError) as e:
       print(f"error: {e}", file=sys.stderr)

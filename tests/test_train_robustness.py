@@ -80,6 +80,10 @@ _BAD_VALUES = {
     "export_hf": ["no"],
     "log_every_steps": [0],
     "progress_bar": [None],
+    "baseline_views": ["both"],
+    "adam_epsilon_mode": ["torch"],
+    "view_seed": [-1, 1.5],
+    "head_init": ["zeros"],
 }
 
 

@@ -2,7 +2,8 @@
 
 `train(config)` runs one (dataset, objective, encoder, seed) job in `config.workdir`:
 
-* trains on paired batches (K texts + K augmented views), data-parallel over every
+* trains on paired batches (K texts + K augmented views; a baseline with
+  `baseline_views='texts'` on the K texts only), data-parallel over every
   device (`jit` or `pmap`), evaluating Φ (and Ψ) on validation and test after each
   epoch; the reported test metrics are those of the best-validation epoch (the paper);
   an optional patience stops training early;
@@ -86,8 +87,7 @@ class _StopSignals:
   def _handle(self, signum, frame):
     del frame
     if signum == signal.SIGINT and self.signum is not None:
-      raise KeyboardInterrupt("second Ctrl-C: aborted without saving; a re-run resumes "
-                              "from the last checkpoint")
+      raise KeyboardInterrupt("second Ctrl-C: aborted without saving")
     if self.signum is None:
       self.signum = signum
     if signum == signal.SIGINT:
@@ -95,9 +95,16 @@ class _StopSignals:
             "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
 
   def __exit__(self, *exc):
-    for signum, previous in self._previous.items():
+    previous_handlers, self._previous = self._previous, {}
+    for signum, previous in previous_handlers.items():
       signal.signal(signum, previous)
-    self._previous.clear()
+    # A signal handled here while the run went on to finish (its last epoch) is handed
+    # on to an enclosing Python handler (a sweep then stops before its next run; a
+    # plain Ctrl-C raises KeyboardInterrupt and the binary exits 130); the state is
+    # saved, so a re-run only writes results.json.
+    previous = previous_handlers.get(self.signum)
+    if self.raised and exc[0] is None and callable(previous):
+      previous(self.signum, None)
     return False
 
 
@@ -210,7 +217,9 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
-  saved = json.loads(path.read_text())["config"]
+  # A field added after the run was written (e.g. issue 14's fidelity options) counts
+  # as its default value, which is the behaviour that run had.
+  saved = {**json.loads(TrainConfig().to_json()), **json.loads(path.read_text())["config"]}
   current = json.loads(cfg.to_json())
   diff = sorted(k for k in set(saved) | set(current)
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
@@ -301,13 +310,14 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
   modules, params = objectives.build_networks(
       spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
-      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat)
+      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
+      head_init=cfg.head_init)
   steps_per_epoch = data.steps_per_epoch
   total_steps = steps_per_epoch * cfg.epochs
   optimizer = optim.make_optimizer(
       params, learning_rate=cfg.learning_rate, total_steps=total_steps,
       weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
-      clip_norm=cfg.clip_norm)
+      clip_norm=cfg.clip_norm, epsilon_mode=cfg.adam_epsilon_mode)
   if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
     checkpoint_lib.write_json_atomic(workdir / "config.json", {
         "config": json.loads(cfg.to_json()),
