@@ -392,17 +392,25 @@ def test_ctrl_c_saves_and_exits_130_and_the_workdir_is_locked_meanwhile(
 
 def test_second_ctrl_c_aborts_at_once():
   """The handler itself (main thread): SIGTERM and a first SIGINT set the flag; a second
-  SIGINT raises KeyboardInterrupt at once; the previous handlers come back on exit."""
+  SIGINT raises KeyboardInterrupt at once; on leaving, the previous handlers come back
+  and a signal caught while the run finished is handed on to a Python handler."""
   before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-  with trainer._StopSignals() as stop:
-    assert not stop.raised
-    signal.raise_signal(signal.SIGINT)
-    assert stop.raised and stop.name == "SIGINT"
-    with pytest.raises(KeyboardInterrupt, match="second Ctrl-C"):
+  with pytest.raises(KeyboardInterrupt, match="second Ctrl-C"):
+    with trainer._StopSignals() as stop:
+      assert not stop.raised
       signal.raise_signal(signal.SIGINT)
+      assert stop.raised and stop.name == "SIGINT"
+      signal.raise_signal(signal.SIGINT)
+      pytest.fail("the second Ctrl-C did not abort")
   assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
-  with trainer._StopSignals() as stop:
-    signal.raise_signal(signal.SIGTERM)
-    assert stop.name == "SIGTERM"
-    signal.raise_signal(signal.SIGTERM)  # repeated SIGTERM: still a clean stop
-    assert stop.name == "SIGTERM"
+
+  received = []
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+  try:
+    with trainer._StopSignals() as stop:
+      signal.raise_signal(signal.SIGTERM)
+      signal.raise_signal(signal.SIGTERM)  # repeated SIGTERM: still one clean stop
+      assert stop.name == "SIGTERM" and received == []
+    assert received == [signal.SIGTERM]  # handed on once, on leaving
+  finally:
+    signal.signal(signal.SIGTERM, previous)
