@@ -17,6 +17,8 @@ alpha = 0.3 (not 0.5) so that swapping the weights of the two terms would fail.
 """
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +30,7 @@ from lcl_jax.train import data_pipeline, objectives, steps
 from lcl_jax.train.config import TrainConfig
 
 ALPHA, TAU = 0.3, 0.2
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _np_ce(logits, labels, valid):
@@ -148,3 +151,27 @@ def test_scl_train_step_matches_numpy_objective_and_torch_gradients(tiny_bert_di
   assert float(metrics["grad_norm_primary"]) == pytest.approx(
       np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in reference.values())),
       rel=2e-3)
+
+
+def test_train_binary_prints_the_scl_note_under_scl_results_only():
+  import json
+  import subprocess
+  import sys
+
+  row = {"dataset": "synthetic", "encoder": "minilm", "seed": 0, "multilabel": False,
+         "selection_metric": "accuracy", "best_epoch": 1, "validation": {"accuracy": 0.5},
+         "test": {"accuracy": 0.5, "weighted_f1": 0.5, "macro_f1": 0.5}}
+  script = ("import json, sys; import experiments.train as t; rows = json.loads(sys.argv[1]); "
+            "print(t.format_results_table(rows)); print('NOTE=' + t.SCL_NOTE)")
+
+  def table(objectives):
+    rows = [dict(row, objective=o) for o in objectives]
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(rows)], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    body, note = out.rsplit("NOTE=", 1)
+    return body, note.strip()
+
+  body, note = table(["ce", "scl", "lcl"])
+  assert "SCL vs CE" in note and body.rstrip().endswith(note)
+  body, note = table(["ce", "lcl"])
+  assert note not in body
