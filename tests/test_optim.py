@@ -39,8 +39,9 @@ def test_decay_mask_excludes_biases_and_layernorm():
   assert mask["head"]["out"]["kernel"] is True
 
 
-@pytest.mark.parametrize("grad_scale", [0.01, 10.0])  # below and above the clip norm
-def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
+@pytest.mark.parametrize("grad_scale,schedule", [(0.01, "linear"), (10.0, "linear"),
+                                                 (10.0, "constant")])  # below/above the clip norm
+def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale, schedule):
   rng = np.random.default_rng(1)
   params = jax.tree.map(lambda x: np.asarray(x, np.float64), _params(rng))
   total_steps, lr, wd = 5, 2e-3, 0.01
@@ -56,7 +57,8 @@ def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
             {"params": [t for n, t in zip(names, tensors) if no_decay(n)], "weight_decay": 0.0}]
   opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6)
   sched = torch.optim.lr_scheduler.LambdaLR(
-      opt, lambda step: max(0.0, (total_steps - step) / total_steps))
+      opt, (lambda step: max(0.0, (total_steps - step) / total_steps)) if schedule == "linear"
+      else (lambda step: 1.0))
   for grads in grads_seq:
     for t, g in zip(tensors, jax.tree.leaves(grads)):
       t.grad = torch.tensor(g)
@@ -69,7 +71,8 @@ def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
   # Ours.
   with jax.enable_x64(True):
     p = jax.tree.map(jnp.asarray, params)
-    tx = optim.make_optimizer(p, learning_rate=lr, total_steps=total_steps, weight_decay=wd)
+    tx = optim.make_optimizer(p, learning_rate=lr, total_steps=total_steps, weight_decay=wd,
+                              schedule=schedule)
     state = tx.init(p)
     for grads in grads_seq:
       updates, state = tx.update(jax.tree.map(jnp.asarray, grads), state, p)
@@ -96,3 +99,29 @@ def test_clipping_is_per_network():
   np.testing.assert_allclose(u_small["primary"]["w"], u_big["primary"]["w"], rtol=1e-6)
   with pytest.raises(ValueError, match="networks"):
     tx.update({"primary": small["primary"]}, state, params)
+
+
+def test_freeze_encoders_updates_heads_only_as_a_head_only_optimizer():
+  """Stage 2 of two-stage training: zero encoder updates; the heads get exactly the
+  updates (clipping by the head's own norm, AdamW) of an optimiser over the heads alone."""
+  rng = np.random.default_rng(2)
+  params = {net: {"encoder": {"w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)},
+                  "head": {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32),
+                           "bias": jnp.zeros(2)}}
+            for net in ("primary", "weighting")}
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape) * 5, jnp.float32), params)
+  frozen = optim.make_optimizer(params, learning_rate=1e-2, total_steps=4, weight_decay=0.1,
+                                schedule="constant", freeze_encoders=True)
+  heads = {net: {"head": p["head"]} for net, p in params.items()}
+  reference = optim.make_optimizer(heads, learning_rate=1e-2, total_steps=4, weight_decay=0.1,
+                                   schedule="constant")
+  state, ref_state = frozen.init(params), reference.init(heads)
+  for _ in range(3):
+    updates, state = frozen.update(grads, state, params)
+    ref_updates, ref_state = reference.update(
+        {net: {"head": g["head"]} for net, g in grads.items()}, ref_state, heads)
+    for net in params:
+      assert not np.any(np.asarray(updates[net]["encoder"]["w"]))
+      jax.tree.map(np.testing.assert_array_equal, updates[net]["head"], ref_updates[net]["head"])
+  with pytest.raises(ValueError, match="schedule"):
+    optim.make_optimizer(params, learning_rate=1.0, total_steps=2, schedule="cosine")

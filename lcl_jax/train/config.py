@@ -14,6 +14,9 @@ from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
+LR_SCHEDULES = ("linear", "constant")
+PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
+THRESHOLD_FITS = ("validation", "train", "none")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -64,6 +67,18 @@ class TrainConfig:
   adam_b2: float = 0.999
   adam_eps: float = 1e-6
   clip_norm: float = 1.0
+  # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
+  lr_schedule: str = "linear"
+
+  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release), 'direct' (seed 000:
+  # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
+  head: str = "paper"
+  classifier_dropout: float | None = None  # None: the head's default (0.1 / 0.3 / 0)
+
+  # Two-stage training (seed 003): after `epochs`, `head_epochs` more with every encoder
+  # frozen and the heads re-initialised, at `head_learning_rate` (None: learning_rate).
+  head_epochs: int = 0
+  head_learning_rate: float | None = None
 
   # Data.
   max_length: int = 128
@@ -74,9 +89,16 @@ class TrainConfig:
   max_train_examples: int | None = None  # smoke runs / tests: a deterministic subset
   max_eval_examples: int | None = None
   max_steps_per_epoch: int | None = None
+  # Seed 003's data expansion: this many extra training rows, each two training texts
+  # joined by a space with the union of their labels (multi-label datasets only).
+  concat_expansion: int = 0
 
   # Multi-label (GoEmotions-28): per-class thresholds on sigmoid probabilities.
   thresholds: tuple[float, ...] | float = 0.5
+  # Per-class thresholds maximising each class's F1, fitted after training on the best
+  # epoch's predictions of this split ('validation', 'train' as seed 003, or 'none') and
+  # applied to test, beside the global `thresholds`.
+  threshold_fit: str = "validation"
 
   # Compute.
   dtype: str = "float32"
@@ -134,6 +156,22 @@ class TrainConfig:
       raise bad("length_buckets", "needs at least one length >= 2")
     if not 0.0 <= self.augment_p <= 1.0:
       raise bad("augment_p", "must be in [0, 1]")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise bad("lr_schedule", f"must be one of {LR_SCHEDULES}")
+    if self.head not in PRIMARY_HEADS:
+      raise bad("head", f"must be one of {PRIMARY_HEADS}")
+    if self.head != "paper" and self.objective == "bert_ce":
+      raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
+    if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
+      raise bad("classifier_dropout", "must be in [0, 1) or None")
+    if int(self.head_epochs) < 0:
+      raise bad("head_epochs", "must be >= 0")
+    if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+      raise bad("head_learning_rate", "must be > 0 or None")
+    if self.threshold_fit not in THRESHOLD_FITS:
+      raise bad("threshold_fit", f"must be one of {THRESHOLD_FITS}")
+    if int(self.concat_expansion) < 0:
+      raise bad("concat_expansion", "must be >= 0")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -44,23 +44,48 @@ def make_optimizer(
     b2: float = 0.999,
     eps: float = 1e-6,
     clip_norm: float = 1.0,
+    schedule: str = "linear",
+    freeze_encoders: bool = False,
 ) -> optax.GradientTransformation:
   """AdamW over `params = {network_name: network_params, ...}`.
 
   Each top-level network (e.g. 'primary', 'weighting') is clipped to `clip_norm`
-  by its own global norm, as the release clips each model separately; the
-  learning rate decays linearly from `learning_rate` to 0 over `total_steps`.
+  by its own global norm, as the release clips each model separately.
+
+  Args:
+    schedule: 'linear' -- the rate decays linearly from `learning_rate` to 0 over
+      `total_steps` (the paper); 'constant' -- `learning_rate` at every step (seeds
+      000 and 003's "fixed lr").
+    freeze_encoders: stage 2 of two-stage training: every network's 'encoder'
+      sub-tree gets zero updates (and no optimiser state); clipping and AdamW see
+      the 'head' sub-tree alone.
+
+  Raises:
+    ValueError: total_steps < 1 or an unknown schedule.
   """
   if total_steps < 1:
     raise ValueError(f"total_steps={total_steps} must be >= 1")
-  schedule = optax.linear_schedule(learning_rate, 0.0, total_steps)
+  schedules = {"linear": lambda: optax.linear_schedule(learning_rate, 0.0, total_steps),
+               "constant": lambda: optax.constant_schedule(learning_rate)}
+  if schedule not in schedules:
+    raise ValueError(f"schedule={schedule!r}; expected one of {sorted(schedules)}")
+  rate = schedules[schedule]()
 
-  def network_optimizer(network_params):
+  def trainable_optimizer():
     return optax.chain(
         optax.clip_by_global_norm(clip_norm),
-        optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-                    mask=decay_mask(network_params)),
+        optax.adamw(rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask),
     )
+
+  def network_optimizer(network_params):
+    if not freeze_encoders:
+      return trainable_optimizer()
+    if "encoder" not in network_params:
+      raise ValueError(f"freeze_encoders: network params have no 'encoder' "
+                       f"(keys {sorted(network_params)})")
+    labels = {part: ("frozen" if part == "encoder" else "trainable") for part in network_params}
+    return optax.multi_transform(
+        {"trainable": trainable_optimizer(), "frozen": optax.set_to_zero()}, labels)
 
   return per_network({name: network_optimizer(p) for name, p in params.items()})
 
