@@ -58,8 +58,14 @@ def build_networks(
     rng: jax.Array,
     dtype: Any = jnp.float32,
     remat: bool = False,
+    primary_head: str | None = None,
+    classifier_dropout: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints."""
+  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
+
+  `primary_head` replaces the spec's head of Φ ('direct', 'dense1', 'dense2'; issue 9)
+  and `classifier_dropout` sets Φ's head dropout (None: the head's default).
+  """
   from lcl_jax import models  # Heavy import kept out of module import time.
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
@@ -67,8 +73,8 @@ def build_networks(
   primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules, params = {}, {}
   modules["primary"], params["primary"] = models.build_classifier(
-      spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
-      remat=remat)
+      primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
+      dtype=dtype, remat=remat, classifier_dropout=classifier_dropout)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
