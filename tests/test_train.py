@@ -285,3 +285,42 @@ def test_two_stage_freezes_encoders_bit_identically_and_trains_new_heads(
       assert a.shape == b.shape == c.shape
       if a.ndim == 2:  # kernels: re-initialised, then trained
         assert not np.array_equal(a, b) and not np.array_equal(b, c)
+
+
+def test_run_killed_in_stage_two_resumes_bit_identically(tiny_bert_dir, data_dir, tmp_path):
+  """Two-stage training through the binary: SIGKILL after stage 2 has checkpointed, re-run:
+  the final state (every parameter and optimiser moment) equals an uninterrupted run's."""
+  import orbax.checkpoint as ocp
+
+  extra = ["--epochs=1", "--head_epochs=3", "--head_learning_rate=5e-3",
+           "--lr_schedule=constant"]
+  reference = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "ref") + extra)
+  out, _ = reference.communicate(timeout=600)
+  assert reference.returncode == 0, out.decode()[-3000:]
+  ref_dir = tmp_path / "ref" / "scl" / "seed1"
+  ref = json.loads((ref_dir / "results.json").read_text())
+  stage2_start = ref["two_stage"]["stage2_start_step"]
+  assert ref["epochs_trained"] == 4 and stage2_start == 8
+
+  run_dir = tmp_path / "killed" / "scl" / "seed1"
+  ckpt_dir = run_dir / "checkpoints"
+  proc = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "killed") + extra)
+  started = _wait_for(ckpt_dir, lambda: ckpt_dir.is_dir() and any(
+      p.name.isdigit() and int(p.name) > stage2_start for p in ckpt_dir.iterdir()), proc)
+  assert started, "the run finished before it could be interrupted in stage 2"
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate(timeout=300)
+  assert not (run_dir / "results.json").exists()
+  resumed = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "killed") + extra)
+  out, _ = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, out.decode()[-3000:]
+  assert _comparable(json.loads((run_dir / "results.json").read_text())) == _comparable(ref)
+
+  def final_state(directory):
+    step = max(int(p.name) for p in (directory / "checkpoints").iterdir() if p.name.isdigit())
+    return step, ocp.StandardCheckpointer().restore(directory / "checkpoints" / str(step) / "state")
+
+  (ref_step, ref_state), (got_step, got_state) = final_state(ref_dir), final_state(run_dir)
+  assert ref_step == got_step == 32
+  assert jax.tree.structure(ref_state) == jax.tree.structure(got_state)
+  jax.tree.map(np.testing.assert_array_equal, got_state, ref_state)
