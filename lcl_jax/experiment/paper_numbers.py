@@ -44,6 +44,11 @@ METRIC_LABELS: dict[str, str] = {
     "accuracy": "Acc",
     "weighted_f1": "F1 (weighted)",
     "macro_f1": "F1 (macro)",
+    # Multi-label (GoEmotions-28, issue 9).
+    "macro_precision": "P (macro)",
+    "macro_recall": "R (macro)",
+    "micro_f1": "F1 (micro)",
+    "exact_match": "Acc (exact match)",
 }
 
 PaperTable = Mapping[str, Mapping[str, Mapping[str, float | None]]]

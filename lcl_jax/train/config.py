@@ -107,6 +107,7 @@ class TrainConfig:
   dropout_rng_impl: str = "threefry2x32"  # measured: not slower than rbg (BUILD_NOTES)
   checkpoint_every_steps: int = 200
   export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
+  save_features: bool = False  # Φ's test/validation [CLS] vectors in predictions/*.npz
   log_every_steps: int = 10
   progress_bar: bool = True
 

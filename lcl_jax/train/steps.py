@@ -114,17 +114,21 @@ def make_train_step(
 
 def make_eval_step(
     modules: Mapping[str, Any],
+    *,
+    with_features: bool = False,
 ) -> Callable[[Any, Mapping[str, jax.Array]], dict[str, jax.Array]]:
   """Returns `eval_step(params, batch) -> {'logits'[, 'weight_logits'], 'example_index'}`.
 
   Logits are float32; `example_index` is passed through so that the rows of every
-  device and host can be put back in dataset order after gathering.
+  device and host can be put back in dataset order after gathering. With
+  `with_features`, also Φ's last-layer [CLS] vectors `features` [R, H] float32 (for
+  the t-SNE figures of the multi-label studies).
   """
+  names = ("logits", "weight_logits") + (("features",) if with_features else ())
 
   def eval_step(params, batch):
     outputs = objectives.forward(modules, params, batch, dropout_key=None, deterministic=True)
-    result = {name: outputs[name].astype(jnp.float32)
-              for name in ("logits", "weight_logits") if name in outputs}
+    result = {name: outputs[name].astype(jnp.float32) for name in names if name in outputs}
     result["example_index"] = batch["example_index"]
     return result
 

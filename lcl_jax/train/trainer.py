@@ -110,7 +110,8 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
-  saved = json.loads(path.read_text())["config"]
+  # A field added after that run was written counts as its default (older runs resume).
+  saved = {**json.loads(TrainConfig().to_json()), **json.loads(path.read_text())["config"]}
   current = json.loads(cfg.to_json())
   diff = sorted(k for k in set(saved) | set(current)
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
@@ -201,7 +202,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
       multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
       stage2_optimizer=stage2_optimizer,
       stage2_start_step=stage1_steps if stage2_optimizer is not None else None))
-  eval_step = dp.compile_eval_step(steps.make_eval_step(modules))
+  eval_step = dp.compile_eval_step(steps.make_eval_step(modules,
+                                                        with_features=cfg.save_features))
 
   host_state = steps.init_state(params, optimizer, stage2_optimizer)
   state = dp.put_state(host_state)
@@ -259,6 +261,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     inverse = np.argsort(order)
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
+    if "features" in collected:  # Φ's [CLS] vectors, saved with the predictions
+      arrays["features"] = np.concatenate(collected.pop("features"))[inverse]
     for name, chunks in collected.items():
       probs = _probabilities(np.concatenate(chunks)[inverse], multilabel)
       m, predictions = _split_metrics(split.labels, probs, multilabel=multilabel,
