@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lcl_jax.data import empathetic_dialogues
+from lcl_jax.data import empathetic_dialogues, goemotions
 
 # The paper's encoders (Hugging Face hub ids).
 ELECTRA_BASE = "google/electra-base-discriminator"
@@ -173,11 +173,8 @@ def method_label(method: str) -> str:
 # Values in % (the documents print fractions; x 100 here, as every table above).
 # --------------------------------------------------------------------------------------
 
-GOEMOTIONS28_LABELS: tuple[str, ...] = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral")
+# The 28 labels in GoEmotions' id order (emotions.txt; neutral last).
+GOEMOTIONS28_LABELS: tuple[str, ...] = goemotions.EMOTIONS
 
 # Seed 000 (Huang & Wen, "Incorporating Label-Aware Contrastive Loss into BERT-related
 # models for Fine-grained Emotions Classification"): one run per row, test set, global
