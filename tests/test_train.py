@@ -251,6 +251,16 @@ def test_multilabel_per_class_thresholds_are_fitted_on_validation_saved_and_appl
   glob = results["per_class_test"]["global"]
   np.testing.assert_allclose(glob["recall"], skm.recall_score(
       test["labels"], test["predictions"], average=None, zero_division=0))
+  # Seed 003's choice: fit on train (one more evaluation pass with the best params).
+  on_train = trainer.train(_tiny_config(
+      tiny_bert_dir, data_dir, tmp_path / "ml_train", dataset="goemotions_multilabel",
+      objective="ce", head="direct", lr_schedule="constant", epochs=1, thresholds=0.3,
+      threshold_fit="train", max_train_examples=24))
+  fitted_train = np.asarray(on_train["per_class_thresholds"]["thresholds"])
+  assert on_train["per_class_thresholds"]["fit_split"] == "train"
+  test = np.load(tmp_path / "ml_train" / "predictions" / "best_test.npz")
+  assert on_train["per_class_thresholds"]["test"]["macro_f1"] == pytest.approx(skm.f1_score(
+      test["labels"], test["probabilities"] >= fitted_train, average="macro", zero_division=0))
 
 
 def test_two_stage_freezes_encoders_bit_identically_and_trains_new_heads(
