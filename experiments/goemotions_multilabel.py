@@ -68,7 +68,7 @@ NAME = "goemotions28"
 # Flags whose explicit value beats the seeds' presets.
 _PRESET_FLAGS = ("epochs", "texts_per_batch", "learning_rate", "lr_schedule",
                  "classifier_dropout", "temperature", "alpha", "head", "head_epochs",
-                 "concat_expansion")
+                 "concat_expansion", "baseline_views")
 
 
 def encoders() -> dict[str, str]:

@@ -218,6 +218,9 @@ def test_goemotions_multilabel_smoke_report_carries_the_seeds_numbers(smoke):
   assert (config["head"], config["lr_schedule"], config["classifier_dropout"]) == (
       "dense1", "linear", 0.1)
   assert s003["two_stage"]["stage2_epochs"] == 1 and s003["epochs_trained"] == 2
+  direct_config = json.loads(
+      (base / "direct_bert" / "ce" / "seed0" / "config.json").read_text())["config"]
+  assert direct_config["baseline_views"] == "texts" and direct_config["head"] == "direct"
   lcl_config = json.loads((base / "lcl_bert+bert" / "lcl" / "seed0" / "config.json").read_text())
   assert lcl_config["config"]["head"] == "direct"
   assert lcl_config["config"]["lr_schedule"] == "constant"

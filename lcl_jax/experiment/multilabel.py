@@ -114,12 +114,13 @@ def row_label(row: Row, encoder_names: Mapping[str, str]) -> str:
 
 def preset(name: str, *, seed003_learning_rate: float) -> dict[str, Any]:
   """The seeds' hyper-parameters (seed 003: its table; the poster gives no batch size)."""
+  # Direct (BCE) models train on the texts alone: neither seed augments them.
   if name == "seed000_direct":  # Φ: seed 000's direct head (dense + tanh, dropout 0.3)
-    return {**paper.SEED000_DIRECT_PRESET, "head": "direct"}
+    return {**paper.SEED000_DIRECT_PRESET, "head": "direct", "baseline_views": "texts"}
   if name == "seed000_lcl":  # "the same fully connection layer ... as 5.2.1" for Φ
     return {**paper.SEED000_LCL_PRESET, "head": "direct"}
   if name == "seed003":
-    return {"learning_rate": seed003_learning_rate}
+    return {"learning_rate": seed003_learning_rate, "baseline_views": "texts"}
   raise ValueError(f"unknown preset {name!r}")
 
 
