@@ -84,6 +84,14 @@ _BAD_VALUES = {
     "adam_epsilon_mode": ["torch"],
     "view_seed": [-1, 1.5],
     "head_init": ["zeros"],
+    "lr_schedule": ["cosine"],
+    "head": ["mlp"],
+    "classifier_dropout": [1.0, -0.1, "0.3"],
+    "head_epochs": [-1, 1.5],
+    "head_learning_rate": [0.0, float("inf")],
+    "threshold_fit": ["test"],
+    "concat_expansion": [-1, 2.5],
+    "save_features": ["yes"],
 }
 
 

@@ -21,6 +21,9 @@ PARALLELISM = ("jit", "pmap")
 BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
+LR_SCHEDULES = ("linear", "constant")
+PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
+THRESHOLD_FITS = ("validation", "train", "none")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -71,6 +74,18 @@ class TrainConfig:
   adam_b2: float = 0.999
   adam_eps: float = 1e-6
   clip_norm: float = 1.0
+  # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
+  lr_schedule: str = "linear"
+
+  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release), 'direct' (seed 000:
+  # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
+  head: str = "paper"
+  classifier_dropout: float | None = None  # None: the head's default (0.1 / 0.3 / 0)
+
+  # Two-stage training (seed 003): after `epochs`, `head_epochs` more with every encoder
+  # frozen and the heads re-initialised, at `head_learning_rate` (None: learning_rate).
+  head_epochs: int = 0
+  head_learning_rate: float | None = None
 
   # Data.
   max_length: int = 128
@@ -81,9 +96,16 @@ class TrainConfig:
   max_train_examples: int | None = None  # smoke runs / tests: a deterministic subset
   max_eval_examples: int | None = None
   max_steps_per_epoch: int | None = None
+  # Seed 003's data expansion: this many extra training rows, each two training texts
+  # joined by a space with the union of their labels (multi-label datasets only).
+  concat_expansion: int = 0
 
   # Multi-label (GoEmotions-28): per-class thresholds on sigmoid probabilities.
   thresholds: tuple[float, ...] | float = 0.5
+  # Per-class thresholds maximising each class's F1, fitted after training on the best
+  # epoch's predictions of this split ('validation', 'train' as seed 003, or 'none') and
+  # applied to test, beside the global `thresholds`.
+  threshold_fit: str = "validation"
 
   # Compute.
   dtype: str = "float32"
@@ -92,6 +114,7 @@ class TrainConfig:
   dropout_rng_impl: str = "threefry2x32"  # measured: not slower than rbg (BUILD_NOTES)
   checkpoint_every_steps: int = 200
   export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
+  save_features: bool = False  # Φ's test/validation [CLS] vectors in predictions/*.npz
   log_every_steps: int = 10
   progress_bar: bool = True
 
@@ -214,6 +237,27 @@ class TrainConfig:
     for name in ("fresh_views_per_epoch", "remat", "export_hf", "progress_bar"):
       if not isinstance(getattr(self, name), bool):
         raise bad(name, "must be true or false")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise bad("lr_schedule", f"must be one of {LR_SCHEDULES}")
+    if self.head not in PRIMARY_HEADS:
+      raise bad("head", f"must be one of {PRIMARY_HEADS}")
+    if self.head != "paper" and self.objective == "bert_ce":
+      raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
+    if self.classifier_dropout is not None and not (
+        is_real(self.classifier_dropout) and 0.0 <= self.classifier_dropout < 1.0):
+      raise bad("classifier_dropout", "must be a number in [0, 1) or unset")
+    if not is_int(self.head_epochs) or self.head_epochs < 0:
+      raise bad("head_epochs", "must be an integer >= 0")
+    if self.head_learning_rate is not None and not (
+        is_real(self.head_learning_rate) and math.isfinite(self.head_learning_rate)
+        and self.head_learning_rate > 0):
+      raise bad("head_learning_rate", "must be a finite number > 0 or unset")
+    if self.threshold_fit not in THRESHOLD_FITS:
+      raise bad("threshold_fit", f"must be one of {THRESHOLD_FITS}")
+    if not is_int(self.concat_expansion) or self.concat_expansion < 0:
+      raise bad("concat_expansion", "must be an integer >= 0")
+    if not isinstance(self.save_features, bool):
+      raise bad("save_features", "must be true or false")
     self._validate_fidelity_options(bad)
 
   def _validate_fidelity_options(self, bad) -> None:

@@ -73,6 +73,10 @@ class PreparedData:
     splits["train"] = _fixed_subset(splits["train"], cfg.max_train_examples)
     for name in ("validation", "test"):
       splits[name] = _fixed_subset(splits[name], cfg.max_eval_examples)
+    if cfg.concat_expansion:  # seed 003: extra rows from training texts only
+      from lcl_jax.data.expansion import concatenation_expansion
+      splits["train"] = concatenation_expansion(splits["train"], cfg.concat_expansion,
+                                                seed=cfg.seed)
     self.splits = splits
     train = splits["train"]
     if cfg.texts_per_batch > len(train):

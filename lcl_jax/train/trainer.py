@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax import metrics as metrics_lib
+from lcl_jax import thresholds as thresholds_lib
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import TrainConfig
@@ -311,13 +312,23 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   modules, params = objectives.build_networks(
       spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
       num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
-      head_init=cfg.head_init)
+      head_init=cfg.head_init,
+      primary_head=cfg.head if spec.primary_head == "paper" else None,
+      classifier_dropout=cfg.classifier_dropout)
   steps_per_epoch = data.steps_per_epoch
-  total_steps = steps_per_epoch * cfg.epochs
-  optimizer = optim.make_optimizer(
-      params, learning_rate=cfg.learning_rate, total_steps=total_steps,
-      weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
-      clip_norm=cfg.clip_norm, epsilon_mode=cfg.adam_epsilon_mode)
+  total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
+  stage1_steps = steps_per_epoch * cfg.epochs
+  optimizer_options = dict(weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2,
+                           eps=cfg.adam_eps, clip_norm=cfg.clip_norm, schedule=cfg.lr_schedule,
+                           epsilon_mode=cfg.adam_epsilon_mode)
+  optimizer = optim.make_optimizer(params, learning_rate=cfg.learning_rate,
+                                   total_steps=stage1_steps, **optimizer_options)
+  stage2_optimizer = None
+  if cfg.head_epochs:
+    stage2_optimizer = optim.make_optimizer(
+        params, learning_rate=cfg.head_learning_rate or cfg.learning_rate,
+        total_steps=steps_per_epoch * cfg.head_epochs, freeze_encoders=True,
+        **optimizer_options)
   if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
     checkpoint_lib.write_json_atomic(workdir / "config.json", {
         "config": json.loads(cfg.to_json()),
@@ -329,10 +340,13 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
   train_step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
-      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name))
-  eval_step = dp.compile_eval_step(steps.make_eval_step(modules))
+      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
+      stage2_optimizer=stage2_optimizer,
+      stage2_start_step=stage1_steps if stage2_optimizer is not None else None))
+  eval_step = dp.compile_eval_step(steps.make_eval_step(modules,
+                                                        with_features=cfg.save_features))
 
-  host_state = steps.init_state(params, optimizer)
+  host_state = steps.init_state(params, optimizer, stage2_optimizer)
   state = dp.put_state(host_state)
   ckpt = checkpoint_lib.RunCheckpoints(workdir)
   progress: dict[str, Any] = {"history": [], "best_epoch": None, "best_value": None,
@@ -400,6 +414,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     inverse = np.argsort(order)
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
+    if "features" in collected:  # Φ's [CLS] vectors, saved with the predictions
+      arrays["features"] = np.concatenate(collected.pop("features"))[inverse]
     for name, chunks in collected.items():
       probs = _probabilities(np.concatenate(chunks)[inverse], multilabel)
       m, predictions = _split_metrics(split.labels, probs, multilabel=multilabel,
@@ -417,9 +433,15 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   completed_epochs = len(progress["history"])
   try:
     with _StopSignals() as stop:
-      for epoch in range(completed_epochs, cfg.epochs):
+      for epoch in range(completed_epochs, total_epochs):
         if progress["stopped_early"]:
           break
+        if epoch >= cfg.epochs and not progress.get("heads_reinitialised"):
+          # Stage 2 (two-stage training): new heads, encoders frozen from here on.
+          state = dp.put_state(_reinitialise_heads(dp.host_state(state), modules, cfg.seed))
+          progress["heads_reinitialised"] = True
+          log.info("stage 2: encoders frozen, heads re-initialised, %d epoch(s)",
+                   cfg.head_epochs)
         epoch_start_step = epoch * steps_per_epoch
         first = step - epoch_start_step  # > 0 when resuming inside this epoch
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
@@ -483,10 +505,10 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
           progress["stopped_early"] = True
         outputs.write({"kind": "eval", **_flatten(record)})
         if is_main:
-          log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, cfg.epochs,
+          log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, total_epochs,
                    _fmt(val_metrics), _fmt(test_metrics), "  (best)" if improved else "")
         ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
-        if stop.raised and epoch + 1 < cfg.epochs:
+        if stop.raised and epoch + 1 < total_epochs:
           ckpt.wait()
           raise TrainingInterrupted(
               f"{stop.name} at the end of epoch {epoch + 1}: state saved in "
@@ -520,6 +542,18 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if cfg.head_epochs:
+    results["two_stage"] = {"stage1_epochs": cfg.epochs, "stage2_epochs": cfg.head_epochs,
+                            "stage2_learning_rate": cfg.head_learning_rate or cfg.learning_rate,
+                            "stage2_start_step": stage1_steps}
+  if multilabel:
+    fit_scores = None
+    if cfg.threshold_fit == "train":  # every process takes part in the evaluation
+      best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
+      fit_scores = evaluate("train", _device_params(dp, state, best_params))[1]
+    if is_main:
+      results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
+                                           train_arrays=fit_scores))
   if cfg.export_hf and is_main:
     results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
                                      workdir / "export", data.label_names)
@@ -527,6 +561,85 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     checkpoint_lib.write_json_atomic(results_path, results)
   ckpt.close()
   return results
+
+
+def _reinitialise_heads(host_state: dict[str, Any], modules, seed: int) -> dict[str, Any]:
+  """The state with every network's head freshly initialised (deterministic per seed)."""
+  params = dict(host_state["params"])
+  base = jax.random.fold_in(jax.random.key(seed), 0x57A6E2)
+  for index, name in enumerate(sorted(modules)):
+    module = modules[name]
+    dummy = jnp.zeros((1, 1, module.config.hidden_size), jnp.float32)
+    head = module.build_head().init(jax.random.fold_in(base, index), dummy)["params"]
+    params[name] = {**params[name], "head": jax.tree.map(np.asarray, head)}
+  return {**host_state, "params": params}
+
+
+def _device_params(dp, state, host_params):
+  """`host_params` placed like the params of `state` (via a state round trip)."""
+  host_state = dp.host_state(state)
+  return dp.params_of(dp.put_state({**host_state, "params": host_params}))
+
+
+class _RunScores:
+  """Labels and Φ's probabilities of a finished run's splits, read lazily per split
+  (`thresholds.ScoreSource`): validation/test from predictions/best_*.npz, train from
+  an evaluation of the best params."""
+
+  def __init__(self, workdir: pathlib.Path, train_arrays: dict[str, np.ndarray] | None):
+    self._workdir, self._train = workdir, train_arrays
+
+  def split_scores(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "train":
+      if self._train is None:
+        raise ValueError("train-split scores were not computed (threshold_fit != 'train')")
+      arrays = self._train
+    else:
+      arrays = np.load(self._workdir / "predictions" / f"best_{name}.npz")
+    return np.asarray(arrays["labels"]), np.asarray(arrays["probabilities"], np.float64)
+
+
+def _per_class_record(labels, predictions, label_names) -> dict[str, Any]:
+  per_class = metrics_lib.per_class_metrics(labels, predictions)
+  return {"labels": list(label_names),
+          **{k: per_class[k].tolist() for k in ("precision", "recall", "f1", "support")},
+          "std": per_class["std"]}
+
+
+def _multilabel_decisions(workdir: pathlib.Path, cfg: TrainConfig, label_names,
+                          global_thresholds: np.ndarray, *,
+                          train_arrays: dict[str, np.ndarray] | None) -> dict[str, Any]:
+  """Per-class test metrics under the global thresholds and, unless threshold_fit is
+  'none', per-class thresholds fitted on the fitting split (never test) and applied to
+  validation and test; writes <workdir>/thresholds.json."""
+  scores = _RunScores(workdir, train_arrays)
+  out: dict[str, Any] = {}
+  test_labels, test_probs = scores.split_scores("test")
+  out["per_class_test"] = {"global": _per_class_record(
+      test_labels, thresholds_lib.apply_thresholds(test_probs, global_thresholds), label_names)}
+  if cfg.threshold_fit == "none":
+    return out
+  # Fitted on the fitting split alone; test is only read above/below to apply them.
+  fitted = thresholds_lib.fit_thresholds(scores, fit_split=cfg.threshold_fit,
+                                         default=float(np.mean(global_thresholds)))
+  record: dict[str, Any] = {"fit_split": cfg.threshold_fit, "thresholds": fitted.tolist()}
+  for split in ("validation", "test"):
+    labels, probs = scores.split_scores(split)
+    record[split] = metrics_lib.multilabel_metrics(
+        labels, thresholds_lib.apply_thresholds(probs, fitted))
+  out["per_class_test"]["per_class_thresholds"] = _per_class_record(
+      test_labels, thresholds_lib.apply_thresholds(test_probs, fitted), label_names)
+  out["per_class_thresholds"] = record
+  checkpoint_lib.write_json_atomic(workdir / "thresholds.json", {
+      "fit_split": cfg.threshold_fit,
+      "candidates": [float(thresholds_lib.DEFAULT_CANDIDATES[0]),
+                     float(thresholds_lib.DEFAULT_CANDIDATES[-1]),
+                     len(thresholds_lib.DEFAULT_CANDIDATES)],
+      "global": np.asarray(global_thresholds).tolist(),
+      "labels": list(label_names),
+      "per_class": fitted.tolist(),
+  })
+  return out
 
 
 def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
@@ -568,5 +681,5 @@ def _progress_bar(cfg: TrainConfig, is_main: bool, epoch: int, total: int, initi
   if not (is_main and cfg.progress_bar):
     return None
   from tqdm import tqdm
-  return tqdm(total=total, initial=initial, desc=f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}",
+  return tqdm(total=total, initial=initial, desc=f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs + cfg.head_epochs}",
               unit="step", dynamic_ncols=True, leave=False)
