@@ -13,6 +13,7 @@ import json
 from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
+FEATURE_POOLINGS = ("cls", "mean")  # = lcl_jax.models.FEATURE_POOLINGS (no heavy import here)
 PARALLELISM = ("jit", "pmap")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
@@ -56,6 +57,9 @@ class TrainConfig:
   learning_rate: float | None = None
   alpha: float | None = None
   temperature: float | None = None
+  # Contrastive features of SCL/LCL: 'cls' (the paper) or 'mean' over non-padding
+  # tokens (seed 001's re-implementation).
+  feature_pooling: str = "cls"
   epochs: int = 5
   patience: int | None = None  # None: train all epochs (the release); else early stop.
   texts_per_batch: int = 10
@@ -109,6 +113,8 @@ class TrainConfig:
 
     if self.objective not in OBJECTIVES:
       raise bad("objective", f"must be one of {OBJECTIVES}")
+    if self.feature_pooling not in FEATURE_POOLINGS:
+      raise bad("feature_pooling", f"must be one of {FEATURE_POOLINGS}")
     if self.parallelism not in PARALLELISM:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
     if self.dtype not in ("float32", "bfloat16"):

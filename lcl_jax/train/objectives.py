@@ -2,7 +2,8 @@
 
 * `ce`      — primary encoder Φ with the paper's head, cross-entropy.
 * `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021).
-* `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head);
+* `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head;
+              RoBERTa's for a RoBERTa-family weighting checkpoint);
               alpha * (L_w + L_e) + (1 - alpha) * L_LCL with Ψ's logits as the weights
               (the paper's Eq. 6; the release's loss_1 + loss_2).
 * `bert_ce` — BertForSequenceClassification head (pooler), cross-entropy (Table 1's
@@ -39,7 +40,6 @@ OBJECTIVE_SPECS: dict[str, ObjectiveSpec] = {
     "bert_ce": ObjectiveSpec("bert_ce", "bert", False, "ce"),
 }
 
-WEIGHTING_HEAD = "electra"
 
 
 def get_spec(objective: str) -> ObjectiveSpec:
@@ -58,8 +58,12 @@ def build_networks(
     rng: jax.Array,
     dtype: Any = jnp.float32,
     remat: bool = False,
+    feature_pooling: str = "cls",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints."""
+  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
+
+  `feature_pooling` ('cls' | 'mean') chooses Φ's contrastive features.
+  """
   from lcl_jax import models  # Heavy import kept out of module import time.
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
@@ -68,12 +72,12 @@ def build_networks(
   modules, params = {}, {}
   modules["primary"], params["primary"] = models.build_classifier(
       spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
-      remat=remat)
+      remat=remat, feature_pooling=feature_pooling)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
     modules["weighting"], params["weighting"] = models.build_classifier(
-        WEIGHTING_HEAD, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
+        models.weighting_head_for(weighting_checkpoint.config), weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
         remat=remat)
   return modules, params
 

@@ -26,6 +26,9 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
   flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
   flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
+  flags.DEFINE_enum("feature_pooling", "cls", ["cls", "mean"],
+                    "Contrastive features of SCL/LCL: the [CLS] state (the paper) or the mean "
+                    "over non-padding tokens (seed 001).")
   flags.DEFINE_integer("texts_per_batch", 10, "K: texts per batch (plus K augmented views).")
   flags.DEFINE_integer("max_length", 128, "Token truncation length.")
   flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
@@ -60,6 +63,7 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       encoder=value("encoder"), weighting_encoder=value("weighting_encoder"),
       data_dir=value("data_dir"), learning_rate=value("learning_rate"),
       alpha=value("alpha"), temperature=value("temperature"),
+      feature_pooling=value("feature_pooling"),
       epochs=int(value("epochs") or 5), patience=value("patience"),
       texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
       length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),

@@ -178,7 +178,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
   modules, params = objectives.build_networks(
       spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
-      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat)
+      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
+      feature_pooling=cfg.feature_pooling)
   steps_per_epoch = data.steps_per_epoch
   total_steps = steps_per_epoch * cfg.epochs
   optimizer = optim.make_optimizer(
