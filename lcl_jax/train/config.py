@@ -14,6 +14,10 @@ from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 FEATURE_POOLINGS = ("cls", "mean")  # = lcl_jax.models.FEATURE_POOLINGS (no heavy import here)
+# = lcl_jax.models.baselines.BASELINES: --encoder names of the non-transformer baselines.
+BASELINE_ENCODERS = ("bilstm", "gru", "rnn", "charcnn")
+# Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
+BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
@@ -60,6 +64,9 @@ class TrainConfig:
   # Contrastive features of SCL/LCL: 'cls' (the paper) or 'mean' over non-padding
   # tokens (seed 001's re-implementation).
   feature_pooling: str = "cls"
+  # A local GloVe text file initialising the word embeddings of the bilstm/gru/rnn
+  # baselines (seed 000: glove.twitter.27B.200d.txt); None: trained from scratch.
+  glove_path: str | None = None
   epochs: int = 5
   patience: int | None = None  # None: train all epochs (the release); else early stop.
   texts_per_batch: int = 10
@@ -95,6 +102,8 @@ class TrainConfig:
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated."""
     preset = dataset_preset(self.dataset)
+    if self.encoder in BASELINE_ENCODERS:
+      preset["learning_rate"] = BASELINE_LEARNING_RATE
     cfg = dataclasses.replace(
         self,
         learning_rate=preset["learning_rate"] if self.learning_rate is None else self.learning_rate,
@@ -115,6 +124,18 @@ class TrainConfig:
       raise bad("objective", f"must be one of {OBJECTIVES}")
     if self.feature_pooling not in FEATURE_POOLINGS:
       raise bad("feature_pooling", f"must be one of {FEATURE_POOLINGS}")
+    baseline = self.encoder in BASELINE_ENCODERS
+    if baseline and self.objective == "bert_ce":
+      raise bad("objective", f"bert_ce needs a BERT checkpoint, not the {self.encoder} baseline")
+    if baseline and self.export_hf:
+      raise bad("export_hf", f"the {self.encoder} baseline has no Hugging Face format")
+    if (self.weighting_encoder in BASELINE_ENCODERS) != baseline and (
+        self.objective == "lcl" and self.weighting_encoder is not None):
+      raise bad("weighting_encoder", "a baseline and a transformer cannot share one "
+                "tokenizer; use baselines for both networks or for neither")
+    if self.glove_path is not None and self.encoder not in ("bilstm", "gru", "rnn"):
+      raise bad("glove_path", "only the word-level baselines (bilstm, gru, rnn) take GloVe "
+                "vectors")
     if self.parallelism not in PARALLELISM:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
     if self.dtype not in ("float32", "bfloat16"):

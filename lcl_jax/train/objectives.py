@@ -17,6 +17,7 @@ augmented views) and the classification terms cover all 2K rows.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Mapping
 
 import jax
@@ -59,17 +60,40 @@ def build_networks(
     dtype: Any = jnp.float32,
     remat: bool = False,
     feature_pooling: str = "cls",
+    tokenizer: Any = None,
+    glove_path: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
 
-  `feature_pooling` ('cls' | 'mean') chooses Φ's contrastive features.
+  `feature_pooling` ('cls' | 'mean') chooses Φ's contrastive features. A baseline
+  encoder name (bilstm, gru, rnn, charcnn; `lcl_jax.models.baselines`) builds that
+  network freshly initialised instead, its vocabulary from `tokenizer` (the data
+  pipeline's) and, for the word models, its embeddings from `glove_path` if given.
   """
   from lcl_jax import models  # Heavy import kept out of module import time.
+  from lcl_jax.models import baselines
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
+  def build_baseline(name: str, key: jax.Array):
+    matrix = None
+    if glove_path and name != "charcnn":
+      from lcl_jax.data import glove
+      matrix, found = glove.embedding_matrix(glove_path, tokenizer.get_vocab(),
+                                             pad_token_id=tokenizer.pad_token_id)
+      logging.getLogger("lcl_jax.train").info(
+          "GloVe %s: %d of %d vocabulary words found", glove_path, found, len(matrix))
+    return baselines.build_baseline(name, vocab_size=len(tokenizer), num_classes=num_classes,
+                                     rng=key, embedding_matrix=matrix)
+
   primary_rng, weighting_rng = jax.random.split(rng)
-  primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules, params = {}, {}
+  if baselines.is_baseline(encoder):
+    modules["primary"], params["primary"] = build_baseline(encoder, primary_rng)
+    if spec.uses_weighting_network:
+      modules["weighting"], params["weighting"] = build_baseline(weighting_encoder,
+                                                                 weighting_rng)
+    return modules, params
+  primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules["primary"], params["primary"] = models.build_classifier(
       spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
       remat=remat, feature_pooling=feature_pooling)

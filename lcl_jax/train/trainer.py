@@ -179,7 +179,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
   modules, params = objectives.build_networks(
       spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
       num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
-      feature_pooling=cfg.feature_pooling)
+      feature_pooling=cfg.feature_pooling, tokenizer=data.tokenizer, glove_path=cfg.glove_path)
   steps_per_epoch = data.steps_per_epoch
   total_steps = steps_per_epoch * cfg.epochs
   optimizer = optim.make_optimizer(
