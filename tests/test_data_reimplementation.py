@@ -80,6 +80,9 @@ def test_tsa_bad_rows_and_missing_files(tmp_path):
   (tmp_path / "tsa" / "test_62k.txt").write_text("1 no tab\n")
   with pytest.raises(files.MalformedRowError, match="line 1: expected 'label<TAB>tweet'"):
     data.load_split("tsa", "test", data_dir=tmp_path)
+  (tmp_path / "tsa" / "test_62k.txt").write_text("\n \n")
+  with pytest.raises(files.EmptyFileError, match=r"test_62k\.txt.*empty"):
+    data.load_split("tsa", "test", data_dir=tmp_path)
 
 
 def _parsinlu_row(review, aspect, label, *, as_json):

@@ -16,8 +16,8 @@ the overall aspect ``کلی`` ("overall"), one per review. Labels are the string
 
 Splits as seed 001: "training was done on the whole dataset but tested only on the
 movies portion of the test set" -- train = food_train + movie_train, validation =
-food_dev + movie_dev, test = movie_test (files concatenated in that order). Blank lines
-are skipped; a UTF-8 byte-order mark is ignored.
+food_dev + movie_dev, test = movie_test (files concatenated in that order). Decoding,
+blank lines, a byte-order mark and empty files as in :mod:`lcl_jax.data.files`.
 """
 
 from __future__ import annotations
@@ -66,23 +66,21 @@ def read_file(path: pathlib.Path, *, aspect: str | None = OVERALL_ASPECT
 
   Raises:
     MalformedRowError: an unparsable line, a missing column, or a label outside
-      -3..3 (names the file and the 1-based line).
+      -3..3 (names the file and the 1-based line); ``EmptyFileError`` for an empty file.
   """
   texts: list[str] = []
   labels: list[int] = []
-  with path.open(encoding="utf-8-sig", newline="") as f:
-    for line_no, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      row = _parse_line(line.strip(), path, line_no)
-      if aspect is not None and str(row["aspect"]).strip() != aspect:
-        continue
-      label = str(row["label"]).strip()
-      if label not in LABELS:
-        raise files.MalformedRowError(path, line_no,
-                                      f"label {row['label']!r} is not one of {list(LABELS)}")
-      texts.append(str(row["review"]))
-      labels.append(LABELS.index(label))
+  for line_no, line in files.text_lines(files.read_text(path), path,
+                                       expected="one JSON / dict-literal row per line"):
+    row = _parse_line(line.strip(), path, line_no)
+    if aspect is not None and str(row["aspect"]).strip() != aspect:
+      continue
+    label = str(row["label"]).strip()
+    if label not in LABELS:
+      raise files.MalformedRowError(path, line_no,
+                                    f"label {row['label']!r} is not one of {list(LABELS)}")
+    texts.append(str(row["review"]))
+    labels.append(LABELS.index(label))
   return texts, labels
 
 

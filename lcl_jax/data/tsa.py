@@ -12,8 +12,8 @@ positive. The hub dataset splits the train file 80 / 20 into train and validatio
 do the same with a seeded stratified partition (:func:`lcl_jax.data.split.
 stratified_partition`, seed :data:`VALIDATION_SEED`), so the validation rows are not
 the hub's (its seed is not published). Texts are kept as written (the corpus is
-already cleaned by its author). Blank lines are skipped; a UTF-8 byte-order mark is
-ignored.
+already cleaned by its author). Decoding, blank lines, a byte-order mark and empty
+files as in :mod:`lcl_jax.data.files`.
 """
 
 from __future__ import annotations
@@ -36,25 +36,22 @@ def read_file(path: pathlib.Path) -> tuple[list[str], list[int]]:
   """Tweets and 0/1 labels of one TSA file, in file order.
 
   Raises:
-    MalformedRowError: a line without exactly one tab, or a label other than 0/1
-      (names the file and the 1-based line).
+    MalformedRowError: a line without a tab, or a label other than 0/1 (names the
+      file and the 1-based line); ``EmptyFileError`` for an empty file.
   """
   texts: list[str] = []
   labels: list[int] = []
-  with path.open(encoding="utf-8-sig", newline="") as f:
-    for line_no, line in enumerate(f, start=1):
-      line = line.rstrip("\r\n")
-      if not line.strip():
-        continue
-      label, sep, tweet = line.partition("\t")
-      if not sep:
-        raise files.MalformedRowError(path, line_no,
-                                      "expected 'label<TAB>tweet' (no tab found)")
-      if label.strip() not in ("0", "1"):
-        raise files.MalformedRowError(
-            path, line_no, f"label {label!r} is not 0 (negative) or 1 (positive)")
-      texts.append(tweet)
-      labels.append(int(label))
+  for line_no, line in files.text_lines(files.read_text(path), path,
+                                       expected="lines 'label<TAB>tweet'"):
+    label, sep, tweet = line.partition("\t")
+    if not sep:
+      raise files.MalformedRowError(path, line_no,
+                                    "expected 'label<TAB>tweet' (no tab found)")
+    if label.strip() not in ("0", "1"):
+      raise files.MalformedRowError(
+          path, line_no, f"label {label!r} is not 0 (negative) or 1 (positive)")
+    texts.append(tweet)
+    labels.append(int(label))
   return texts, labels
 
 

@@ -118,7 +118,7 @@ class PreparedData:
       from lcl_jax.data import synthetic
       return synthetic.SyntheticSynonymAugmenter(aug_p=self.cfg.augment_p)
     from lcl_jax.data import augment
-    return augment.default_augmenter(self.cfg.augment_p)
+    return augment.default_augmenter(self.cfg.augment_p, data_dir=self.cfg.data_dir)
 
   def _fixed_views(self) -> list[str]:
     """One augmented view per training text, cached in the workdir (deterministic)."""
