@@ -63,25 +63,26 @@ def _torch(ids, mask, model):
                  attention_mask=torch.tensor(mask, dtype=torch.long))
 
 
-@pytest.fixture(scope="module")
-def roberta_cls_dir(tmp_path_factory):
-  torch.manual_seed(0)
-  config = transformers.RobertaConfig(**_roberta_config())
-  model = transformers.RobertaForSequenceClassification(config).eval()
-  directory = tmp_path_factory.mktemp("roberta") / "classifier"
+def _save_random(tmp_path_factory, model_class, config_class, seed, name):
+  """A random transformers model of the RoBERTa family saved in a temporary directory."""
+  torch.manual_seed(seed)
+  model = model_class(config_class(**_roberta_config())).eval()
+  directory = tmp_path_factory.mktemp("roberta") / name
   model.save_pretrained(directory)
   return directory, model
+
+
+@pytest.fixture(scope="module")
+def roberta_cls_dir(tmp_path_factory):
+  return _save_random(tmp_path_factory, transformers.RobertaForSequenceClassification,
+                      transformers.RobertaConfig, 0, "classifier")
 
 
 @pytest.fixture(scope="module")
 def roberta_base_dir(tmp_path_factory):
-  """A RobertaModel (with its pooler, as transformers' default) plus an MLM head tensor."""
-  torch.manual_seed(1)
-  config = transformers.RobertaConfig(**_roberta_config())
-  model = transformers.RobertaModel(config).eval()
-  directory = tmp_path_factory.mktemp("roberta") / "base"
-  model.save_pretrained(directory)
-  return directory, model
+  """A RobertaModel (with its pooler, as transformers' default)."""
+  return _save_random(tmp_path_factory, transformers.RobertaModel, transformers.RobertaConfig,
+                      1, "base")
 
 
 def test_config_reads_roberta_fields(roberta_cls_dir):
@@ -178,12 +179,11 @@ def test_roberta_as_phi_and_psi(roberta_cls_dir):
   assert out.logits.shape == (4, NUM_LABELS) and np.isfinite(np.asarray(out.logits)).all()
 
 
-def test_xlm_roberta_loads_and_matches(tmp_path):
-  torch.manual_seed(2)
-  config = transformers.XLMRobertaConfig(**_roberta_config())
-  model = transformers.XLMRobertaForSequenceClassification(config).eval()
-  model.save_pretrained(tmp_path / "xlmr")
-  module, params = models.build_classifier("roberta", tmp_path / "xlmr", NUM_LABELS,
+def test_xlm_roberta_loads_and_matches(tmp_path_factory, tmp_path):
+  directory, model = _save_random(tmp_path_factory,
+                                  transformers.XLMRobertaForSequenceClassification,
+                                  transformers.XLMRobertaConfig, 2, "xlmr")
+  module, params = models.build_classifier("roberta", directory, NUM_LABELS,
                                            rng=jax.random.key(0), load_head=True)
   assert module.config.model_type == "xlm-roberta"
   ids, mask = _right_padded(seed=4)

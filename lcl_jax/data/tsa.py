@@ -10,7 +10,7 @@ Hugging Face hub, built from ``cblancac/SentimentAnalysisBert/data``; not shippe
 Each line: ``label<TAB>tweet`` with no header; label ``0`` = negative, ``1`` =
 positive. The hub dataset splits the train file 80 / 20 into train and validation; we
 do the same with a seeded stratified partition (:func:`lcl_jax.data.split.
-stratified_partition`, seed :data:`VALIDATION_SEED`), so the validation rows are not
+holdout_split`, seed :data:`VALIDATION_SEED`), so the validation rows are not
 the hub's (its seed is not published). Texts are kept as written (the corpus is
 already cleaned by its author). Decoding, blank lines, a byte-order mark and empty
 files as in :mod:`lcl_jax.data.files`.
@@ -23,7 +23,7 @@ import pathlib
 import numpy as np
 
 from lcl_jax.data import files
-from lcl_jax.data.split import Split, stratified_partition
+from lcl_jax.data.split import Split, holdout_split
 
 LABELS: tuple[str, ...] = ("negative", "positive")
 FOLDER = "tsa"
@@ -68,10 +68,7 @@ def read_split(data_dir: pathlib.Path, split: str) -> Split:
   texts, labels = read_file(path)
   label_array = np.asarray(labels, dtype=np.int32)
   if split != "test":
-    n_val = int(round(VALIDATION_FRACTION * len(labels)))
-    train_idx, val_idx = stratified_partition(label_array, [len(labels) - n_val, n_val],
-                                              seed=VALIDATION_SEED)
-    idx = train_idx if split == "train" else val_idx
-    texts, label_array = [texts[i] for i in idx.tolist()], label_array[idx]
+    texts, label_array = holdout_split(texts, label_array, split,
+                                       fraction=VALIDATION_FRACTION, seed=VALIDATION_SEED)
   return Split(dataset="tsa", split=split, texts=tuple(texts), labels=label_array,
                label_names=LABELS)
