@@ -52,3 +52,29 @@ def test_reimplementation_study_smoke(tmp_path, tiny_bert_dir, data_dir):
   assert "tsa" in report["not_run"] and "test_62k.txt" in report["not_run"]["tsa"]
   md = (root / "reports" / "reimplementation_study" / "report.md").read_text()
   assert "## Not run" in md and "/ 57.7" in md and "/ 42.0" in md and "SMOKE RUN" in md
+
+
+def test_hparam_search_reimplementation_preset_grid():
+  """--preset=reimplementation: seed 001's alpha x tau x batch grid (45 points for LCL);
+  explicit flags still win; the paper preset's grid is unchanged (no batch dimension)."""
+  script = ("import sys, json\n"
+            "from experiments import hparam_search as h\n"
+            "h.FLAGS(['prog'] + sys.argv[1:])\n"
+            "print(json.dumps([p.variant for p in h.grid('lcl')] + ['|'] +"
+            " [p.variant for p in h.grid('ce')]))\n")
+
+  def variants(*args):
+    out = subprocess.run([sys.executable, "-c", script, *args], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    values = json.loads(out.strip().splitlines()[-1])
+    split = values.index("|")
+    return values[:split], values[split + 1:]
+
+  lcl, ce = variants("--preset=reimplementation")
+  assert len(lcl) == 3 * 5 * 3 and len(set(lcl)) == 45
+  assert "lr2e-05_alpha0.2_tau10_batch32" in lcl  # seed 001's best point
+  assert ce == ["lr2e-05_batch4", "lr2e-05_batch8", "lr2e-05_batch32"]
+  lcl, _ = variants("--preset=reimplementation", "--alphas=0.5", "--batch_sizes=16")
+  assert lcl == [f"lr2e-05_alpha0.5_tau{t}_batch16" for t in ("0.07", "7", "10", "100", "1000")]
+  lcl, _ = variants()
+  assert len(lcl) == 45 and lcl[0] == "lr1e-05_alpha0.1_tau0.1"
