@@ -269,3 +269,23 @@ def test_pool_features_matches_numpy(pooling):
 def test_pool_features_refuses_unknown_pooling():
   with pytest.raises(ValueError, match="feature pooling 'max'"):
     models.pool_features(np.zeros((1, 2, 3)), np.ones((1, 2)), "max")
+
+
+def test_objectives_use_mean_pooled_features_for_scl_and_lcl(tiny_bert_dir):
+  """--feature_pooling=mean reaches Φ's features (the contrastive losses' input) for SCL
+  and LCL: they equal a NumPy masked mean of Φ's encoder states."""
+  from lcl_jax.train import objectives
+  ids, mask = _right_padded()
+  ids = np.where(mask > 0, ids + 100, 0).astype(np.int32)  # BERT vocabulary, pad 0
+  for objective in ("scl", "lcl"):
+    modules, params = objectives.build_networks(
+        objectives.get_spec(objective), encoder=str(tiny_bert_dir),
+        weighting_encoder=str(tiny_bert_dir), num_classes=3, rng=jax.random.key(0),
+        feature_pooling="mean")
+    assert (objective == "lcl") == ("weighting" in modules)
+    out = objectives.forward(modules, params, {"input_ids": ids, "attention_mask": mask},
+                             dropout_key=None, deterministic=True)
+    encoder = models.TransformerEncoder(modules["primary"].config)
+    hidden = np.asarray(encoder.apply({"params": params["primary"]["encoder"]}, ids, mask))
+    expected = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(out["features"]), expected, atol=1e-5, rtol=1e-5)
