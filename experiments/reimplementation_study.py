@@ -8,8 +8,7 @@ documents ran them (`ROW_DATASETS`; other cells stay empty):
   ce, scl          seed 001 Table 1 (ELECTRA + CE / SCL)
   rnn, gru         seed 001, Empathetic Dialogues (its text: 25 % and 30 %)
   bilstm           seed 000 §5.1, GoEmotions-28, fixed epochs (macro F1 0.42)
-  bilstm_es        the same with early stopping (--patience=3; on validation macro F1,
-                   not the document's validation loss)
+  bilstm_es        the same with early stopping (patience 3 on the validation loss)
   charcnn          seed 000 §2.1 / Zhang et al. small model, GoEmotions-28 (no number)
   bertweet         seed 000 Table 3, BERTweet + BCE (macro P/R/F1 0.574/0.423/0.469)
 
@@ -69,7 +68,7 @@ def row_overrides(row: str, dataset: str) -> tuple[str, str | None, dict[str, An
     if BASELINE_ROWS[row] != "bilstm":
       overrides["glove_path"] = None  # --glove_path is the biLSTM's (seed 000)
     if row == "bilstm_es":
-      overrides["patience"] = 3
+      overrides.update(patience=3, early_stopping_on="loss")
     return "ce", row, overrides
   if row == "bertweet":
     return "ce", row, {"encoder": _encoder_flag("bertweet_encoder"), "weighting_encoder": None,

@@ -150,6 +150,21 @@ def test_glove_reader_errors(tmp_path):
     glove.embedding_matrix(path, {"<PAD>": 0})
 
 
+def test_validation_loss_is_the_cross_entropy():
+  from sklearn.metrics import log_loss
+  rng = np.random.default_rng(0)
+  probs = rng.dirichlet(np.ones(4), size=30)
+  labels = rng.integers(0, 4, size=30)
+  assert trainer._mean_loss(labels, probs, False) == pytest.approx(
+      log_loss(labels, probs, labels=range(4)))
+  sig = rng.uniform(0.01, 0.99, size=(30, 5))
+  multi = rng.integers(0, 2, size=(30, 5))
+  expected = np.mean([log_loss(multi[:, c], sig[:, c], labels=[0, 1]) for c in range(5)])
+  assert trainer._mean_loss(multi, sig, True) == pytest.approx(expected)
+  with pytest.raises(ValueError, match="early_stopping_on"):
+    TrainConfig(early_stopping_on="accuracy").resolved()
+
+
 def test_baseline_names_agree_with_the_config():
   assert set(config_lib.BASELINE_ENCODERS) == set(baselines.BASELINES)
 
@@ -166,15 +181,26 @@ def test_config_checks_for_baselines():
 
 @pytest.mark.parametrize("encoder", ["gru", "charcnn"])
 def test_baseline_trains_through_the_trainer(encoder, data_dir, tmp_path):
+  # gru: seed 000's early stopping on the validation loss (patience 1 here).
+  stopping = dict(patience=1, early_stopping_on="loss", epochs=3) if encoder == "gru" else {}
   cfg = TrainConfig(dataset="emoint", objective="ce", encoder=encoder, data_dir=str(data_dir),
-                    workdir=str(tmp_path / encoder), epochs=2, max_train_examples=40,
+                    workdir=str(tmp_path / encoder), **{"epochs": 2, **stopping},
+                    max_train_examples=40,
                     max_eval_examples=24, texts_per_batch=8, eval_batch_size=16,
                     max_length=128 if encoder == "charcnn" else 32,
                     length_buckets=(128,) if encoder == "charcnn" else (16, 32),
                     max_steps_per_epoch=3, checkpoint_every_steps=2, log_every_steps=1,
                     progress_bar=False)
   results = trainer.train(cfg)
-  assert results["encoder"] == encoder and results["epochs_trained"] == 2
+  assert results["encoder"] == encoder
+  if encoder == "gru":
+    losses = [h["validation"]["loss"] for h in results["history"]]
+    # Stopped after the first epoch whose validation loss did not improve on the best.
+    expected = next((i + 1 for i in range(1, 3) if losses[i] >= min(losses[:i])), 3)
+    assert results["epochs_trained"] == expected
+    assert results["stopped_early"] == (expected < 3)
+  else:
+    assert results["epochs_trained"] == 2
   assert 0.0 <= results["test"]["accuracy"] <= 1.0
   saved = json.loads((tmp_path / encoder / "results.json").read_text())
   assert saved["split_sizes"] == {"train": 40, "validation": 24, "test": 24}

@@ -69,6 +69,9 @@ class TrainConfig:
   glove_path: str | None = None
   epochs: int = 5
   patience: int | None = None  # None: train all epochs (the release); else early stop.
+  # What `patience` watches: "metric" (the validation selection metric, accuracy or
+  # macro F1) or "loss" (the validation cross-entropy; seed 000's biLSTM schedule).
+  early_stopping_on: str = "metric"
   texts_per_batch: int = 10
   weight_decay: float = 0.01
   adam_b1: float = 0.9
@@ -157,6 +160,8 @@ class TrainConfig:
         raise bad(name, "must be >= 1")
     if self.patience is not None and self.patience < 1:
       raise bad("patience", "must be >= 1 or None")
+    if self.early_stopping_on not in ("metric", "loss"):
+      raise bad("early_stopping_on", "must be 'metric' or 'loss'")
     if not self.length_buckets or min(self.length_buckets) < 2:
       raise bad("length_buckets", "needs at least one length >= 2")
     if not 0.0 <= self.augment_p <= 1.0:

@@ -23,6 +23,9 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
   flags.DEFINE_integer("epochs", None, "Epochs per run (default 5, as the paper).")
   flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: none).")
+  flags.DEFINE_enum("early_stopping_on", "metric", ["metric", "loss"],
+                    "What --patience watches: the validation accuracy / macro F1, or the "
+                    "validation loss (seed 000's biLSTM).")
   flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
   flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
   flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
@@ -68,6 +71,7 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       alpha=value("alpha"), temperature=value("temperature"),
       feature_pooling=value("feature_pooling"), glove_path=value("glove_path"),
       epochs=int(value("epochs") or 5), patience=value("patience"),
+      early_stopping_on=value("early_stopping_on"),
       texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
       length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
       eval_batch_size=int(value("eval_batch_size")),

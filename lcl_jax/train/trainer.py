@@ -132,14 +132,26 @@ def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
+def _mean_loss(labels: np.ndarray, probs: np.ndarray, multilabel: bool) -> float:
+  """Mean cross-entropy (nats per example; multi-label: binary CE averaged over classes)."""
+  p = np.clip(probs.astype(np.float64), 1e-12, 1.0 - 1e-12)
+  if multilabel:
+    y = np.asarray(labels, np.float64)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+  return float(-np.mean(np.log(p[np.arange(len(labels)), np.asarray(labels)])))
+
+
 def _split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
                    thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
   num_classes = probs.shape[-1]
   if multilabel:
     predictions = (probs >= np.asarray(thresholds)).astype(np.int32)
-    return metrics_lib.multilabel_metrics(labels, predictions), predictions
-  predictions = probs.argmax(axis=-1).astype(np.int32)
-  return metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes), predictions
+    m = metrics_lib.multilabel_metrics(labels, predictions)
+  else:
+    predictions = probs.argmax(axis=-1).astype(np.int32)
+    m = metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes)
+  m["loss"] = _mean_loss(labels, probs, multilabel)  # early stopping on validation loss
+  return m, predictions
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -326,8 +338,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
                                            **test_arrays)
         else:
           progress["epochs_since_improvement"] += 1
+        stalled = progress["epochs_since_improvement"]
+        if cfg.early_stopping_on == "loss":  # seed 000's biLSTM schedule
+          loss_value = val_metrics["loss"]
+          if progress.get("best_loss") is None or loss_value < progress["best_loss"]:
+            progress.update(best_loss=loss_value, epochs_since_loss_improvement=0)
+          else:
+            progress["epochs_since_loss_improvement"] += 1
+          stalled = progress["epochs_since_loss_improvement"]
         progress["history"].append(record)
-        if cfg.patience is not None and progress["epochs_since_improvement"] >= cfg.patience:
+        if cfg.patience is not None and stalled >= cfg.patience:
           progress["stopped_early"] = True
         outputs.write({"kind": "eval", **_flatten(record)})
         if is_main:
