@@ -179,7 +179,8 @@ def test_config_checks_for_baselines():
   assert TrainConfig(encoder="gru").resolved().learning_rate == 1e-3
 
 
-@pytest.mark.parametrize("encoder", ["gru", "charcnn"])
+# The CharCNN (and the biLSTM) go through the trainer in tests/test_reimplementation_study.py.
+@pytest.mark.parametrize("encoder", ["gru"])
 def test_baseline_trains_through_the_trainer(encoder, data_dir, tmp_path):
   # gru: seed 000's early stopping on the validation loss (patience 1 here).
   stopping = dict(patience=1, early_stopping_on="loss", epochs=3) if encoder == "gru" else {}
