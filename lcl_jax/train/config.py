@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
+CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
+MATMUL_PRECISIONS = ("highest", "default")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -88,6 +90,19 @@ class TrainConfig:
   log_every_steps: int = 10
   progress_bar: bool = True
 
+  # Scale (issue 12).
+  # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
+  # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
+  # 'auto' (dense below `contrastive_auto_threshold` global rows, else ring on >1 device
+  # / tiled on one). All give the same values and gradients (lcl_jax.tiled_losses).
+  contrastive_impl: str = "auto"
+  contrastive_tile_size: int = 512
+  contrastive_auto_threshold: int = 4096
+  # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
+  # float32 matmuls float32 on GPUs that would use TF32 (and TPUs that would use bf16
+  # passes); 'default' lets the backend choose (faster). No effect on CPU.
+  matmul_precision: str = "highest"
+
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated."""
     preset = dataset_preset(self.dataset)
@@ -134,6 +149,17 @@ class TrainConfig:
       raise bad("length_buckets", "needs at least one length >= 2")
     if not 0.0 <= self.augment_p <= 1.0:
       raise bad("augment_p", "must be in [0, 1]")
+    self._validate_scale_fields(bad)
+
+  def _validate_scale_fields(self, bad) -> None:
+    """The issue-12 block: contrastive implementation and matmul precision."""
+    if self.contrastive_impl not in CONTRASTIVE_IMPLS:
+      raise bad("contrastive_impl", f"must be one of {CONTRASTIVE_IMPLS}")
+    for name in ("contrastive_tile_size", "contrastive_auto_threshold"):
+      if int(getattr(self, name)) < 1:
+        raise bad(name, "must be >= 1")
+    if self.matmul_precision not in MATMUL_PRECISIONS:
+      raise bad("matmul_precision", f"must be one of {MATMUL_PRECISIONS}")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -39,8 +39,11 @@ def make_train_step(
     dropout_key: jax.Array,
     use_dropout: bool = True,
     axis_name: str | None = None,
+    contrastive: Any = None,
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
+
+  `contrastive`: None (dense losses) or a `lcl_jax.tiled_losses.Contrastive`.
 
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
@@ -55,7 +58,7 @@ def make_train_step(
       outputs, labels, valid = jax.tree.map(gather, (outputs, labels, valid))
     return objectives.loss_from_outputs(
         spec, outputs, labels, valid, alpha=alpha, temperature=temperature,
-        multilabel=multilabel)
+        multilabel=multilabel, contrastive=contrastive)
 
   def train_step(state, batch):
     key = jax.random.fold_in(dropout_key, state["step"])

@@ -30,6 +30,7 @@ import numpy as np
 
 from lcl_jax import metrics as metrics_lib
 from lcl_jax.train import checkpoint as checkpoint_lib
+from lcl_jax import tiled_losses
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import TrainConfig
 
@@ -37,7 +38,9 @@ log = logging.getLogger("lcl_jax.train")
 
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
-                  "checkpoint_every_steps", "parallelism", "export_hf"}
+                  "checkpoint_every_steps", "parallelism", "export_hf",
+                  # Same values and gradients either way (lcl_jax.tiled_losses):
+                  "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -186,10 +189,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
       weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
       clip_norm=cfg.clip_norm)
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
-  train_step = dp.compile_train_step(steps.make_train_step(
+  contrastive = tiled_losses.Contrastive(
+      cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
+      mesh=getattr(dp, "mesh", None), axis_name=parallel.DATA_AXIS)
+  train_step = _with_precision(cfg.matmul_precision, dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
-      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name))
-  eval_step = dp.compile_eval_step(steps.make_eval_step(modules))
+      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
+      contrastive=contrastive)))
+  eval_step = _with_precision(cfg.matmul_precision,
+                              dp.compile_eval_step(steps.make_eval_step(modules)))
 
   host_state = steps.init_state(params, optimizer)
   state = dp.put_state(host_state)
@@ -272,6 +280,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
         for batch in data.train_batches(epoch, start_step=first):
           shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
+          if bar is not None and shape_key not in shapes_seen:
+            bar.set_postfix_str("compiling", refresh=True)
           t0 = time.perf_counter()
           state, step_metrics = train_step(state, dp.put_batch(batch))
           step += 1
@@ -283,6 +293,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
           else:
             shapes_seen.add(shape_key)
             jax.block_until_ready(step_metrics["loss"])
+            if bar is not None:
+              bar.set_postfix_str("", refresh=False)
           if step % cfg.log_every_steps == 0:
             loss_value = float(dp.fetch_scalars(step_metrics)["loss"])
             flush_pending()
@@ -387,6 +399,14 @@ def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
                                   label_names=label_names, overwrite=True)
     exported[name] = str(path)
   return exported
+
+
+def _with_precision(precision: str, step_fn):
+  """`step_fn` traced and run under jax.default_matmul_precision(precision)."""
+  def wrapped(*args):
+    with jax.default_matmul_precision(precision):
+      return step_fn(*args)
+  return wrapped
 
 
 def _process_scale() -> int:
