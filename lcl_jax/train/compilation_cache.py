@@ -46,14 +46,15 @@ def default_dir() -> pathlib.Path | None:
   return user_cache_dir() / "lcl_jax" / "jax_cache"
 
 
-def enable(path: str | os.PathLike | None = None, *,
-           max_bytes: int = DEFAULT_MAX_BYTES) -> pathlib.Path | None:
+def enable(path: str | os.PathLike | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
+           min_compile_seconds: float = MIN_COMPILE_SECONDS) -> pathlib.Path | None:
   """Turns the persistent compilation cache on (process-wide); returns its folder.
 
   Args:
     path: cache folder; None: :func:`default_dir`; '' : leave the cache off.
     max_bytes: size limit of the folder in bytes (LRU eviction; > 0 so that entries
       are file-locked, see the module docstring).
+    min_compile_seconds: programs that compiled faster are not written.
 
   Call it before the first compilation. It also sets $LCL_JAX_COMPILATION_CACHE so
   that subprocesses (sweep workers) use the same folder.
@@ -80,7 +81,7 @@ def enable(path: str | os.PathLike | None = None, *,
   folder.mkdir(parents=True, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", str(folder))
   jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
   os.environ[ENV_VAR] = str(folder)
   return folder
