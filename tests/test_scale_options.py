@@ -52,6 +52,7 @@ def test_steps_run_under_the_configured_matmul_precision():
 
 _CACHE_SCRIPT = textwrap.dedent("""
     import sys
+    import numpy as np
     import jax, jax.numpy as jnp
     from lcl_jax.train import compilation_cache
     hits = []
@@ -62,7 +63,7 @@ _CACHE_SCRIPT = textwrap.dedent("""
       for i in range(30):
         x = jnp.sin(x) @ x.T + i
       return x
-    jax.jit(f)(jnp.ones((8, 8))).block_until_ready()
+    jax.jit(f)(np.ones((8, 8), np.float32)).block_until_ready()  # the only compiled program
     print("HITS", len(hits), folder)
 """)
 
