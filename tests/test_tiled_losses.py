@@ -170,3 +170,39 @@ def test_gradient_program_holds_no_batch_by_batch_array():
                         argnums=(0, 1))
   assert _largest_intermediate(jax.make_jaxpr(dense_grad)(features, weight_logits).jaxpr) \
       >= batch * batch  # the check would see a [B, B] array
+
+
+def test_train_step_with_ring_on_8_devices_equals_dense_on_one(tiny_bert_dir):
+  """The trainer's step (tiny BERT, LCL, jit path) with the ring contrastive term."""
+  from lcl_jax.train import objectives, optim, parallel, steps
+
+  spec = objectives.get_spec("lcl")
+  modules, params = objectives.build_networks(
+      spec, encoder=str(tiny_bert_dir), weighting_encoder=str(tiny_bert_dir), num_classes=C,
+      rng=jax.random.key(0))
+  optimizer = optim.make_optimizer(params, learning_rate=1e-3, total_steps=10)
+  host_state = jax.device_get(steps.init_state(params, optimizer))
+  rng = np.random.default_rng(0)
+  rows, length = 24, 8
+  labels = rng.integers(0, C, rows // 2).astype(np.int32)
+  batch = {"input_ids": rng.integers(1000, 5000, (rows, length)).astype(np.int32),
+           "attention_mask": np.ones((rows, length), np.int32),
+           "token_type_ids": np.zeros((rows, length), np.int32),
+           "labels": np.tile(labels, 2), "valid": np.arange(rows) < 22}
+
+  def run(dp, contrastive):
+    step = dp.compile_train_step(steps.make_train_step(
+        spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
+        dropout_key=jax.random.key(1), use_dropout=False, axis_name=dp.axis_name,
+        contrastive=contrastive))
+    state, metrics = step(dp.put_state(host_state), dp.put_batch(batch))
+    return dp.fetch_scalars(metrics), jax.device_get(dp.host_state(state)["params"])
+
+  want_metrics, want_params = run(parallel.JitDataParallel(jax.devices()[:1]), None)
+  dp8 = parallel.JitDataParallel(jax.devices()[:8])
+  got_metrics, got_params = run(dp8, tiled_losses.Contrastive(
+      "ring", tile_size=2, mesh=dp8.mesh, axis_name=parallel.DATA_AXIS))
+  for name in ("loss", "contrastive", "grad_norm_primary", "grad_norm_weighting"):
+    np.testing.assert_allclose(got_metrics[name], want_metrics[name], rtol=1e-5, err_msg=name)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               got_params, want_params)
