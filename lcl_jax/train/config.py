@@ -16,6 +16,9 @@ OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
 CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
 MATMUL_PRECISIONS = ("highest", "default")
+BASELINE_VIEWS = ("paired", "texts")
+ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
+HEAD_INITS = ("normal_0.02", "torch_default")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -90,6 +93,24 @@ class TrainConfig:
   log_every_steps: int = 10
   progress_bar: bool = True
 
+  # Fidelity options (issue 14): where the authors' release and this package differ,
+  # or the paper does not say, both readings can be run. Defaults keep the behaviour
+  # of the runs recorded in BUILD_NOTES.
+  # What the baselines (ce, scl, bert_ce) train on: 'paired' = K texts + their K
+  # augmented views (the unmerged third-party train_baseline.py of the release repo),
+  # 'texts' = the K texts only. LCL always trains on paired batches (the release).
+  baseline_views: str = "paired"
+  # AdamW rule: 'optax' (optax.adamw = torch.optim.AdamW) or 'legacy_hf' (the
+  # release's transformers.AdamW: eps on the uncorrected sqrt(v)); see train/optim.py.
+  adam_epsilon_mode: str = "optax"
+  # Seed of the augmented views: None = each run's `seed` (views differ per seed);
+  # an int = the same views for every seed (the release makes one set of views).
+  view_seed: int | None = None
+  # Init of the primary network's new head layers (pooler_fc, label): 'normal_0.02'
+  # (transformers' _init_weights, normal(initializer_range = 0.02), zero bias) or
+  # 'torch_default' (torch.nn.Linear's default, what the release's Φ head gets).
+  head_init: str = "normal_0.02"
+
   # Scale (issue 12).
   # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
   # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
@@ -150,6 +171,7 @@ class TrainConfig:
     if not 0.0 <= self.augment_p <= 1.0:
       raise bad("augment_p", "must be in [0, 1]")
     self._validate_scale_fields(bad)
+    self._validate_fidelity_options(bad)
 
   def _validate_scale_fields(self, bad) -> None:
     """The issue-12 block: contrastive implementation and matmul precision."""
@@ -160,6 +182,27 @@ class TrainConfig:
         raise bad(name, "must be >= 1")
     if self.matmul_precision not in MATMUL_PRECISIONS:
       raise bad("matmul_precision", f"must be one of {MATMUL_PRECISIONS}")
+
+  def _validate_fidelity_options(self, bad) -> None:
+    for name, allowed in (("baseline_views", BASELINE_VIEWS),
+                          ("adam_epsilon_mode", ADAM_EPSILON_MODES),
+                          ("head_init", HEAD_INITS)):
+      if getattr(self, name) not in allowed:
+        raise bad(name, f"must be one of {allowed}")
+    if self.view_seed is not None and (isinstance(self.view_seed, bool)
+                                       or not isinstance(self.view_seed, int)
+                                       or self.view_seed < 0):
+      raise bad("view_seed", "must be None or an int >= 0")
+
+  @property
+  def trains_on_views(self) -> bool:
+    """Whether training batches hold the K augmented views beside the K texts."""
+    return self.objective == "lcl" or self.baseline_views == "paired"
+
+  @property
+  def augmentation_seed(self) -> int:
+    """The seed the augmented views are drawn with (`view_seed`, else `seed`)."""
+    return self.seed if self.view_seed is None else self.view_seed
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -57,6 +57,19 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_string("compilation_cache", None,
                       "JAX persistent compilation cache folder ('' disables; default "
                       "$LCL_JAX_COMPILATION_CACHE or <user cache dir>/lcl_jax/jax_cache).")
+  # Fidelity options (issue 14); see TrainConfig for what each reading is.
+  flags.DEFINE_enum("baseline_views", "paired", ["paired", "texts"],
+                    "What the CE/SCL baselines train on: 'paired' (K texts + K augmented "
+                    "views) or 'texts' (the K texts only). LCL always uses paired batches.")
+  flags.DEFINE_enum("adam_epsilon_mode", "optax", ["optax", "legacy_hf"],
+                    "AdamW rule: 'optax' (optax.adamw) or 'legacy_hf' (the release's "
+                    "transformers.AdamW: eps added to the uncorrected sqrt(v)).")
+  flags.DEFINE_integer("view_seed", None,
+                       "Seed of the augmented views: unset = each run's seed; an int = "
+                       "the same views for every seed (as the release).", lower_bound=0)
+  flags.DEFINE_enum("head_init", "normal_0.02", ["normal_0.02", "torch_default"],
+                    "Init of the primary network's head layers: 'normal_0.02' or "
+                    "'torch_default' (torch.nn.Linear's default, as the release).")
 
 
 def _flag_value(name: str) -> Any:
@@ -89,6 +102,8 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       contrastive_tile_size=int(value("contrastive_tile_size")),
       contrastive_auto_threshold=int(value("contrastive_auto_threshold")),
       matmul_precision=value("matmul_precision"),
+      baseline_views=value("baseline_views"), adam_epsilon_mode=value("adam_epsilon_mode"),
+      view_seed=value("view_seed"), head_init=value("head_init"),
   )
   fields.update(overrides)
   return TrainConfig(**fields)
