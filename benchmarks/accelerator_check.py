@@ -24,7 +24,10 @@ Sections of the JSON (and rows of the printed table):
   jitted step; all runs share the dropout key here, which does not change the cost).
   Each with the step's FLOPs (XLA cost analysis; for PyTorch the same count as ours),
   achieved TFLOP/s and model FLOP utilisation against the device's peak (a table for
-  known GPUs; null elsewhere), and peak memory.
+  known GPUs; null elsewhere), and peak memory (JAX: the process's running maximum of
+  ``peak_bytes_in_use``, so rows are in increasing order of need; PyTorch: reset
+  per row; host: running maximum RSS). An out-of-memory step (e.g. S = 32 copies of
+  the ELECTRA-base pair and its AdamW state, ~115 GB) is recorded as an error row.
 * ``tiled_loss``: fwd+bwd of the tiled LCL at B = ``--tiled_batch`` (65,536), D = 768.
 
 Timing: ``--warmup`` calls (compile included, reported separately), then the median of
@@ -43,7 +46,9 @@ import tempfile
 import time
 from typing import Any, Callable
 
-import jax
+# JAX would take 75% of the GPU at start-up; leave room for the PyTorch steps.
+os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.8")
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 
