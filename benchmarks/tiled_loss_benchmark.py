@@ -16,6 +16,7 @@ Cases (the issue-12 benchmarks):
 Usage:
   python -m benchmarks.tiled_loss_benchmark                    # all cases
   python -m benchmarks.tiled_loss_benchmark --cases dense4k,tiled4k --repeats 3
+  python -m benchmarks.tiled_loss_benchmark --compile_only   # XLA buffer sizes, no run
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ CASES = {
     "tiled64k": (65536, 1, "tiled"),
     "dense8k": (8192, 8, "dense"),
     "ring8k": (8192, 8, "ring"),
+    "dense64k": (65536, 1, "dense"),  # --compile_only: 17 GB of [B, B] buffers otherwise
 }
 
 
-def _run_case(name: str, dim: int, tile: int, repeats: int) -> dict:
+def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -62,6 +64,16 @@ def _run_case(name: str, dim: int, tile: int, repeats: int) -> dict:
                                                  mesh=mesh)
   step = jax.jit(jax.value_and_grad(loss, argnums=(0, 2)))
   t0 = time.perf_counter()
+  memory = step.lower(features, labels, weight_logits).compile().memory_analysis()
+  compiled_mib = {name: getattr(memory, f"{name}_size_in_bytes") / 2**20
+                  for name in ("argument", "output", "temp")} if memory is not None else None
+  compile_s = time.perf_counter() - t0
+  if compile_only:
+    return {"case": name, "batch": batch, "dim": dim, "devices": devices, "impl": impl,
+            "tile": tile if impl != "dense" else None, "compile_s": compile_s,
+            "compiled_mib": compiled_mib}
+  features, labels, weight_logits = jax.device_put((features, labels, weight_logits))
+  t0 = time.perf_counter()
   jax.block_until_ready(step(features, labels, weight_logits))
   first = time.perf_counter() - t0
   times = [first]  # --repeats=0: the first call (compile + run) is the only figure
@@ -74,6 +86,7 @@ def _run_case(name: str, dim: int, tile: int, repeats: int) -> dict:
   return {"case": name, "batch": batch, "dim": dim, "devices": devices, "impl": impl,
           "tile": tile if impl != "dense" else None, "loss": float(value),
           "first_call_s": first, "median_s": statistics.median(times), "repeats": repeats,
+          "compile_s": compile_s, "compiled_mib": compiled_mib,
           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -83,10 +96,13 @@ def main() -> None:
   parser.add_argument("--dim", type=int, default=768)
   parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--compile_only", action="store_true",
+                      help="only compile each case and print XLA's memory analysis of the "
+                           "program (argument / output / temporary buffers)")
   parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case here
   args = parser.parse_args()
   if args.one:
-    print(json.dumps(_run_case(args.one, args.dim, args.tile, args.repeats)))
+    print(json.dumps(_run_case(args.one, args.dim, args.tile, args.repeats, args.compile_only)))
     return
   names = [c for c in args.cases.split(",") if c]
   unknown = sorted(set(names) - set(CASES))
@@ -102,12 +118,22 @@ def main() -> None:
                         f" --xla_force_host_platform_device_count={CASES[name][1]}").strip()
     out = subprocess.run([sys.executable, "-m", "benchmarks.tiled_loss_benchmark", "--one", name,
                           "--dim", str(args.dim), "--tile", str(args.tile),
-                          "--repeats", str(args.repeats)],
+                          "--repeats", str(args.repeats)]
+                         + (["--compile_only"] if args.compile_only else []),
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode:
       print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
       continue
     results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+  if args.compile_only:
+    print(f"{'case':10} {'B':>6} {'dev':>3} {'impl':6} {'tile':>5} {'compile s':>9} "
+          f"{'args MiB':>9} {'out MiB':>8} {'temp MiB':>9}")
+    for r in results.values():
+      m = r["compiled_mib"] or {}
+      print(f"{r['case']:10} {r['batch']:6d} {r['devices']:3d} {r['impl']:6} "
+            f"{str(r['tile'] or '-'):>5} {r['compile_s']:9.1f} {m.get('argument', 0):9.1f} "
+            f"{m.get('output', 0):8.1f} {m.get('temp', 0):9.1f}")
+    return
   print(f"{'case':10} {'B':>6} {'D':>4} {'dev':>3} {'impl':6} {'tile':>5} {'first s':>8} "
         f"{'median s':>9} {'peak RSS MiB':>12} {'loss':>10}")
   for r in results.values():
