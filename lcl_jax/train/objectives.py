@@ -1,7 +1,9 @@
 """The fine-tuning objectives: which networks a run trains and the loss it minimises.
 
 * `ce`      — primary encoder Φ with the paper's head, cross-entropy.
-* `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021).
+* `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021,
+              whose lambda = 1 - alpha weights SupCon; alpha as in the third-party
+              baseline script of the release, see BUILD_NOTES "SCL vs CE").
 * `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head);
               alpha * (L_w + L_e) + (1 - alpha) * L_LCL with Ψ's logits as the weights
               (the paper's Eq. 6; the release's loss_1 + loss_2).
