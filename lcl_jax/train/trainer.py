@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax import metrics as metrics_lib
-from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax import tiled_losses
+from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import TrainConfig
 
