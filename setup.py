@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     "scipy",
     "scikit-learn",
     "tqdm",
+    # JAX's persistent compilation cache locks its entries with it (lcl_jax.train.compilation_cache).
+    "filelock",
     "tensorboardX",
     "matplotlib",
 ]

@@ -108,6 +108,8 @@ def main(argv):
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("lcl_jax").setLevel(logging.INFO)
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+  from lcl_jax.train import compilation_cache
+  compilation_cache.enable(FLAGS.compilation_cache)
   if FLAGS.distributed:
     from lcl_jax.train import parallel
     parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,

@@ -696,6 +696,14 @@ def _check_alpha(fn: str, alpha: Any) -> None:
   _check_scalar_option(fn, "alpha", alpha, low=0.0, high=1.0, low_inclusive=True)
 
 
+def _contrastive_source(contrastive: Any) -> Any:
+  """The object the objectives take their contrastive loss from (dense: this module)."""
+  if contrastive is None:
+    import sys
+    return sys.modules[__name__]
+  return contrastive
+
+
 def _check_same_batch(fn: str, logits: Any, embeddings: Any) -> None:
   if _shape(logits)[0] != _shape(embeddings)[0]:
     raise ValueError(
@@ -742,6 +750,7 @@ def scl_objective(
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
     multilabel: bool = False,
+    contrastive: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """SCL objective of Gunel et al. (2021): ``alpha * CE + (1 - alpha) * SupCon``.
 
@@ -756,6 +765,9 @@ def scl_objective(
     temperature: positive scalar tau.
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
+    contrastive: where the contrastive loss comes from: None (this module's dense
+      losses) or an object with the same-named loss methods, e.g.
+      ``lcl_jax.tiled_losses.Contrastive('tiled')`` for huge batches.
 
   Returns:
     ``(total, {'ce', 'contrastive', 'total'})`` of float32 scalars.
@@ -776,10 +788,12 @@ def scl_objective(
   _check_embeddings(fn, embeddings)
   _check_same_batch(fn, logits, embeddings)
   ce = _classification_term(fn, logits, labels, valid, multilabel)
+  source = _contrastive_source(contrastive)
   if multilabel:
-    contrastive = multilabel_supcon_loss(embeddings, labels, temperature=temperature, valid=valid)
+    contrastive = source.multilabel_supcon_loss(embeddings, labels, temperature=temperature,
+                                                valid=valid)
   else:
-    contrastive = supcon_loss(embeddings, labels, temperature=temperature, valid=valid)
+    contrastive = source.supcon_loss(embeddings, labels, temperature=temperature, valid=valid)
   total = alpha * ce + (1 - alpha) * contrastive
   return total, {"ce": ce, "contrastive": contrastive, "total": total}
 
@@ -794,6 +808,7 @@ def lcl_objective(
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
     multilabel: bool = False,
+    contrastive: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """LCL objective (Suresh & Ong, 2021, Eq. 6): ``alpha (L_w + L_e) + (1 - alpha) L_LCL``.
 
@@ -815,6 +830,8 @@ def lcl_objective(
     temperature: positive scalar tau.
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
+    contrastive: None (dense losses) or an object with the same-named loss methods
+      (``lcl_jax.tiled_losses.Contrastive``), as in :func:`scl_objective`.
 
   Returns:
     ``(total, {'ce', 'weighting_ce', 'contrastive', 'total'})`` of float32 scalars.
@@ -838,11 +855,13 @@ def lcl_objective(
   _check_weight_logits(fn, weight_logits, batch, num_classes)
   ce = _classification_term(fn, logits, labels, valid, multilabel)
   weighting_ce = _classification_term(fn, weight_logits, labels, valid, multilabel)
+  source = _contrastive_source(contrastive)
   if multilabel:
-    contrastive = multilabel_lcl_loss(
+    contrastive = source.multilabel_lcl_loss(
         embeddings, labels, weight_logits, temperature=temperature, valid=valid
     )
   else:
-    contrastive = lcl_loss(embeddings, labels, weight_logits, temperature=temperature, valid=valid)
+    contrastive = source.lcl_loss(embeddings, labels, weight_logits, temperature=temperature,
+                                  valid=valid)
   total = alpha * (weighting_ce + ce) + (1 - alpha) * contrastive
   return total, {"ce": ce, "weighting_ce": weighting_ce, "contrastive": contrastive, "total": total}

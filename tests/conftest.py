@@ -2,6 +2,9 @@
 
 * 8 virtual CPU devices for the data-parallel correctness tests (set before jax is
   imported anywhere in the test process).
+* JAX's persistent compilation cache (lcl_jax.train.compilation_cache): the default
+  folder under the user's cache directory, or ``$LCL_JAX_COMPILATION_CACHE`` ('' turns
+  it off); subprocesses the tests start inherit the folder.
 * The shared release files: ``LCL_DATA_DIR`` or ``../shared/data`` beside the project.
   Tests that need them FAIL (never skip) when they are missing, so CI cannot go green
   without having read the real data.
@@ -14,6 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+
+from lcl_jax.train import compilation_cache  # noqa: E402
+
+compilation_cache.enable()
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

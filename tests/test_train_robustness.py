@@ -95,6 +95,10 @@ _BAD_VALUES = {
     "feature_pooling": ["max"],
     "glove_path": ["glove.txt"],
     "early_stopping_on": ["accuracy"],
+    "contrastive_impl": ["sparse"],
+    "contrastive_tile_size": [0, 64.0],
+    "contrastive_auto_threshold": [-1],
+    "matmul_precision": ["tf32"],
 }
 
 

@@ -245,3 +245,5 @@ def setup_logging() -> None:
     absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger("lcl_jax").setLevel(logging.INFO)
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+  from lcl_jax.train import compilation_cache  # pylint: disable=g-import-not-at-top
+  compilation_cache.enable(FLAGS.compilation_cache)

@@ -23,6 +23,8 @@ BASELINE_ENCODERS = ("bilstm", "gru", "rnn", "charcnn")
 # Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
 BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
+CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
+MATMUL_PRECISIONS = ("highest", "default")
 BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
@@ -149,6 +151,19 @@ class TrainConfig:
   # (transformers' _init_weights, normal(initializer_range = 0.02), zero bias) or
   # 'torch_default' (torch.nn.Linear's default, what the release's Φ head gets).
   head_init: str = "normal_0.02"
+
+  # Scale (issue 12).
+  # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
+  # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
+  # 'auto' (dense below `contrastive_auto_threshold` global rows, else ring on >1 device
+  # / tiled on one). All give the same values and gradients (lcl_jax.tiled_losses).
+  contrastive_impl: str = "auto"
+  contrastive_tile_size: int = 512
+  contrastive_auto_threshold: int = 4096
+  # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
+  # float32 matmuls float32 on GPUs that would use TF32 (and TPUs that would use bf16
+  # passes); 'default' lets the backend choose (faster). No effect on CPU.
+  matmul_precision: str = "highest"
 
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
@@ -290,7 +305,19 @@ class TrainConfig:
       raise bad("save_features", "must be true or false")
     if self.early_stopping_on not in ("metric", "loss"):
       raise bad("early_stopping_on", "must be 'metric' or 'loss'")
+    self._validate_scale_fields(bad)
     self._validate_fidelity_options(bad)
+
+  def _validate_scale_fields(self, bad) -> None:
+    """The issue-12 block: contrastive implementation and matmul precision."""
+    if self.contrastive_impl not in CONTRASTIVE_IMPLS:
+      raise bad("contrastive_impl", f"must be one of {CONTRASTIVE_IMPLS}")
+    for name in ("contrastive_tile_size", "contrastive_auto_threshold"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise bad(name, "must be an integer >= 1")
+    if self.matmul_precision not in MATMUL_PRECISIONS:
+      raise bad("matmul_precision", f"must be one of {MATMUL_PRECISIONS}")
 
   def _validate_fidelity_options(self, bad) -> None:
     for name, allowed in (("baseline_views", BASELINE_VIEWS),

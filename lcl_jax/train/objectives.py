@@ -167,16 +167,21 @@ def loss_from_outputs(
     alpha: float,
     temperature: float,
     multilabel: bool,
+    contrastive: Any = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """The objective's scalar loss and its components, over all valid rows."""
+  """The objective's scalar loss and its components, over all valid rows.
+
+  `contrastive`: None (dense) or a `lcl_jax.tiled_losses.Contrastive` (tiled / ring).
+  """
   if spec.loss == "ce":
     return losses.ce_objective(outputs["logits"], labels, valid=valid, multilabel=multilabel)
   if spec.loss == "scl":
     return losses.scl_objective(
         outputs["logits"], outputs["features"], labels, alpha=alpha,
-        temperature=temperature, valid=valid, multilabel=multilabel)
+        temperature=temperature, valid=valid, multilabel=multilabel, contrastive=contrastive)
   if spec.loss == "lcl":
     return losses.lcl_objective(
         outputs["logits"], outputs["weight_logits"], outputs["features"], labels,
-        alpha=alpha, temperature=temperature, valid=valid, multilabel=multilabel)
+        alpha=alpha, temperature=temperature, valid=valid, multilabel=multilabel,
+        contrastive=contrastive)
   raise ValueError(f"unknown loss {spec.loss!r}")

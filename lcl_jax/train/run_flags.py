@@ -68,6 +68,19 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_bool("export_hf", False,
                     "Also write the best-validation networks as Hugging Face checkpoints "
                     "(<run>/export/<network>, safetensors; loadable by transformers).")
+  # Scale (issue 12).
+  flags.DEFINE_enum("contrastive_impl", "auto", ["auto", "dense", "tiled", "ring"],
+                    "Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over "
+                    "the devices (jit); auto = dense below --contrastive_auto_threshold rows.")
+  flags.DEFINE_integer("contrastive_tile_size", 512, "Columns per tile of the tiled/ring loss.")
+  flags.DEFINE_integer("contrastive_auto_threshold", 4096,
+                       "Global batch rows from which --contrastive_impl=auto tiles.")
+  flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
+                    "jax.default_matmul_precision of the steps: highest = true float32 "
+                    "(no TF32/bf16 passes on GPU/TPU); default = the backend's fastest.")
+  flags.DEFINE_string("compilation_cache", None,
+                      "JAX persistent compilation cache folder ('' disables; default "
+                      "$LCL_JAX_COMPILATION_CACHE or <user cache dir>/lcl_jax/jax_cache).")
   # Fidelity options (issue 14); see TrainConfig for what each reading is.
   flags.DEFINE_enum("baseline_views", "paired", ["paired", "texts"],
                     "What the CE/SCL baselines train on: 'paired' (K texts + K augmented "
@@ -124,6 +137,10 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       max_steps_per_epoch=value("max_steps_per_epoch"),
       checkpoint_every_steps=int(value("checkpoint_every_steps")),
       progress_bar=bool(value("progress_bar")), export_hf=bool(value("export_hf")),
+      contrastive_impl=value("contrastive_impl"),
+      contrastive_tile_size=int(value("contrastive_tile_size")),
+      contrastive_auto_threshold=int(value("contrastive_auto_threshold")),
+      matmul_precision=value("matmul_precision"),
       baseline_views=value("baseline_views"), adam_epsilon_mode=value("adam_epsilon_mode"),
       view_seed=value("view_seed"), head_init=value("head_init"),
       lr_schedule=value("lr_schedule"), head=value("head"),

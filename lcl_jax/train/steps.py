@@ -54,12 +54,14 @@ def make_train_step(
     axis_name: str | None = None,
     stage2_optimizer: optax.GradientTransformation | None = None,
     stage2_start_step: int | None = None,
+    contrastive: Any = None,
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
   The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
   `finite` (1.0 when the loss, the gradients and the updated params and optimiser
   state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
+  `contrastive`: None (dense losses) or a `lcl_jax.tiled_losses.Contrastive`.
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
 
@@ -80,7 +82,7 @@ def make_train_step(
       outputs, labels, valid = jax.tree.map(gather, (outputs, labels, valid))
     return objectives.loss_from_outputs(
         spec, outputs, labels, valid, alpha=alpha, temperature=temperature,
-        multilabel=multilabel)
+        multilabel=multilabel, contrastive=contrastive)
 
   def train_step(state, batch):
     key = jax.random.fold_in(dropout_key, state["step"])

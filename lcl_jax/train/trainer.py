@@ -34,6 +34,7 @@ import numpy as np
 
 from lcl_jax import metrics as metrics_lib
 from lcl_jax import thresholds as thresholds_lib
+from lcl_jax import tiled_losses
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
@@ -42,7 +43,9 @@ log = logging.getLogger("lcl_jax.train")
 
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
-                  "checkpoint_every_steps", "parallelism", "export_hf"}
+                  "checkpoint_every_steps", "parallelism", "export_hf",
+                  # Same values and gradients either way (lcl_jax.tiled_losses):
+                  "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
 
 
 class TrainingInterrupted(RuntimeError):
@@ -353,13 +356,17 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
         "process_count": jax.process_count(),
     })
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
-  train_step = dp.compile_train_step(steps.make_train_step(
+  contrastive = tiled_losses.Contrastive(
+      cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
+      mesh=getattr(dp, "mesh", None), axis_name=parallel.DATA_AXIS)
+  train_step = _with_precision(cfg.matmul_precision, dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
       multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
       stage2_optimizer=stage2_optimizer,
-      stage2_start_step=stage1_steps if stage2_optimizer is not None else None))
-  eval_step = dp.compile_eval_step(steps.make_eval_step(modules,
-                                                        with_features=cfg.save_features))
+      stage2_start_step=stage1_steps if stage2_optimizer is not None else None,
+      contrastive=contrastive)))
+  eval_step = _with_precision(cfg.matmul_precision, dp.compile_eval_step(
+      steps.make_eval_step(modules, with_features=cfg.save_features)))
 
   host_state = steps.init_state(params, optimizer, stage2_optimizer)
   state = dp.put_state(host_state)
@@ -462,6 +469,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
         for batch in data.train_batches(epoch, start_step=first):
           shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
+          if bar is not None and shape_key not in shapes_seen:
+            bar.set_postfix_str("compiling", refresh=True)
           t0 = time.perf_counter()
           state, step_metrics = train_step(state, dp.put_batch(batch))
           step += 1
@@ -473,6 +482,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
           else:
             shapes_seen.add(shape_key)
             jax.block_until_ready(step_metrics["loss"])
+            if bar is not None:
+              bar.set_postfix_str("", refresh=False)
           if step % cfg.log_every_steps == 0:
             loss_value = float(dp.fetch_scalars(step_metrics)["loss"])
             flush_pending()
@@ -677,6 +688,14 @@ def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
                                   label_names=label_names, overwrite=True)
     exported[name] = str(path)
   return exported
+
+
+def _with_precision(precision: str, step_fn):
+  """`step_fn` traced and run under jax.default_matmul_precision(precision)."""
+  def wrapped(*args):
+    with jax.default_matmul_precision(precision):
+      return step_fn(*args)
+  return wrapped
 
 
 def _process_scale() -> int:

@@ -1,0 +1,208 @@
+"""Tiled and ring contrastive losses equal the dense ones (lcl_jax/tiled_losses.py).
+
+The reference is lcl_jax.losses (itself checked against a NumPy transcription and the
+release's PyTorch code in test_losses.py). Values and gradients (features, weighting
+logits, temperature) must agree to 1e-5 relative over batches that are not multiples
+of the tile, with padded rows, one-class batches and all-unique labels, on one device
+(tiles) and on 8 virtual CPU devices (ring; tests/conftest.py sets XLA_FLAGS).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lcl_jax import losses, tiled_losses
+
+LOSSES = ("supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_loss")
+C = 5
+
+
+def _case(batch, kind, seed):
+  rng = np.random.default_rng(seed)
+  features = rng.normal(size=(batch, 12)).astype(np.float32)
+  weight_logits = (2 * rng.normal(size=(batch, C))).astype(np.float32)
+  valid = np.ones(batch, bool)
+  if kind == "one_class":
+    labels = np.full(batch, 3, np.int32)
+    label_sets = np.zeros((batch, C), np.int32)
+    label_sets[:, 3] = 1
+  elif kind == "all_unique":  # every anchor without positives (single-label), loss 0
+    labels = np.arange(batch, dtype=np.int32) % 10_000
+    label_sets = np.eye(batch, C, dtype=np.int32)
+  else:
+    labels = rng.integers(0, C, batch).astype(np.int32)
+    label_sets = (rng.random((batch, C)) < 0.3).astype(np.int32)
+  if kind == "padded":
+    valid = rng.random(batch) > 0.3
+    features[~valid] = np.nan  # padded rows' contents must not reach value or gradient
+  if kind == "all_unique":
+    weight_logits = weight_logits[:, :C]
+  return (jnp.asarray(features), jnp.asarray(labels), jnp.asarray(label_sets),
+          jnp.asarray(weight_logits), jnp.asarray(valid))
+
+
+def _loss_and_grads(module, name, case, temperature=0.3, **kwargs):
+  features, labels, label_sets, weight_logits, valid = case
+  targets = label_sets if name.startswith("multilabel") else labels
+  if name == "lcl_loss" and int(jnp.max(labels)) >= C:
+    weight_logits = jnp.zeros((features.shape[0], int(jnp.max(labels)) + 1))
+
+  def f(x, w, t):
+    args = (x, targets, w) if name.endswith("lcl_loss") else (x, targets)
+    return getattr(module, name)(*args, temperature=t, valid=valid, **kwargs)
+
+  value, grads = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))(
+      features, weight_logits, jnp.float32(temperature))
+  return value, grads
+
+
+def _assert_close(got, want, what):
+  got, want = np.asarray(got), np.asarray(want)
+  assert np.all(np.isfinite(got)), f"{what}: non-finite"
+  scale = max(float(np.max(np.abs(want))), 1e-30)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale, err_msg=what)
+
+
+def _assert_equal_to_dense(name, case, **kwargs):
+  want_value, want_grads = _loss_and_grads(losses, name, case)
+  got_value, got_grads = _loss_and_grads(tiled_losses, name, case, **kwargs)
+  _assert_close(got_value, want_value, f"{name} value")
+  for label, got, want in zip(("features", "weight_logits", "temperature"), got_grads,
+                              want_grads):
+    _assert_close(got, want, f"{name} d/d{label}")
+  valid = np.asarray(case[4])
+  assert np.all(np.asarray(got_grads[0])[~valid] == 0), "padded rows got a gradient"
+  return float(want_value)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("batch,tile,kind", [
+    (37, 8, "mixed"),       # B not a multiple of the tile
+    (37, 8, "padded"),      # masked rows (NaN contents)
+    (24, 64, "one_class"),  # one tile larger than the batch
+    (19, 4, "all_unique"),
+])
+def test_tiled_equals_dense(name, batch, tile, kind):
+  value = _assert_equal_to_dense(name, _case(batch, kind, seed=batch + tile),
+                                 tile_size=tile)
+  if kind == "all_unique" and not name.startswith("multilabel"):
+    assert value == 0.0
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("batch,tile,kind", [
+    (40, 3, "padded"),      # 5 rows per device, tiles of 3 (not a divisor)
+    (24, 2, "one_class"),
+    (32, 4, "all_unique"),
+])
+def test_ring_on_8_devices_equals_dense(name, batch, tile, kind):
+  assert len(jax.devices()) >= 8, "conftest must provide 8 CPU devices"
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  _assert_equal_to_dense(name, _case(batch, kind, seed=batch * tile), tile_size=tile,
+                         mesh=mesh)
+
+
+def test_ring_inputs_already_sharded_and_objective_dispatch():
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  features, labels, _, weight_logits, valid = _case(48, "padded", seed=7)
+  logits = weight_logits[:, ::-1]
+  rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  sharded = jax.device_put((logits, weight_logits, features, labels, valid), rows)
+
+  def objective(contrastive, logits, weight_logits, features, labels, valid):
+    return losses.lcl_objective(logits, weight_logits, features, labels, alpha=0.4,
+                                temperature=0.2, valid=valid, contrastive=contrastive)[0]
+
+  want = jax.value_and_grad(objective, argnums=(1, 2, 3))(
+      None, logits, weight_logits, features, labels, valid)
+  for contrastive in (tiled_losses.Contrastive("ring", tile_size=4, mesh=mesh),
+                      tiled_losses.Contrastive("tiled", tile_size=7),
+                      tiled_losses.Contrastive("auto", auto_threshold=16, mesh=mesh)):
+    got = jax.jit(jax.value_and_grad(objective, argnums=(1, 2, 3)),
+                  static_argnums=0)(contrastive, *sharded)
+    jax.tree.map(lambda g, w: _assert_close(g, w, contrastive.impl), got, want)
+
+
+def test_choose_and_errors():
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  auto = tiled_losses.Contrastive("auto", auto_threshold=96, mesh=mesh)
+  assert [auto.choose(b) for b in (95, 96, 100)] == ["dense", "ring", "tiled"]  # 100 % 8 != 0
+  assert tiled_losses.Contrastive("ring").choose(8) == "tiled"  # no mesh: one device
+  assert tiled_losses.Contrastive("dense").choose(10**6) == "dense"
+  with pytest.raises(ValueError, match="impl"):
+    tiled_losses.Contrastive("sparse")
+  x, y = jnp.ones((12, 4)), jnp.zeros((12,), jnp.int32)
+  with pytest.raises(ValueError, match="multiple of the 8 devices"):
+    tiled_losses.supcon_loss(x, y, temperature=0.3, mesh=mesh)
+  with pytest.raises(ValueError, match="tile_size"):
+    tiled_losses.supcon_loss(x, y, temperature=0.3, tile_size=0)
+  with pytest.raises(ValueError, match="axis_name"):
+    tiled_losses.supcon_loss(x[:8], y[:8], temperature=0.3, mesh=mesh, axis_name="model")
+  with pytest.raises(ValueError, match="labels"):  # the dense argument checks apply
+    tiled_losses.lcl_loss(x, y[:5], jnp.ones((12, 3)), temperature=0.3)
+
+
+def _largest_intermediate(jaxpr) -> int:
+  largest = 0
+  for eqn in jaxpr.eqns:
+    for var in eqn.outvars:
+      largest = max(largest, int(np.prod(getattr(var.aval, "shape", ()) or (1,))))
+    for param in eqn.params.values():
+      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+        inner = getattr(sub, "jaxpr", None)
+        if inner is not None:
+          largest = max(largest, _largest_intermediate(getattr(inner, "jaxpr", inner)))
+  return largest
+
+
+def test_gradient_program_holds_no_batch_by_batch_array():
+  """Memory O(B * tile): no array of the forward+backward program has B*B entries."""
+  batch, tile = 512, 32
+  features, labels, _, weight_logits, _ = _case(batch, "mixed", seed=1)
+  grad = jax.grad(lambda x, w: tiled_losses.lcl_loss(x, labels, w, temperature=0.3,
+                                                     tile_size=tile), argnums=(0, 1))
+  largest = _largest_intermediate(jax.make_jaxpr(grad)(features, weight_logits).jaxpr)
+  assert largest <= batch * tile * 2, largest
+  dense_grad = jax.grad(lambda x, w: losses.lcl_loss(x, labels, w, temperature=0.3),
+                        argnums=(0, 1))
+  assert _largest_intermediate(jax.make_jaxpr(dense_grad)(features, weight_logits).jaxpr) \
+      >= batch * batch  # the check would see a [B, B] array
+
+
+def test_train_step_with_ring_on_8_devices_equals_dense_on_one(tiny_bert_dir):
+  """The trainer's step (tiny BERT, LCL, jit path) with the ring contrastive term."""
+  from lcl_jax.train import objectives, optim, parallel, steps
+
+  spec = objectives.get_spec("lcl")
+  modules, params = objectives.build_networks(
+      spec, encoder=str(tiny_bert_dir), weighting_encoder=str(tiny_bert_dir), num_classes=C,
+      rng=jax.random.key(0))
+  optimizer = optim.make_optimizer(params, learning_rate=1e-3, total_steps=10)
+  host_state = jax.device_get(steps.init_state(params, optimizer))
+  rng = np.random.default_rng(0)
+  rows, length = 24, 8
+  labels = rng.integers(0, C, rows // 2).astype(np.int32)
+  batch = {"input_ids": rng.integers(1000, 5000, (rows, length)).astype(np.int32),
+           "attention_mask": np.ones((rows, length), np.int32),
+           "token_type_ids": np.zeros((rows, length), np.int32),
+           "labels": np.tile(labels, 2), "valid": np.arange(rows) < 22}
+
+  def run(dp, contrastive):
+    step = dp.compile_train_step(steps.make_train_step(
+        spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
+        dropout_key=jax.random.key(1), use_dropout=False, axis_name=dp.axis_name,
+        contrastive=contrastive))
+    state, metrics = step(dp.put_state(host_state), dp.put_batch(batch))
+    return dp.fetch_scalars(metrics), jax.device_get(dp.host_state(state)["params"])
+
+  want_metrics, want_params = run(parallel.JitDataParallel(jax.devices()[:1]), None)
+  dp8 = parallel.JitDataParallel(jax.devices()[:8])
+  got_metrics, got_params = run(dp8, tiled_losses.Contrastive(
+      "ring", tile_size=2, mesh=dp8.mesh, axis_name=parallel.DATA_AXIS))
+  for name in ("loss", "contrastive", "grad_norm_primary", "grad_norm_weighting"):
+    np.testing.assert_allclose(got_metrics[name], want_metrics[name], rtol=1e-5, err_msg=name)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               got_params, want_params)
