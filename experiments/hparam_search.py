@@ -81,7 +81,7 @@ def grid(objective: str) -> list[Point]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   if any(FLAGS[n].present for n in ("learning_rate", "alpha", "temperature")):
     raise app.UsageError("use --learning_rates/--alphas/--temperatures (grids) here")
   datasets = list(dict.fromkeys(FLAGS.datasets))
@@ -165,4 +165,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
+KEEP_CHECKPOINTS = ("best", "all")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -85,6 +86,9 @@ class TrainConfig:
   dropout_rng_impl: str = "threefry2x32"  # measured: not slower than rbg (BUILD_NOTES)
   checkpoint_every_steps: int = 200
   export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
+  # What a finished run keeps: "best" drops the latest-state checkpoint (optimiser state,
+  # ~3x the params) once results.json is written; "all" keeps it.
+  keep_checkpoints: str = "best"
   log_every_steps: int = 10
   progress_bar: bool = True
 
@@ -111,6 +115,8 @@ class TrainConfig:
       raise bad("objective", f"must be one of {OBJECTIVES}")
     if self.parallelism not in PARALLELISM:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
+    if self.keep_checkpoints not in KEEP_CHECKPOINTS:
+      raise bad("keep_checkpoints", f"must be one of {KEEP_CHECKPOINTS}")
     if self.dtype not in ("float32", "bfloat16"):
       raise bad("dtype", "must be 'float32' or 'bfloat16'")
     try:

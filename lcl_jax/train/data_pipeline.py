@@ -37,7 +37,9 @@ def resolve_checkpoint(name: str) -> str:
   return name
 
 
-def _fixed_subset(split, limit: int | None):
+def fixed_subset(split, limit: int | None):
+  """The first `limit` of a fixed permutation of `split` (seed 0; every seed of a sweep
+  and `experiments.evaluate` see the same subset), in file order; all if None."""
   if limit is None or len(split) <= limit:
     return split
   order = np.random.default_rng(_SUBSET_SEED).permutation(len(split))[:limit]
@@ -65,9 +67,9 @@ class PreparedData:
     self.cfg = cfg
     splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
               for s in SPLITS}
-    splits["train"] = _fixed_subset(splits["train"], cfg.max_train_examples)
+    splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
     for name in ("validation", "test"):
-      splits[name] = _fixed_subset(splits[name], cfg.max_eval_examples)
+      splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
     self.splits = splits
     train = splits["train"]
     self.multilabel = bool(train.multilabel)

@@ -34,6 +34,18 @@ def decay_mask(params: Any) -> Any:
   return jax.tree_util.tree_map_with_path(decays, params)
 
 
+def learning_rate_schedule(learning_rate: float, total_steps: int) -> optax.Schedule:
+  """The paper's schedule: linear decay from `learning_rate` to 0 over `total_steps`, no
+  warm-up. `schedule(n)` is the rate of the (n+1)-th update (optax counts from 0).
+
+  Raises:
+    ValueError: total_steps < 1.
+  """
+  if total_steps < 1:
+    raise ValueError(f"total_steps={total_steps} must be >= 1")
+  return optax.linear_schedule(learning_rate, 0.0, total_steps)
+
+
 def make_optimizer(
     params: dict[str, Any],
     *,
@@ -51,9 +63,7 @@ def make_optimizer(
   by its own global norm, as the release clips each model separately; the
   learning rate decays linearly from `learning_rate` to 0 over `total_steps`.
   """
-  if total_steps < 1:
-    raise ValueError(f"total_steps={total_steps} must be >= 1")
-  schedule = optax.linear_schedule(learning_rate, 0.0, total_steps)
+  schedule = learning_rate_schedule(learning_rate, total_steps)
 
   def network_optimizer(network_params):
     return optax.chain(

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import pathlib
+import shutil
 import signal
 import threading
 import time
@@ -37,11 +38,15 @@ log = logging.getLogger("lcl_jax.train")
 
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
-                  "checkpoint_every_steps", "parallelism", "export_hf"}
+                  "checkpoint_every_steps", "parallelism", "export_hf", "keep_checkpoints"}
 
 
 class TrainingInterrupted(RuntimeError):
   """Raised after a SIGTERM (preemption): the state was saved; re-run to resume."""
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds a run with another configuration (resuming it would mix the two)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,7 +120,7 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
   if diff:
     details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
-    raise ValueError(f"{workdir} holds a run with a different configuration ({details}); "
+    raise ConfigMismatchError(f"{workdir} holds a run with a different configuration ({details}); "
                      "use another --workdir or delete that one")
 
 
@@ -123,7 +128,9 @@ def _selection_metric(multilabel: bool) -> str:
   return "macro_f1" if multilabel else "accuracy"
 
 
-def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+  """Class probabilities (float64 [N, C]) from logits [N, C]: softmax, or per-class
+  sigmoid for a multi-label dataset."""
   logits = logits.astype(np.float64)
   if multilabel:
     return 1.0 / (1.0 + np.exp(-logits))
@@ -132,14 +139,45 @@ def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
-def _split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
-                   thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
+def split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
+                  thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
+  """The metrics the runs report (fractions) and the predictions they are computed from.
+
+  Single-label: argmax -> accuracy, weighted/macro F1 (`metrics.classification_metrics`);
+  multi-label: `probs >= thresholds` (per class) -> `metrics.multilabel_metrics`.
+  """
   num_classes = probs.shape[-1]
   if multilabel:
     predictions = (probs >= np.asarray(thresholds)).astype(np.int32)
     return metrics_lib.multilabel_metrics(labels, predictions), predictions
   predictions = probs.argmax(axis=-1).astype(np.int32)
   return metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes), predictions
+
+
+def evaluate_logits(eval_step, dp, params, batches, num_examples: int, *,
+                    what: str = "evaluation") -> dict[str, np.ndarray]:
+  """Runs the compiled eval step over `batches`; the trainer's (and predict's) only eval path.
+
+  Returns `{'logits': [N, C][, 'weight_logits': [N, C]]}` float32 in example order
+  (`example_index` puts back the rows of every device and host; padding rows dropped).
+
+  Raises:
+    AssertionError: the batches did not cover every example exactly once.
+  """
+  collected: dict[str, list] = {}
+  indices = []
+  for batch in batches:
+    out = dp.fetch_rows(eval_step(params, dp.put_batch(batch)))
+    example_index = out.pop("example_index")
+    keep = example_index >= 0
+    indices.append(example_index[keep])
+    for name, value in out.items():
+      collected.setdefault(name, []).append(value[keep])
+  order = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+  if sorted(order.tolist()) != list(range(num_examples)):
+    raise AssertionError(f"{what} did not cover every example once")
+  inverse = np.argsort(order)
+  return {name: np.concatenate(chunks)[inverse] for name, chunks in collected.items()}
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -181,6 +219,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
       num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat)
   steps_per_epoch = data.steps_per_epoch
   total_steps = steps_per_epoch * cfg.epochs
+  lr_schedule = optim.learning_rate_schedule(cfg.learning_rate, total_steps)
   optimizer = optim.make_optimizer(
       params, learning_rate=cfg.learning_rate, total_steps=total_steps,
       weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
@@ -226,31 +265,21 @@ def train(config: TrainConfig) -> dict[str, Any]:
     s, m = host[-1]
     record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
     record.update({k: float(v) for k, v in m.items()})
+    record["learning_rate"] = float(lr_schedule(s - 1))  # the rate of update number s
     if throughput["seconds"] > 0:
       record["sequences_per_second"] = throughput["rows"] / throughput["seconds"]
     outputs.write(record)
 
   def evaluate(split_name: str, params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     split = data.eval_split(split_name)
-    collected: dict[str, list] = {}
-    indices = []
-    for batch in split.batches():
-      out = dp.fetch_rows(eval_step(params, dp.put_batch(batch)))
-      example_index = out.pop("example_index")
-      keep = example_index >= 0
-      indices.append(example_index[keep])
-      for name, value in out.items():
-        collected.setdefault(name, []).append(value[keep])
-    order = np.concatenate(indices)
-    if sorted(order.tolist()) != list(range(split.num_examples)):
-      raise AssertionError(f"evaluation on {split_name} did not cover every example once")
-    inverse = np.argsort(order)
+    logits = evaluate_logits(eval_step, dp, params, split.batches(), split.num_examples,
+                             what=f"evaluation on {split_name}")
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
-    for name, chunks in collected.items():
-      probs = _probabilities(np.concatenate(chunks)[inverse], multilabel)
-      m, predictions = _split_metrics(split.labels, probs, multilabel=multilabel,
-                                      thresholds=thresholds)
+    for name, values in logits.items():
+      probs = probabilities(values, multilabel)
+      m, predictions = split_metrics(split.labels, probs, multilabel=multilabel,
+                                     thresholds=thresholds)
       prefix = "" if name == "logits" else "weighting_"
       result_metrics.update({prefix + k: v for k, v in m.items()})
       arrays[prefix + "probabilities"] = probs.astype(np.float32)
@@ -276,7 +305,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
           state, step_metrics = train_step(state, dp.put_batch(batch))
           step += 1
           pending.append((step, step_metrics))
-          if shape_key in shapes_seen:  # exclude compile steps from throughput
+          compiled = shape_key not in shapes_seen
+          if not compiled:  # exclude compile steps from throughput
             jax.block_until_ready(step_metrics["loss"])
             throughput["rows"] += int(batch["valid"].sum()) * _process_scale()
             throughput["seconds"] += time.perf_counter() - t0
@@ -291,6 +321,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
               bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
           if bar is not None:
             bar.update(1)
+            if compiled:
+              _restart_rate(bar)
           at_epoch_end = step == epoch_start_step + steps_per_epoch
           if sigterm.raised and not at_epoch_end:
             flush_pending()
@@ -366,25 +398,65 @@ def train(config: TrainConfig) -> dict[str, Any]:
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if is_main:
+    results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
   if cfg.export_hf and is_main:
     results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
-                                     workdir / "export", data.label_names)
-  if is_main:
-    checkpoint_lib.write_json_atomic(results_path, results)
+                                     workdir / "export", cfg=cfg, results=results,
+                                     label_names=data.label_names,
+                                     thresholds=thresholds if multilabel else None)
   ckpt.close()
+  if is_main:
+    # What the finished run occupies once the keep_checkpoints policy has been applied.
+    dropped = (checkpoint_lib.LATEST_DIR,) if cfg.keep_checkpoints == "best" else ()
+    results["keep_checkpoints"] = cfg.keep_checkpoints
+    results["disk_bytes"] = checkpoint_lib.disk_usage(workdir, exclude=dropped)
+    checkpoint_lib.write_json_atomic(results_path, results)
+    if dropped:  # only now: a kill before results.json is written can still resume
+      shutil.rmtree(workdir / checkpoint_lib.LATEST_DIR, ignore_errors=True)
+    log.info("%s: results %s (%.1f MB on disk)", cfg.objective, results_path,
+             results["disk_bytes"] / 1e6)
   return results
 
 
-def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
-                 label_names) -> dict[str, str]:
-  """Writes each network's best-validation params as a Hugging Face checkpoint."""
+def _write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dict[str, str]:
+  """The run's PNG plots (lcl_jax.train.plots); a plotting failure is logged, not fatal."""
+  from lcl_jax.train import plots
+  try:
+    return plots.write_run_plots(workdir, history=progress["history"], label_names=label_names,
+                                 multilabel=multilabel, best_epoch=progress["best_epoch"])
+  except Exception as e:  # pylint: disable=broad-except
+    log.warning("could not draw the plots of %s: %s: %s", workdir, type(e).__name__, e)
+    return {}
+
+
+def _export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: TrainConfig,
+                 results: dict[str, Any], label_names, thresholds) -> dict[str, str]:
+  """Writes each network's best-validation params as a Hugging Face folder: weights,
+  config.json (id2label/label2id, lcl_jax metadata), tokenizer and a model card."""
   from lcl_jax import models
+  from lcl_jax.models import pretrained
+  from lcl_jax.train import model_card
+  from lcl_jax.train.data_pipeline import resolve_checkpoint
 
   best_params, _ = ckpt.restore_best(like_params)
+  config = json.loads(cfg.to_json())
   exported = {}
   for name, module in modules.items():
+    encoder = cfg.encoder if name == "primary" else cfg.weighting_encoder
+    extra = {"lcl_jax": model_card.export_metadata(
+        config, network=name, multilabel=results["multilabel"], thresholds=thresholds)}
+    if results["multilabel"]:
+      extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
-                                  label_names=label_names, overwrite=True)
+                                  label_names=label_names, extra_config=extra, overwrite=True)
+    pretrained.load_tokenizer(resolve_checkpoint(encoder)).save_pretrained(str(path))
+    card = model_card.model_card(
+        network=name, head=models.classifiers.head_kind(module),
+        model_type=module.config.model_type, config=config,
+        results=results, label_names=label_names, command=model_card.invocation(),
+        folder_name=str(path))
+    checkpoint_lib.write_atomic(path / "README.md", card)
     exported[name] = str(path)
   return exported
 
@@ -408,6 +480,13 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _fmt(m: dict[str, float]) -> str:
   keys = [k for k in ("accuracy", "weighted_f1", "macro_f1", "micro_f1") if k in m]
   return " ".join(f"{k}={m[k]:.4f}" for k in keys)
+
+
+def _restart_rate(bar) -> None:
+  """Measures the bar's rate and ETA from now: a step that compiled is not typical."""
+  bar.initial = bar.n
+  bar.last_print_n = bar.n
+  bar.start_t = bar.last_print_t = bar._time()  # pylint: disable=protected-access
 
 
 def _progress_bar(cfg: TrainConfig, is_main: bool, epoch: int, total: int, initial: int):
