@@ -158,7 +158,7 @@ def main(argv):
       sections=sections, extra={"grid": ranking_json, "best": best_json},
       runs=[report_lib.run_record(report_lib.Observation(s.config.dataset, s.config.objective,
                                                          s.config.seed, execution.results[s.key],
-                                                         s.key))
+                                                         s.key, str(s.workdir)))
             for s in specs if s.key in execution.results],
       notes=["best.json holds the chosen values per dataset and objective."])
   return cli.finish(report, execution, specs=specs, name=NAME)

@@ -120,7 +120,10 @@ def _write_inputs(directory, texts):
   return files
 
 
-def test_predict_binary_reads_each_format_and_writes_jsonl_and_csv(smoke, tmp_path):
+def test_file_formats_and_the_predict_binary(smoke, tmp_path):
+  import csv
+
+  from lcl_jax.experiment import use
   from lcl_jax.train import inference
 
   run = smoke["bert_ce"]
@@ -130,51 +133,60 @@ def test_predict_binary_reads_each_format_and_writes_jsonl_and_csv(smoke, tmp_pa
   labels = predictor.label_names
   files = _write_inputs(tmp_path, texts)
   for fmt, path in files.items():
-    out = tmp_path / f"out_{fmt}.jsonl"
-    column = [] if fmt == "txt" else ["--text_column=sentence"]
-    proc = _binary("experiments.predict", f"--run={run}", f"--input={path}", *column,
-                   f"--output={out}", "--top_k=2")
-    rows = [json.loads(l) for l in out.read_text().splitlines()]
-    assert [r["text"] for r in rows] == texts, fmt
-    got = np.array([[r["probabilities"][n] for n in labels] for r in rows])
-    np.testing.assert_allclose(got, expected, atol=2e-6)
-    assert [r["labels"][0] for r in rows] == [labels[i] for i in expected.argmax(-1)]
-    assert f"{len(texts)} predictions written to {out}" in proc.stdout
-  # CSV output and --text on the command line.
-  out = tmp_path / "out.csv"
-  _binary("experiments.predict", f"--run={run}", f"--text={texts[0]}", f"--text={texts[1]}",
-          f"--output={out}")
-  import csv
-  with open(out, newline="", encoding="utf-8") as f:
+    records = use.read_records(path, text_column="sentence")
+    assert records.texts == texts, fmt
+    assert records.lines == ([1, 2, 3, 4, 5] if fmt in ("txt", "jsonl") else [2, 3, 4, 5, 6])
+  # The binary on a file: JSONL out, every probability equal to the library's.
+  out = tmp_path / "out.jsonl"
+  proc = _binary("experiments.predict", f"--run={run}", f"--input={files['tsv']}",
+                 "--text_column=sentence", f"--output={out}", "--top_k=2", "--show=2")
+  rows = [json.loads(l) for l in out.read_text().splitlines()]
+  assert [r["text"] for r in rows] == texts
+  got = np.array([[r["probabilities"][n] for n in labels] for r in rows])
+  np.testing.assert_allclose(got, expected, atol=2e-6)
+  assert [r["labels"][0] for r in rows] == [labels[i] for i in expected.argmax(-1)]
+  assert all(len(r["labels"]) == 2 for r in rows)
+  assert f"{len(texts)} predictions written to {out} (3 not shown)" in proc.stdout
+  # CSV out.
+  records = use.Records(texts, list(range(1, 6)))
+  path = use.write_predictions(tmp_path / "out.csv", records,
+                               predictor.predict(texts, top_k=2), labels)
+  with open(path, newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
-  assert [r["text"] for r in rows] == texts[:2]
-  np.testing.assert_allclose([[float(r[n]) for n in labels] for r in rows], expected[:2],
+  assert [r["text"] for r in rows] == texts
+  np.testing.assert_allclose([[float(r[n]) for n in labels] for r in rows], expected,
                              atol=2e-6)
+  assert [r["labels"].split(";")[0] for r in rows] == [labels[i] for i in expected.argmax(-1)]
 
 
 def test_predict_errors_are_one_clear_line(smoke, tmp_path):
+  from lcl_jax.experiment import use
+  from lcl_jax.train import inference
+
   unfinished = tmp_path / "unfinished"
   unfinished.mkdir()
-  (unfinished / "config.json").write_text(
-      (smoke["bert_ce"] / "config.json").read_text())
+  (unfinished / "config.json").write_text((smoke["bert_ce"] / "config.json").read_text())
   files = _write_inputs(tmp_path, ["a text"])
   (tmp_path / "empty.txt").write_text("\n\n")
-  cases = [
-      ([f"--run={unfinished}", "--text=x"], "has not finished"),
-      ([f"--run={tmp_path / 'nothing'}", "--text=x"], "no such directory"),
-      ([f"--run={smoke['bert_ce']}", f"--input={files['csv']}", "--text_column=body"],
-       "no column 'body'"),
-      ([f"--run={smoke['bert_ce']}", f"--input={files['jsonl']}"], "line 1: no key 'text'"),
-      ([f"--run={smoke['bert_ce']}", f"--input={tmp_path / 'empty.txt'}"], "empty"),
-      ([f"--run={smoke['bert_ce']}", "--text=x", "--output=x.parquet"], "unknown format"),
-  ]
-  for args, message in cases:
-    proc = _binary("experiments.predict", *args, check=False)
-    assert proc.returncode == 2, (args, proc.stderr)
-    assert message in proc.stderr, (args, proc.stderr)
-    assert "Traceback" not in proc.stderr
-  proc = _binary("experiments.predict", *cases[0][0], "--verbosity=1", check=False)
+  with pytest.raises(inference.RunNotUsableError, match="no such directory"):
+    inference.Predictor.load(tmp_path / "nothing")
+  cases = [(files["csv"], "sentence", "body", "no column 'body'"),
+           (files["jsonl"], "sentence", "text", "line 1: no key 'text'"),
+           (tmp_path / "empty.txt", None, "text", "no texts in the file"),
+           (tmp_path / "x.parquet", None, "text", "unknown format")]
+  for path, _, column, message in cases:
+    with pytest.raises(use.InputError, match=message):
+      use.read_records(path, text_column=column)
+  with pytest.raises(use.InputError, match="unknown format"):
+    use.check_output_path("x.parquet")
+  # The binary: one line on stderr, status 2; the traceback only with --verbosity=1.
+  proc = _binary("experiments.predict", f"--run={unfinished}", "--text=x", check=False)
+  assert proc.returncode == 2 and "the run has not finished" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  proc = _binary("experiments.predict", f"--run={smoke['bert_ce']}", f"--input={files['csv']}",
+                 "--verbosity=1", check=False)
   assert proc.returncode != 0 and "Traceback" in proc.stderr
+  assert "no column 'text'" in proc.stderr
 
 
 def test_multilabel_thresholds_from_results_override_the_config(multilabel_run):
@@ -249,10 +261,6 @@ def test_evaluate_a_labelled_file(smoke, tmp_path):
   preds = predictor.probabilities(texts)["primary"].argmax(-1)
   assert report["networks"]["primary"]["metrics"]["accuracy"] == pytest.approx(
       skm.accuracy_score(labels, preds))
-  path.write_text("text\tlabel\nsome text\tboredom\n")
-  proc = _binary("experiments.evaluate", f"--run={run}", f"--input={path}",
-                 f"--output_dir={out}", check=False)
-  assert proc.returncode == 2 and "line 2: unknown label 'boredom'" in proc.stderr
   with pytest.raises(use.InputError, match="line 2: unknown label"):
     use.encode_labels(["joy", "nope"], [1, 2], predictor.label_names, multilabel=False,
                       where="x")
@@ -283,9 +291,8 @@ def test_keep_checkpoints_best_drops_the_latest_state_and_reports_disk(smoke):
     results = _results(run)
     assert results["keep_checkpoints"] == "best"
     assert not (run / "checkpoints").exists() and (run / "best").is_dir()
-    on_disk = checkpoint_lib.disk_usage(run)
-    # results.json was rewritten after disk_bytes was measured: within a few hundred bytes.
-    assert abs(results["disk_bytes"] - on_disk) < 2000
+    # Measured just before results.json was written.
+    assert results["disk_bytes"] == checkpoint_lib.disk_usage(run, exclude=("results.json",))
 
 
 def test_console_reads_like_a_tool(smoke):
@@ -365,3 +372,25 @@ def test_paper_head_export_is_a_bare_encoder_for_transformers(smoke):
   texts = [t for t in TEXTS if t]
   np.testing.assert_allclose(weighting.probabilities(texts)["weighting"],
                              run.probabilities(texts)["weighting"], atol=1e-6)
+
+
+def test_table_reports_link_each_runs_plots(smoke, tmp_path):
+  import re
+
+  from lcl_jax.experiment import report as report_lib
+
+  run = smoke["lcl"]
+  obs = report_lib.Observation("emoint", "lcl", 0, _results(run), "emoint/lcl/seed0", str(run))
+  report = report_lib.Report(name="t", title="t", split="test", columns=["emoint"],
+                             methods=["lcl"], metrics=["accuracy"],
+                             cells=report_lib.build_cells([obs], columns=["emoint"],
+                                                          methods=["lcl"],
+                                                          metrics=["accuracy"], split="test"),
+                             runs=[report_lib.run_record(obs)])
+  paths = report_lib.write_report(report, tmp_path / "reports" / "t")
+  markdown = paths["markdown"].read_text()
+  links = re.findall(r"\]\(([^)]+\.png)\)", markdown)
+  assert len(links) == 3 and "Training plots" in markdown
+  for link in links:
+    assert not link.startswith("/")  # relative: the folder can be moved as a whole
+    assert (paths["markdown"].parent / link).resolve().is_file()

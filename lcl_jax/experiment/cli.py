@@ -219,7 +219,7 @@ def observations(specs: Sequence[sweep.RunSpec], results: dict[str, dict[str, An
     if spec.key in results:
       column = column_of(spec) if column_of else spec.config.dataset
       out.append(report_lib.Observation(column, spec.config.objective, spec.config.seed,
-                                        results[spec.key], spec.key))
+                                        results[spec.key], spec.key, str(spec.workdir)))
   return out
 
 
