@@ -150,7 +150,7 @@ def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[A
   directory = pathlib.Path(workdir).absolute() / BEST_DIR
   manager = ocp.CheckpointManager(
       directory, item_names=("params", "info"),
-      options=ocp.CheckpointManagerOptions(create=False, read_only=True)) \
+      options=ocp.CheckpointManagerOptions(create=False)) \
       if directory.is_dir() else None
   step = manager.latest_step() if manager is not None else None
   if step is None:

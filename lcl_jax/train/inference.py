@@ -37,6 +37,30 @@ NETWORKS = ("primary", "weighting")
 _OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
 
 
+def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The run's classifier modules and their params' shapes, from the encoders' config.json
+  alone (the pretrained weights are not read: the best params replace them)."""
+  # pylint: disable=g-import-not-at-top
+  from lcl_jax import models
+  from lcl_jax.models import pretrained
+  from lcl_jax.models.config import EncoderConfig
+  from lcl_jax.train.data_pipeline import resolve_checkpoint
+
+  spec = objectives.get_spec(cfg.objective)
+  heads = {"primary": (spec.primary_head, cfg.encoder)}
+  if spec.uses_weighting_network:
+    heads["weighting"] = (objectives.WEIGHTING_HEAD, cfg.weighting_encoder or cfg.encoder)
+  dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
+  modules, shapes = {}, {}
+  ids = jax.numpy.zeros((1, 2), jax.numpy.int32)
+  for name, (head, encoder) in heads.items():
+    directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
+    config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
+    modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype)
+    shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
+  return modules, shapes
+
+
 class RunNotUsableError(FileNotFoundError):
   """The path is not a finished run directory nor an exported folder."""
 
@@ -146,13 +170,9 @@ class Predictor:
     from lcl_jax.train.data_pipeline import resolve_checkpoint  # pylint: disable=g-import-not-at-top
     from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
 
-    spec = objectives.get_spec(cfg.objective)
-    modules, params = objectives.build_networks(
-        spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder or cfg.encoder,
-        num_classes=num_classes, rng=jax.random.key(0),
-        dtype=jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32)
+    modules, like = _network_shapes(cfg, num_classes)
     try:
-      best, _ = checkpoint_lib.restore_best_params(run_dir, params)
+      best, _ = checkpoint_lib.restore_best_params(run_dir, like)
     except FileNotFoundError as e:
       raise RunNotUsableError(f"--run={run_dir}: {e}") from None
     thresholds = None
