@@ -2,7 +2,8 @@ r"""Figure 2 of the LCL paper: entropy of the top-k normalised prediction scores
 
 For CE, SCL and LCL on Empathetic Dialogues, GoEmotions and SST-5: for each run, the
 best-epoch test probabilities; per example the k largest scores renormalised to sum to
-one and their entropy, averaged over examples, for k = 2..C; then the mean (and sd)
+one and their entropy in bits (log base 2, as Eq. 7), averaged over examples, for
+k = 2..C; then the mean (and sd)
 over seeds. The paper's finding: LCL's curve lies below CE's and SCL's (more
 differentiated output distributions). The figure's values are not printed in the
 paper, so there is nothing to compare numerically.
@@ -12,7 +13,8 @@ It uses the same runs as Tables 1 and 2 (trained here if missing):
   python -m experiments.figure2_entropy --data_dir=../shared/data --workdir=runs/paper
 
 Writes <workdir>/reports/figure2/: figure2_entropy.png, entropy.csv (dataset, method,
-k, mean, sd, n), entropy.json (also per seed), and report.md (the curves as tables,
+k, mean_entropy_bits, sd_bits, n), entropy.json (bits; also per seed), and report.md
+(the curves as tables,
 with the runs' test accuracy beside the paper's). `--split=validation` uses the
 validation predictions instead; `--report_only` plots only the finished runs.
 """
@@ -93,7 +95,8 @@ def main(argv):
     png = entropy.plot(curves, out_dir / "figure2_entropy.png",
                        dataset_labels=paper.DATASET_LABELS, method_labels=labels,
                        methods=objectives,
-                       title=f"Top-k entropy ({FLAGS.split}, {cli.encoder_label(cli.encoder())})")
+                       title=f"Top-k entropy, bits ({FLAGS.split}, "
+                             f"{cli.encoder_label(cli.encoder())})")
     sections.append(("Figure", f"![top-k entropy]({png.name})"))
   report_lib.write_text_atomic(out_dir / "entropy.csv", entropy.curves_csv(curves))
   report_lib.write_text_atomic(out_dir / "entropy.json", json.dumps(report_lib.json_safe(
@@ -105,11 +108,13 @@ def main(argv):
                            f"{float(np.mean(c.mean)):.4f}", f"{float(c.mean[0]):.4f}",
                            f"{float(c.mean[-1]):.4f}"])
   sections.append((f"Average top-k entropy ({FLAGS.split} set)", (
-      "Mean over seeds of the per-example entropy of the top-k scores renormalised "
-      "(Eq. 7); lower = more differentiated. The paper's claim: LCL lowest.\n\n"
-      + report_lib.markdown_table(["dataset", "method", "n", "mean over k", "k = 2",
-                                   "k = C"], summary_rows)) if summary_rows else "–"))
-  sections.append(("Curves: mean (sd) per k", render_curves(curves, labels)))
+      "Mean over seeds of the per-example entropy, in bits (log base 2, as Eq. 7), of "
+      "the top-k scores renormalised; lower = more differentiated (at most log2 k "
+      "bits). The paper's claim: LCL lowest.\n\n"
+      + report_lib.markdown_table(["dataset", "method", "n", "mean over k (bits)",
+                                   "k = 2 (bits)", "k = C (bits)"], summary_rows))
+      if summary_rows else "–"))
+  sections.append(("Curves: mean (sd) per k, bits", render_curves(curves, labels)))
 
   observations = cli.observations(specs, execution.results)
   cells = report_lib.build_cells(observations, columns=datasets, methods=objectives,
@@ -123,7 +128,7 @@ def main(argv):
                          for d, by in curves.items()}},
       runs=[report_lib.run_record(o) for o in observations],
       notes=["The accuracy tables are context (the runs behind the curves); the figure's "
-             "own numbers are in entropy.csv / entropy.json."])
+             "own numbers (bits) are in entropy.csv / entropy.json."])
   return cli.finish(report, execution, specs=specs, name=NAME)
 
 

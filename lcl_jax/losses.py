@@ -41,11 +41,17 @@ Common contract of the contrastive losses:
   the encoder).
 * Anchor set: an anchor (valid row) with no positive contributes nothing and is left
   out of the mean over anchors. If no anchor has a positive the loss is ``0``.
+* Empty batch (``B = 0``, or no valid row): every loss and objective returns ``0``
+  (a finite scalar with zero gradients), never an error from inside JAX.
+* ``temperature``: a Python/NumPy value that is not finite and > 0 raises
+  ``ValueError`` naming ``temperature``; a traced value (under ``jit``/``grad``) cannot
+  be checked, so a non-positive traced temperature makes the loss NaN (never a
+  silently wrong finite number or inf).
   NOTE: this deviates from the released PyTorch code (and Khosla et al.'s), which
   divides by ``|P_i| = 0`` there and returns NaN; on batches where every anchor has a
   positive (the paired-augmentation batches of the paper) both agree.
-* Bad shapes, ranks or dtypes raise ``ValueError`` at trace time naming the argument
-  and the shapes. Label values cannot be checked at trace time: an integer label
+* Bad shapes, ranks or dtypes (string or object labels included) raise ``ValueError``
+  at trace time naming the argument and the shapes. Label values cannot be checked at trace time: an integer label
   outside ``[0, C)`` on a valid row makes :func:`lcl_loss`,
   :func:`softmax_cross_entropy` and the objectives return NaN rather than a silently
   wrong number (labels on padded rows are ignored).
@@ -87,14 +93,23 @@ def _shape(x: Any) -> tuple[int, ...]:
   return tuple(np.shape(x))
 
 
-def _dtype(x: Any) -> np.dtype:
-  return jnp.result_type(x)
+def _dtype(fn: str, name: str, x: Any) -> np.dtype:
+  """The dtype JAX would give `x`; a ValueError naming `name` if it has none (strings,
+  objects)."""
+  try:
+    return jnp.result_type(x)
+  except TypeError:
+    kind = getattr(np.asarray(x), "dtype", type(x))
+    raise ValueError(
+        f"{fn}: `{name}` must be a numeric array; got {type(x).__name__} of dtype {kind} "
+        f"with shape {_shape(x)}"
+    ) from None
 
 
 def _check_floating(fn: str, name: str, x: Any) -> None:
-  if not jnp.issubdtype(_dtype(x), jnp.floating):
+  if not jnp.issubdtype(_dtype(fn, name, x), jnp.floating):
     raise ValueError(
-        f"{fn}: `{name}` must be a floating-point array; got dtype {_dtype(x)} with "
+        f"{fn}: `{name}` must be a floating-point array; got dtype {_dtype(fn, name, x)} with "
         f"shape {_shape(x)}"
     )
 
@@ -131,10 +146,10 @@ def _check_int_labels(fn: str, labels: Any, batch: int, batch_from: str) -> None
         f"{fn}: `labels` must have shape [B] = ({batch},) to match {batch_from}; got "
         f"shape {shape}{hint}"
     )
-  if not jnp.issubdtype(_dtype(labels), jnp.integer):
+  if not jnp.issubdtype(_dtype(fn, "labels", labels), jnp.integer):
     raise ValueError(
         f"{fn}: `labels` must be an integer class-index array; got dtype "
-        f"{_dtype(labels)} with shape {shape}"
+        f"{_dtype(fn, 'labels', labels)} with shape {shape}"
     )
 
 
@@ -152,7 +167,7 @@ def _check_label_sets(
         f"{fn}: `label_sets` has {shape[1]} classes but the logits have "
         f"{num_classes} (shape {shape} vs [B, {num_classes}])"
     )
-  dtype = _dtype(label_sets)
+  dtype = _dtype(fn, "label_sets", label_sets)
   if not (jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_):
     raise ValueError(
         f"{fn}: `label_sets` must be an integer or boolean multi-hot array; got dtype "
@@ -166,9 +181,9 @@ def _check_valid(fn: str, valid: Any, batch: int) -> jax.Array:
   shape = _shape(valid)
   if shape != (batch,):
     raise ValueError(f"{fn}: `valid` must have shape [B] = ({batch},); got shape {shape}")
-  if _dtype(valid) != jnp.bool_:
+  if _dtype(fn, "valid", valid) != jnp.bool_:
     raise ValueError(
-        f"{fn}: `valid` must be a boolean mask; got dtype {_dtype(valid)} with shape "
+        f"{fn}: `valid` must be a boolean mask; got dtype {_dtype(fn, 'valid', valid)} with shape "
         f"{shape}"
     )
   return jnp.asarray(valid)
@@ -277,7 +292,8 @@ def _masked_logsumexp(values: jax.Array, mask: jax.Array) -> jax.Array:
   Both the value and the gradient are finite for empty rows (double-`where` trick).
   """
   masked = jnp.where(mask, values, -jnp.inf)
-  row_max = jax.lax.stop_gradient(jnp.max(masked, axis=-1, keepdims=True))
+  # `initial`: an empty batch ([0, 0]) has nothing to reduce.
+  row_max = jax.lax.stop_gradient(jnp.max(masked, axis=-1, keepdims=True, initial=-jnp.inf))
   row_max = jnp.where(jnp.isfinite(row_max), row_max, 0)
   shifted = jnp.where(mask, values - row_max, 0)
   total = jnp.sum(jnp.where(mask, jnp.exp(shifted), 0), axis=-1)
@@ -335,6 +351,11 @@ def _one_hot_in_range(labels: jax.Array, valid: jax.Array, num_classes: int, dty
 def _nan_unless(ok: jax.Array, value: jax.Array) -> jax.Array:
   """`value` if `ok`, else NaN (the gradient is unaffected where `ok`)."""
   return jnp.where(ok, value, jnp.nan)
+
+
+def _nan_unless_positive(temperature: ArrayLike, loss: jax.Array) -> jax.Array:
+  """`loss`, or NaN when a traced temperature is <= 0 (eager values were checked)."""
+  return _nan_unless(jnp.asarray(temperature) > 0, loss)
 
 
 def _mean_over_rows(per_row: jax.Array, valid: jax.Array) -> jax.Array:
@@ -396,7 +417,8 @@ def supcon_loss(
   pair = _pair_masks(valid)
   labels = jnp.asarray(labels)
   positive = pair & _same_label(labels)
-  return _anchor_mean_contrastive(similarity, pair, positive, None, None)
+  loss = _anchor_mean_contrastive(similarity, pair, positive, None, None)
+  return _nan_unless_positive(temperature, loss)
 
 
 def lcl_loss(
@@ -469,7 +491,7 @@ def lcl_loss(
   log_pair_weights = jnp.matmul(log_w, _replicated(one_hot).T, precision=_HIGHEST)  # [B, B]
   anchor_weights = jnp.exp(jnp.sum(log_w * one_hot, axis=-1))
   loss = _anchor_mean_contrastive(similarity, pair, positive, log_pair_weights, anchor_weights)
-  return _nan_unless(jnp.all(in_range), loss)
+  return _nan_unless_positive(temperature, _nan_unless(jnp.all(in_range), loss))
 
 
 def multilabel_supcon_loss(
@@ -512,7 +534,8 @@ def multilabel_supcon_loss(
   pair = _pair_masks(valid)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
   shared = _share_a_label(members)
-  return _anchor_mean_contrastive(similarity, pair, pair & shared, None, None)
+  loss = _anchor_mean_contrastive(similarity, pair, pair & shared, None, None)
+  return _nan_unless_positive(temperature, loss)
 
 
 def multilabel_lcl_loss(
@@ -578,9 +601,10 @@ def multilabel_lcl_loss(
   has_weight = row_weights > 0
   log_row_weights = jnp.where(has_weight, jnp.log(jnp.where(has_weight, row_weights, 1)), 0)
   anchor_weights = jnp.sum(class_weights * members, axis=-1)  # W_ii
-  return _anchor_mean_contrastive(
+  loss = _anchor_mean_contrastive(
       similarity, pair & has_weight, pair & shared, log_row_weights, anchor_weights
   )
+  return _nan_unless_positive(temperature, loss)
 
 
 # --------------------------------------------------------------------------------------

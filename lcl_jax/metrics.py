@@ -7,10 +7,10 @@
 * :func:`multilabel_metrics` -- micro/macro precision, recall and F1 for multi-hot
   predictions (GoEmotions), with scikit-learn's ``zero_division=0`` semantics.
 * :func:`confusion_matrix` -- ``[C, C]`` counts, rows = true class, columns = predicted.
-* :func:`topk_entropy` and :func:`topk_entropy_curve` (k = 2..C as a ``[C - 1]``
-  array) -- the paper's Eq. 7 (Fig. 2): the entropy of the renormalised top-k
-  predicted probabilities, averaged over examples, a measure of how confusable the
-  top-k candidate classes are.
+* :func:`topk_entropy_bits` and :func:`topk_entropy_curve_bits` (k = 2..C as a
+  ``[C - 1]`` array) -- the paper's Eq. 7 (Fig. 2): the entropy **in bits** (log base
+  2, as Eq. 7) of the renormalised top-k predicted probabilities, averaged over
+  examples, a measure of how confusable the top-k candidate classes are.
 
 All functions take array-likes (NumPy, JAX or lists), validate shapes and values and
 raise ``ValueError`` naming the argument and the shape otherwise, and return Python
@@ -27,8 +27,8 @@ __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "multilabel_metrics",
-    "topk_entropy",
-    "topk_entropy_curve",
+    "topk_entropy_bits",
+    "topk_entropy_curve_bits",
 ]
 
 
@@ -220,7 +220,7 @@ def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]
 
 
 def _prefix_entropies(fn: str, probabilities: Any) -> np.ndarray:
-  """[N, C]: entry [n, k-1] is the entropy of example n's renormalised top-k."""
+  """[N, C]: entry [n, k-1] is the entropy (bits) of example n's renormalised top-k."""
   p = np.asarray(probabilities, dtype=np.float64)
   if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
     raise ValueError(
@@ -234,32 +234,39 @@ def _prefix_entropies(fn: str, probabilities: Any) -> np.ndarray:
   mass = np.cumsum(top, axis=1)  # S_k
   p_log_p = np.where(top > 0, top * np.log(np.where(top > 0, top, 1.0)), 0.0)
   # NOTE: H_k = -sum_{j<=k} (p_j/S_k) log(p_j/S_k) = log S_k - (sum_{j<=k} p_j log p_j)/S_k.
-  entropies = np.log(mass) - np.cumsum(p_log_p, axis=1) / mass
+  entropies = (np.log(mass) - np.cumsum(p_log_p, axis=1) / mass) / np.log(2.0)  # nats -> bits
   entropies[:, 0] = 0.0  # exactly, instead of a +-1e-17 round-off
   return np.maximum(entropies, 0.0)
 
 
-def topk_entropy(probabilities: Any, k: int) -> float:
-  """Mean entropy of the renormalised top-k predicted probabilities (Eq. 7).
+def topk_entropy_bits(probabilities: Any, k: int) -> float:
+  """Mean entropy in bits of the renormalised top-k predicted probabilities (Eq. 7).
 
   For each example take its k largest probabilities, divide them by their sum and
-  compute the entropy -sum_j q_j log q_j (natural log; 0 log 0 = 0); average over the
-  N examples. Ranges from 0 (the top class takes all the top-k mass) to log k (the
-  top k classes are equally likely). Rows need not sum to 1 (the renormalisation
-  makes the scale irrelevant), but must be non-negative.
+  compute the entropy -sum_j q_j log2 q_j (base 2 as the paper's Eq. 7, so bits;
+  0 log 0 = 0); average over the N examples. Ranges from 0 (the top class takes all
+  the top-k mass) to log2 k bits (the top k classes are equally likely: 1 bit for
+  k = 2). Rows need not sum to 1 (the renormalisation makes the scale irrelevant),
+  but must be non-negative. Multiply by ln 2 for nats.
 
   Args:
     probabilities: [N, C] predicted class probabilities (e.g. softmax outputs).
     k: number of top classes, 1 <= k <= C.
 
   Returns:
-    The mean entropy in nats.
+    The mean entropy in bits.
+
+  Raises:
+    ValueError: `probabilities` not [N, C] finite non-negative with positive mass per
+      row, or `k` not an integer in [1, C].
 
   Example:
-    >>> print(f"{topk_entropy([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]], 2):.4f}")
-    0.4339
+    >>> print(f"{topk_entropy_bits([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]], 2):.4f}")
+    0.6260
+    >>> topk_entropy_bits([[0.25, 0.25, 0.25, 0.25]], 4)  # 4 equally likely: 2 bits
+    2.0
   """
-  fn = "topk_entropy"
+  fn = "topk_entropy_bits"
   entropies = _prefix_entropies(fn, probabilities)
   num_classes = entropies.shape[1]
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= num_classes:
@@ -267,8 +274,8 @@ def topk_entropy(probabilities: Any, k: int) -> float:
   return float(entropies[:, k - 1].mean())
 
 
-def topk_entropy_curve(probabilities: Any) -> np.ndarray:
-  """:func:`topk_entropy` for every k = 2..C (the x-axis of the paper's Fig. 2).
+def topk_entropy_curve_bits(probabilities: Any) -> np.ndarray:
+  """:func:`topk_entropy_bits` for every k = 2..C (the x-axis of the paper's Fig. 2).
 
   Computed in one pass (one sort, prefix sums) rather than C - 1 calls.
 
@@ -276,14 +283,14 @@ def topk_entropy_curve(probabilities: Any) -> np.ndarray:
     probabilities: [N, C] predicted class probabilities, C >= 2.
 
   Returns:
-    float64 [C - 1]; entry j is the mean top-k entropy for k = j + 2.
+    float64 [C - 1]; entry j is the mean top-k entropy in bits for k = j + 2.
 
   Example:
-    >>> curve = topk_entropy_curve([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]])
+    >>> curve = topk_entropy_curve_bits([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]])
     >>> print(dict(zip(range(2, 4), curve.round(4).tolist())))
-    {2: 0.4339, 3: 0.712}
+    {2: 0.626, 3: 1.0272}
   """
-  fn = "topk_entropy_curve"
+  fn = "topk_entropy_curve_bits"
   entropies = _prefix_entropies(fn, probabilities)
   if entropies.shape[1] < 2:
     raise ValueError(f"{fn}: `probabilities` needs C >= 2 classes; got shape {entropies.shape}")

@@ -210,7 +210,9 @@ def test_missing_wordnet_raises_clear_error(tmp_path, monkeypatch):
         assert 'averaged_perceptron_tagger_eng' in str(e), e
         print('TAGGER_MISSING_OK')
   """)
-  env = {k: v for k, v in os.environ.items() if k not in ("WNSEARCHDIR", "WNHOME")}
+  # No LCL_DATA_DIR either: its nltk_data/ folder is searched too.
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("WNSEARCHDIR", "WNHOME", "LCL_DATA_DIR")}
   env.update(NLTK_DATA=str(tmp_path), HOME=str(tmp_path))
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           cwd=pathlib.Path(__file__).resolve().parents[1], timeout=120)
@@ -235,3 +237,51 @@ def test_bad_arguments():
     augment.augment_texts("a single string", seed=0)
   with pytest.raises(ValueError, match="aug_p"):
     augment.SynonymAugmenter(aug_p=1.5, pos_tagger=lambda t: [])
+
+
+def test_wordnet_and_tagger_found_under_data_dir_without_nltk_data(tmp_path):
+  """--data_dir=<dir> with <dir>/nltk_data and no NLTK_DATA: found there (also via
+  $LCL_DATA_DIR and through the trainer's data side); missing -> the same message."""
+  shared = pathlib.Path(os.environ["NLTK_DATA"].split(os.pathsep)[0])
+  (tmp_path / "data").mkdir()
+  (tmp_path / "data" / "nltk_data").symlink_to(shared, target_is_directory=True)
+  script = textwrap.dedent(f"""
+      import os, pathlib, types
+      import nltk.data
+      nltk.data.path[:] = [{str(tmp_path / 'empty')!r}]  # nothing installed for NLTK
+      from lcl_jax.data import augment
+      from lcl_jax.train import data_pipeline
+      augment.DEBIAN_WORDNET_DIR = pathlib.Path({str(tmp_path / 'none')!r})
+      print('lcl_jax from', augment.__file__)
+      try:
+        augment.SynonymAugmenter()
+      except augment.WordNetNotFoundError as e:
+        assert 'nltk.downloader' in str(e) and 'wordnet-base' in str(e), e
+        print('MISSING_WITHOUT_DATA_DIR_OK')
+      aug = augment.SynonymAugmenter(data_dir='data')  # relative, as --data_dir=../x
+      source = pathlib.Path(aug.wordnet.source)
+      assert source == pathlib.Path('data').absolute() / 'nltk_data/corpora/wordnet.zip', source
+      assert aug.pos_tagger(['The', 'dog', 'runs']) == [('The', 'DT'), ('dog', 'NN'),
+                                                         ('runs', 'NNS')]
+      print('DATA_DIR_OK', aug.augment_texts(['The happy dog runs fast.'], seed=0))
+      os.environ['LCL_DATA_DIR'] = 'data'
+      assert augment.find_wordnet() == source
+      print('ENV_OK')
+      fake = types.SimpleNamespace(synthetic=False, cfg=types.SimpleNamespace(
+          augment_p=0.3, data_dir='data'))
+      del os.environ['LCL_DATA_DIR']
+      pipeline_aug = data_pipeline.PreparedData._augmenter(fake)
+      assert pathlib.Path(pipeline_aug.wordnet.source) == source
+      print('PIPELINE_OK')
+  """)
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("WNSEARCHDIR", "WNHOME", "NLTK_DATA", "LCL_DATA_DIR")}
+  env.update(HOME=str(tmp_path),
+             PYTHONPATH=os.pathsep.join([str(pathlib.Path(__file__).resolve().parents[1])]
+                                        + env.get("PYTHONPATH", "").split(os.pathsep)))
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+  out = result.stdout + result.stderr
+  for marker in ("MISSING_WITHOUT_DATA_DIR_OK", "DATA_DIR_OK", "ENV_OK", "PIPELINE_OK"):
+    assert marker in result.stdout, out
+  assert f"lcl_jax from {pathlib.Path(__file__).resolve().parents[1]}" in result.stdout, out

@@ -81,6 +81,10 @@ def test_table1_trains_then_skips_finished_runs(smoke):
   assert cells[("emoint", "bert_ce", "weighted_f1")]["paper"] == 85.0
   md = (report_dir / "report.md").read_text()
   assert "SMOKE RUN" in md and "/ 86.6" in md and "tiny_bert" in md
+  # The reading of the release the runs follow (issue 14) is in the settings block.
+  for setting in ("baseline_views: `paired`", "adam_epsilon_mode: `optax`",
+                  "view_seed: `per seed`", "head_init: `normal_0.02`"):
+    assert f"- {setting}" in md, setting
   rows = list(csv.DictReader(io.StringIO((report_dir / "results.csv").read_text())))
   assert len(rows) == 4  # 2 methods x 2 metrics
 
@@ -129,16 +133,17 @@ def test_figure2_curves_from_saved_predictions(smoke):
   assert (out / "figure2_entropy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   with np.load(smoke["root"] / "emoint" / "lcl" / "seed0" / "predictions" / "best_test.npz") as f:
     probs = f["probabilities"].astype(np.float64)
-  # Eq. 7 by hand: top-k scores renormalised, their entropy, averaged over examples.
+  # Eq. 7 by hand: top-k scores renormalised, their entropy in bits (log2), averaged.
   top = -np.sort(-probs, axis=1)
   expected = []
   for k in range(2, probs.shape[1] + 1):
     q = top[:, :k] / top[:, :k].sum(axis=1, keepdims=True)
-    expected.append(np.mean(-np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0),
+    expected.append(np.mean(-np.sum(np.where(q > 0, q * np.log2(np.where(q > 0, q, 1)), 0),
                                     axis=1)))
   rows = list(csv.DictReader(io.StringIO((out / "entropy.csv").read_text())))
   assert [int(r["k"]) for r in rows] == [2, 3, 4]
-  np.testing.assert_allclose([float(r["mean_entropy"]) for r in rows], expected, rtol=1e-4)
+  np.testing.assert_allclose([float(r["mean_entropy_bits"]) for r in rows], expected, rtol=1e-4)
+  assert "bits" in (out / "report.md").read_text()
   data = json.loads((out / "entropy.json").read_text())
   assert data["emoint"]["lcl"]["n"] == 1 and data["emoint"]["lcl"]["k"] == [2, 3, 4]
 

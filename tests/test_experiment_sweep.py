@@ -4,6 +4,7 @@ The trainer is replaced by a recording double here (these tests are about which 
 the sweep starts, on which devices, and what it does with their outcomes); the real
 trainer runs in tests/test_experiment_binaries.py.
 """
+import contextlib
 import json
 import pathlib
 import signal
@@ -42,12 +43,17 @@ def fake_trainer(monkeypatch):
     (pathlib.Path(cfg.workdir) / "results.json").write_text(json.dumps(results))
     return results
 
+  _install_trainer(monkeypatch, train)
+  return calls
+
+
+def _install_trainer(monkeypatch, train):
+  """Replaces lcl_jax.train.trainer by a module whose `train` is `train`."""
   module = types.ModuleType("lcl_jax.train.trainer")
   module.train = train
   module.TrainingInterrupted = _Interrupted
   monkeypatch.setitem(sys.modules, "lcl_jax.train.trainer", module)
   monkeypatch.setattr(lcl_jax.train, "trainer", module, raising=False)
-  return calls
 
 
 def _specs(root, datasets=("isear",), objectives=("ce", "lcl"), seeds=(0, 1)):
@@ -237,3 +243,135 @@ def test_sigterm_is_forwarded_to_the_workers(tmp_path):
   for s in (0, 1):
     assert (tmp_path / f"hang/ce/seed{s}/terminated").exists()
   assert not (tmp_path / "hang/ce/seed2/started").exists()  # the queued run never started
+
+
+# --------------------------------------------------------------------------------------
+# Issue 14 item 21: a sweep stopped by SIGTERM (e.g. `timeout`) says so and rewrites its
+# report marked incomplete, whenever the signal lands.
+
+
+class _UnhandledSigterm(Exception):
+  pass
+
+
+@contextlib.contextmanager
+def _safety_sigterm_handler():
+  """Makes a SIGTERM the sweep fails to handle an exception (not the death of pytest)."""
+  def handler(signum, frame):
+    raise _UnhandledSigterm("SIGTERM reached the handler outside the sweep")
+
+  previous = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield handler
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_outside_a_training_loop_interrupts_the_in_process_sweep(tmp_path, monkeypatch):
+  """The signal lands while a run prepares (no trainer handler installed yet): the sweep
+  raises SweepInterrupted (not a failure, not death by SIGTERM), starts nothing more and
+  restores the previous handler."""
+  import os
+  calls = []
+
+  def train(cfg):
+    calls.append(cfg.dataset)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler raises at the next bytecode
+    raise AssertionError("SIGTERM was not turned into SweepInterrupted")
+
+  _install_trainer(monkeypatch, train)
+  specs = _specs(tmp_path, datasets=("isear", "emoint"), objectives=("ce",), seeds=(0,))
+  with _safety_sigterm_handler() as before:
+    with pytest.raises(sweep.SweepInterrupted, match=r"isear/ce/seed0.*SIGTERM"):
+      sweep.run_sweep(specs)
+    assert signal.getsignal(signal.SIGTERM) is before
+  assert calls == ["isear"]
+
+
+def test_sigterm_handled_by_the_trainer_in_a_last_epoch_stops_the_sweep(tmp_path, monkeypatch):
+  """The trainer's own SIGTERM flag lets a run in its last epoch finish; on leaving it
+  hands the signal on, so the sweep stops before the next run."""
+  import os
+
+  from lcl_jax.train import trainer as real_trainer
+  calls = []
+
+  def train(cfg):
+    calls.append(cfg.dataset)
+    with real_trainer._SigtermFlag() as flag:
+      os.kill(os.getpid(), signal.SIGTERM)
+      deadline = time.time() + 5
+      while not flag.raised and time.time() < deadline:
+        time.sleep(0.01)
+      assert flag.raised
+    raise AssertionError("the SIGTERM was not handed on")
+
+  _install_trainer(monkeypatch, train)
+  specs = _specs(tmp_path, datasets=("isear", "emoint"), objectives=("ce",), seeds=(0,))
+  with _safety_sigterm_handler():
+    with pytest.raises(sweep.SweepInterrupted, match="isear/ce/seed0"):
+      sweep.run_sweep(specs)
+  assert calls == ["isear"]
+
+
+_REPORTING_SWEEP = textwrap.dedent("""
+    import json, pathlib, sys, time, types
+    sys.path.insert(0, {root!r})
+    from absl import flags
+    from lcl_jax.experiment import cli, report as report_lib, sweep
+    from lcl_jax.train.config import TrainConfig
+
+    def train(cfg):
+      if cfg.seed == 1:  # the second run: announce, then hang in "data loading"
+        (pathlib.Path({tmp!r}) / "second_started").write_text("1")
+        time.sleep(60)
+      results = {{"dataset": cfg.dataset, "objective": cfg.objective, "seed": cfg.seed,
+                  "test": {{"accuracy": 0.5}}, "validation": {{"accuracy": 0.5}}}}
+      pathlib.Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
+      (pathlib.Path(cfg.workdir) / "results.json").write_text(json.dumps(results))
+      return results
+
+    module = types.ModuleType("lcl_jax.train.trainer")
+    module.train, module.TrainingInterrupted = train, RuntimeError
+    sys.modules["lcl_jax.train.trainer"] = module
+    cli.define_flags(seeds="0-2", datasets=["isear"], objectives=["ce"])
+    flags.FLAGS(["sweep", "--workdir={tmp}", "--encoder=minilm"])
+    specs = [sweep.make_spec(cli.root(), TrainConfig(encoder="minilm", epochs=1),
+                             dataset="isear", objective="ce", seed=s) for s in cli.seeds()]
+    execution = cli.execute(specs)
+    cells = report_lib.build_cells(cli.observations(specs, execution.results),
+                                   columns=["isear"], methods=["ce"], metrics=("accuracy",),
+                                   split="test", paper=lambda *a: None)
+    report = report_lib.Report(name="t", title="T", split="test", columns=["isear"],
+                               methods=["ce"], metrics=["accuracy"], cells=cells)
+    sys.exit(cli.finish(report, execution, specs=specs, name="t"))
+""")
+
+
+def test_sweep_killed_by_sigterm_rewrites_its_report_marked_incomplete(tmp_path):
+  """`timeout`'s SIGTERM during the second of three runs: exit 143, the INTERRUPTED line
+  on the console, and the previous invocation's report.md replaced by one marked
+  INCOMPLETE that lists the runs still to do."""
+  old = tmp_path / "reports" / "t" / "report.md"
+  old.parent.mkdir(parents=True)
+  old.write_text("# OLD REPORT of a previous invocation\n")
+  script = _REPORTING_SWEEP.format(root=str(PROJECT_ROOT), tmp=str(tmp_path))
+  proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not (tmp_path / "second_started").exists():
+    assert time.time() < deadline and proc.poll() is None, proc.communicate()
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == sweep.INTERRUPTED_EXIT_CODE, (out, err)
+  assert "INTERRUPTED:" in err and "marked INCOMPLETE" in err, err
+  assert "isear/ce/seed1" in err and "isear/ce/seed2" in err
+  md = old.read_text()
+  assert "OLD REPORT" not in md
+  assert "INCOMPLETE" in md and "2 run(s) still to do" in md
+  assert "to do: `isear/ce/seed1`" in md and "to do: `isear/ce/seed2`" in md
+  data = json.loads((old.parent / "results.json").read_text())
+  assert data["complete"] is False and "SIGTERM" in data["interrupted"]
+  assert data["missing"] == ["isear/ce/seed1", "isear/ce/seed2"]

@@ -608,6 +608,16 @@ BAD_INPUTS = [
     ("objective batch", lambda: losses.scl_objective(_W[:3], _E, _Y, alpha=0.5, temperature=0.1), r"`logits` \(3, 2\).*`embeddings` \(4, 3\)"),
     ("objective multilabel flag", lambda: losses.ce_objective(_W, _S), r"multilabel=True"),
     ("objective multilabel labels", lambda: losses.ce_objective(_W, _Y, multilabel=True), r"`label_sets`.*\(4,\)"),
+    # Issue 14 item 17: string labels name the argument (not a JAX TypeError).
+    ("string labels", lambda: losses.supcon_loss(_E, np.array(["a", "b", "a", "b"]), temperature=0.1), r"supcon_loss: `labels`.*numeric"),
+    ("string label list", lambda: losses.lcl_loss(_E, ["a", "b", "a", "b"], _W, temperature=0.1), r"lcl_loss: `labels`.*numeric"),
+    ("string labels ce", lambda: losses.softmax_cross_entropy(_W, np.array(list("abab"))), r"`labels`.*numeric"),
+    ("string labels objective", lambda: losses.scl_objective(_W, _E, np.array(list("abab")), alpha=0.5, temperature=0.1), r"`labels`.*numeric"),
+    ("string label sets", lambda: losses.multilabel_supcon_loss(_E, np.array([["a", "b"]] * 4), temperature=0.1), r"`label_sets`.*numeric"),
+    ("object labels", lambda: losses.supcon_loss(_E, np.array([0, "b", 0, 1], dtype=object), temperature=0.1), r"`labels`"),
+    ("eager inf temperature", lambda: losses.multilabel_supcon_loss(_E, _S, temperature=float("inf")), r"`temperature`"),
+    ("eager negative temperature ml lcl", lambda: losses.multilabel_lcl_loss(_E, _S, _W, temperature=-0.5), r"`temperature`"),
+    ("eager zero temperature objective", lambda: losses.lcl_objective(_W, _W, _E, _Y, alpha=0.5, temperature=np.float32(0)), r"`temperature`"),
 ]
 
 
@@ -615,6 +625,56 @@ BAD_INPUTS = [
 def test_bad_input_raises_value_error(name, call, pattern):
   with pytest.raises(ValueError, match=pattern):
     call()
+
+
+_EMPTY = dict(e=np.zeros((0, 3), np.float32), y=np.zeros((0,), np.int32),
+              w=np.zeros((0, 2), np.float32), s=np.zeros((0, 2), np.int32))
+EMPTY_BATCH = [
+    ("supcon_loss", lambda e, y, w, s: losses.supcon_loss(e, y, temperature=0.1)),
+    ("lcl_loss", lambda e, y, w, s: losses.lcl_loss(e, y, w, temperature=0.1)),
+    ("multilabel_supcon_loss", lambda e, y, w, s: losses.multilabel_supcon_loss(e, s, temperature=0.1)),
+    ("multilabel_lcl_loss", lambda e, y, w, s: losses.multilabel_lcl_loss(e, s, w, temperature=0.1)),
+    ("softmax_cross_entropy", lambda e, y, w, s: losses.softmax_cross_entropy(w, y)),
+    ("sigmoid_binary_cross_entropy", lambda e, y, w, s: losses.sigmoid_binary_cross_entropy(w, s)),
+    ("ce_objective", lambda e, y, w, s: losses.ce_objective(w, y)[0]),
+    ("scl_objective", lambda e, y, w, s: losses.scl_objective(w, e, y, alpha=0.5, temperature=0.1)[0]),
+    ("lcl_objective", lambda e, y, w, s: losses.lcl_objective(w, w, e, y, alpha=0.5, temperature=0.1)[0]),
+    ("scl_objective multilabel", lambda e, y, w, s: losses.scl_objective(w, e, s, alpha=0.5, temperature=0.1, multilabel=True)[0]),
+    ("lcl_objective multilabel", lambda e, y, w, s: losses.lcl_objective(w, w, e, s, alpha=0.5, temperature=0.1, multilabel=True)[0]),
+]
+
+
+@pytest.mark.parametrize("name,fn", EMPTY_BATCH, ids=[c[0] for c in EMPTY_BATCH])
+def test_empty_batch_returns_zero_with_zero_gradients(name, fn):
+  """Issue 14 item 17: B = 0 gives the documented 0 (eager, jitted, differentiated)."""
+  args = (_EMPTY["e"], _EMPTY["y"], _EMPTY["w"], _EMPTY["s"])
+  assert float(fn(*args)) == 0.0
+  assert float(jax.jit(fn)(*args)) == 0.0
+  grads = jax.grad(fn, argnums=(0, 2))(*args)
+  assert all(g.shape[0] == 0 for g in grads)
+
+
+TRACED_TEMPERATURE = [
+    ("supcon_loss", lambda t: losses.supcon_loss(_E + np.eye(4, 3, dtype=np.float32), _Y, temperature=t)),
+    ("lcl_loss", lambda t: losses.lcl_loss(_E + np.eye(4, 3, dtype=np.float32), _Y, _W, temperature=t)),
+    ("multilabel_supcon_loss", lambda t: losses.multilabel_supcon_loss(_E + np.eye(4, 3, dtype=np.float32), _S, temperature=t)),
+    ("multilabel_lcl_loss", lambda t: losses.multilabel_lcl_loss(_E + np.eye(4, 3, dtype=np.float32), _S, _W, temperature=t)),
+    ("scl_objective", lambda t: losses.scl_objective(_W, _E + np.eye(4, 3, dtype=np.float32), _Y, alpha=0.5, temperature=t)[0]),
+    ("lcl_objective", lambda t: losses.lcl_objective(_W, _W, _E + np.eye(4, 3, dtype=np.float32), _Y, alpha=0.5, temperature=t)[0]),
+]
+
+
+@pytest.mark.parametrize("name,fn", TRACED_TEMPERATURE, ids=[c[0] for c in TRACED_TEMPERATURE])
+def test_non_positive_traced_temperature_gives_nan(name, fn):
+  """Issue 14 item 17: a traced temperature <= 0 cannot raise; the loss is NaN (not inf,
+  not a finite number). Eager values raise (BAD_INPUTS); a positive one stays finite."""
+  jitted = jax.jit(fn)
+  for t in (0.0, -0.0, -0.3, -np.inf):
+    assert np.isnan(float(jitted(t))), t
+  assert np.isfinite(float(jitted(0.3)))
+  _close(jitted(0.3), fn(0.3))
+  with pytest.raises(ValueError, match="`temperature`"):
+    fn(-0.3)
 
 
 def test_bad_input_raises_at_trace_time_under_jit():

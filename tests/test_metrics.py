@@ -94,7 +94,7 @@ def test_multilabel_metrics_with_no_predictions_at_all():
 
 
 def _entropy_transcription(probabilities, k):
-  """Eq. 7 by hand: per example top-k, renormalise, -sum q ln q; mean over examples."""
+  """Eq. 7 by hand: per example top-k, renormalise, -sum q log2 q (bits); mean over examples."""
   values = []
   for row in np.asarray(probabilities, np.float64):
     top = sorted(row.tolist(), reverse=True)[:k]
@@ -103,7 +103,7 @@ def _entropy_transcription(probabilities, k):
     for p in top:
       q = p / total
       if q > 0:
-        entropy -= q * math.log(q)
+        entropy -= q * math.log2(q)
     values.append(entropy)
   return sum(values) / len(values)
 
@@ -126,13 +126,14 @@ def test_topk_entropy_matches_transcription(seed, n, num_classes):
   probabilities = _probabilities(seed, n, num_classes)
   for k in range(1, num_classes + 1):
     np.testing.assert_allclose(
-        metrics.topk_entropy(probabilities, k), _entropy_transcription(probabilities, k),
+        metrics.topk_entropy_bits(probabilities, k), _entropy_transcription(probabilities, k),
         rtol=1e-10, atol=1e-12,
     )
-  assert metrics.topk_entropy(probabilities, 1) == 0.0
-  # The all-tied row alone has entropy log k.
-  np.testing.assert_allclose(metrics.topk_entropy(probabilities[:1], 3), math.log(3), rtol=1e-12)
-  curve = metrics.topk_entropy_curve(jnp.asarray(probabilities, jnp.float32))
+  assert metrics.topk_entropy_bits(probabilities, 1) == 0.0
+  # The all-tied row alone has entropy log2 k bits.
+  np.testing.assert_allclose(metrics.topk_entropy_bits(probabilities[:1], 3), math.log2(3),
+                             rtol=1e-12)
+  curve = metrics.topk_entropy_curve_bits(jnp.asarray(probabilities, jnp.float32))
   assert curve.shape == (num_classes - 1,) and curve.dtype == np.float64
   for k, value in zip(range(2, num_classes + 1), curve):
     np.testing.assert_allclose(value, _entropy_transcription(probabilities, k), rtol=1e-5, atol=1e-6)
@@ -141,7 +142,7 @@ def test_topk_entropy_matches_transcription(seed, n, num_classes):
 def test_topk_entropy_is_scale_free():
   probabilities = _probabilities(10, 12, 5)
   np.testing.assert_allclose(
-      metrics.topk_entropy(3.0 * probabilities, 4), metrics.topk_entropy(probabilities, 4), rtol=1e-12
+      metrics.topk_entropy_bits(3.0 * probabilities, 4), metrics.topk_entropy_bits(probabilities, 4), rtol=1e-12
   )
 
 
@@ -156,10 +157,10 @@ BAD_INPUTS = [
     ("multi-hot rank", lambda: metrics.multilabel_metrics([0, 1], [0, 1]), r"`label_sets`.*\(2,\)"),
     ("multi-hot values", lambda: metrics.multilabel_metrics([[0, 2]], [[0, 1]]), r"`label_sets`.*0/1"),
     ("multi-hot shapes", lambda: metrics.multilabel_metrics([[0, 1]], [[0, 1, 1]]), r"\(1, 2\).*\(1, 3\)"),
-    ("probability rank", lambda: metrics.topk_entropy([0.5, 0.5], 1), r"`probabilities`.*\(2,\)"),
-    ("negative probability", lambda: metrics.topk_entropy([[1.5, -0.5]], 1), r"non-negative"),
-    ("k too large", lambda: metrics.topk_entropy([[0.5, 0.5]], 3), r"`k`.*\[1, 2\]"),
-    ("curve with one class", lambda: metrics.topk_entropy_curve([[1.0]]), r"C >= 2"),
+    ("probability rank", lambda: metrics.topk_entropy_bits([0.5, 0.5], 1), r"`probabilities`.*\(2,\)"),
+    ("negative probability", lambda: metrics.topk_entropy_bits([[1.5, -0.5]], 1), r"non-negative"),
+    ("k too large", lambda: metrics.topk_entropy_bits([[0.5, 0.5]], 3), r"`k`.*\[1, 2\]"),
+    ("curve with one class", lambda: metrics.topk_entropy_curve_bits([[1.0]]), r"C >= 2"),
 ]
 
 
@@ -173,3 +174,21 @@ def test_doctests():
   result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
   assert result.attempted >= 8
   assert result.failed == 0
+
+
+def test_topk_entropy_is_in_bits_on_hand_computed_cases():
+  """Eq. 7 uses log base 2 (issue 14 item 3). By hand:
+  row 1 [0.5, 0.25, 0.25]: k=2 -> q = (2/3, 1/3): H = log2 3 - 2/3 = 0.918296 bits;
+                           k=3 -> -(0.5 log2 0.5 + 2 * 0.25 log2 0.25) = 1.5 bits.
+  row 2 [0.8, 0.1, 0.1]:   k=2 -> q = (8/9, 1/9): H = log2 9 - (8/9) log2 8 = 0.503258 bits;
+                           k=3 -> 0.8 log2 1.25 + 0.2 log2 10 = 0.921928 bits."""
+  probabilities = [[0.5, 0.25, 0.25], [0.8, 0.1, 0.1]]
+  h2 = ((math.log2(3) - 2 / 3) + (math.log2(9) - 8 / 9 * 3)) / 2
+  h3 = (1.5 + (0.8 * math.log2(1.25) + 0.2 * math.log2(10))) / 2
+  assert abs(h2 - (0.918296 + 0.503258) / 2) < 1e-6 and abs(h3 - (1.5 + 0.921928) / 2) < 1e-6
+  assert metrics.topk_entropy_bits(probabilities, 2) == pytest.approx(h2, rel=1e-12)
+  assert metrics.topk_entropy_bits(probabilities, 3) == pytest.approx(h3, rel=1e-12)
+  np.testing.assert_allclose(metrics.topk_entropy_curve_bits(probabilities), [h2, h3], rtol=1e-12)
+  # Equally likely top-k: exactly log2 k bits (1 bit for a coin flip, 2 for four classes).
+  assert metrics.topk_entropy_bits([[0.5, 0.5, 0.0]], 2) == pytest.approx(1.0, rel=1e-12)
+  assert metrics.topk_entropy_bits([[0.25] * 4], 4) == pytest.approx(2.0, rel=1e-12)

@@ -7,8 +7,8 @@ Entry point: :func:`load_split` (``lcl_jax.data.registry``) returns a :class:`Sp
 """
 
 from lcl_jax.data import synthetic
-from lcl_jax.data.files import (DATA_DIR_ENV, DataFileNotFoundError, MalformedRowError,
-                                UnknownLabelError)
+from lcl_jax.data.files import (DATA_DIR_ENV, DataFileNotFoundError, EmptyFileError,
+                                MalformedRowError, UnknownLabelError)
 from lcl_jax.data.registry import DATASETS, DatasetSpec, dataset_names, load_split
 from lcl_jax.data.split import SPLIT_NAMES, Split, canonical_split_name, stratified_partition
 
@@ -31,6 +31,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "DataFileNotFoundError",
     "DatasetSpec",
+    "EmptyFileError",
     "MalformedRowError",
     "SPLIT_NAMES",
     "Split",

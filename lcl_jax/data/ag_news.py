@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from lcl_jax.data import tfds_stock
 from lcl_jax.data.split import Split, stratified_partition
 
 LABELS: tuple[str, ...] = ("World", "Sports", "Business", "Sci/Tech")
@@ -30,9 +31,8 @@ def read_split(split: str, *, tfds_data_dir: os.PathLike[str] | str | None = Non
     StockBuilderUnavailableError: TFDS cannot provide ``ag_news_subset`` here (the
       message says what is needed: internet, or a TFDS data dir where it is prepared).
   """
-  from lcl_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
   tfds_split = "test" if split == "test" else "train"
-  records = tfds_builders.stock_records(TFDS_NAME, tfds_split, tfds_data_dir=tfds_data_dir,
+  records = tfds_stock.stock_records(TFDS_NAME, tfds_split, tfds_data_dir=tfds_data_dir,
                                         download=download)
 
   def text(r) -> str:

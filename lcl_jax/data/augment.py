@@ -31,11 +31,15 @@ Randomness differs from nlpaug by design: each text gets its own NumPy
 depend on the order, the batch or the process that computed it.
 
 WordNet 3.0 is read by a small reader in this module from NLTK's ``wordnet.zip``
-or ``corpora/wordnet/`` (searched on ``NLTK_DATA`` / ``nltk.data.path``), from a
-WordNet ``dict`` directory such as Debian's ``wordnet-base``
-(``/usr/share/wordnet``, also ``$WNSEARCHDIR`` and ``$WNHOME/dict``), or from an
-explicit path. The POS tagger comes from NLTK data
-(``taggers/averaged_perceptron_tagger_eng``).
+or ``corpora/wordnet/`` (searched on the NLTK data folders, :func:`nltk_data_roots`:
+``NLTK_DATA``, ``nltk.data.path``, then ``<data_dir>/nltk_data`` -- the data
+directory of the release files, ``data_dir`` / ``--data_dir`` else ``$LCL_DATA_DIR``,
+as the project's ``shared/data`` holds it), from a WordNet ``dict`` directory such as
+Debian's ``wordnet-base`` (``/usr/share/wordnet``, also ``$WNSEARCHDIR`` and
+``$WNHOME/dict``), or from an explicit path. The POS tagger comes from NLTK data
+(``taggers/averaged_perceptron_tagger_eng``) on the same folders; NLTK only reads
+data on its search path, so ``<data_dir>/nltk_data`` is appended to
+``nltk.data.path`` when the tagger is loaded from there.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from typing import Literal
 
 import numpy as np
 
+from lcl_jax.data import files
+
 __all__ = [
     "AugmentationDetails",
     "SynonymAugmenter",
@@ -62,6 +68,7 @@ __all__ = [
     "default_augmenter",
     "detokenize",
     "find_wordnet",
+    "nltk_data_roots",
     "replacement_coverage",
     "text_rng",
     "tokenize",
@@ -70,7 +77,8 @@ __all__ = [
 INSTALL_HINT = (
     "Install the NLTK data with `pip install nltk && python -m nltk.downloader "
     "wordnet averaged_perceptron_tagger_eng` (or point NLTK_DATA at a folder "
-    "holding corpora/wordnet.zip and taggers/averaged_perceptron_tagger_eng/); "
+    "holding corpora/wordnet.zip and taggers/averaged_perceptron_tagger_eng/, or pass "
+    "the data directory, --data_dir, whose nltk_data/ folder holds them); "
     "WordNet alone can also come from Debian/Ubuntu with `apt-get install "
     "wordnet-base` (files in /usr/share/wordnet)."
 )
@@ -124,18 +132,48 @@ class WordNetNotFoundError(LookupError):
 # --------------------------------------------------------------------------
 
 
-def _wordnet_sources_from_nltk_path() -> list[pathlib.Path]:
+NLTK_DATA_SUBDIR = "nltk_data"
+
+
+def _nltk_search_path() -> list[str]:
   try:
     import nltk.data  # pylint: disable=g-import-not-at-top
-    roots = [str(getattr(p, "path", p)) for p in nltk.data.path]
+    return [str(getattr(p, "path", p)) for p in nltk.data.path]
   except ImportError:
-    roots = []
-  for root in os.environ.get("NLTK_DATA", "").split(os.pathsep):
+    return []
+
+
+def _data_dir_nltk_root(data_dir: str | os.PathLike[str] | None) -> pathlib.Path | None:
+  """``<data_dir>/nltk_data`` (``data_dir`` else ``$LCL_DATA_DIR``), or None."""
+  if data_dir is None:
+    data_dir = os.environ.get(files.DATA_DIR_ENV) or None
+  if data_dir is None:
+    return None
+  return pathlib.Path(data_dir).expanduser().absolute() / NLTK_DATA_SUBDIR
+
+
+def nltk_data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[pathlib.Path]:
+  """The NLTK data folders searched for WordNet and the POS tagger, in order.
+
+  ``NLTK_DATA`` entries, then ``nltk.data.path`` (NLTK's defaults such as
+  ``~/nltk_data``), then ``<data_dir>/nltk_data`` where ``data_dir`` is the data
+  directory of the release files (the argument, else ``$LCL_DATA_DIR``).
+  """
+  roots = _nltk_search_path()
+  for root in reversed(os.environ.get("NLTK_DATA", "").split(os.pathsep)):
     if root and root not in roots:
       roots.insert(0, root)
+  found = [pathlib.Path(r) for r in roots]
+  extra = _data_dir_nltk_root(data_dir)
+  if extra is not None and extra not in found:
+    found.append(extra)
+  return found
+
+
+def _wordnet_sources_from_nltk_path(data_dir=None) -> list[pathlib.Path]:
   found = []
-  for root in roots:
-    corpora = pathlib.Path(root) / "corpora"
+  for root in nltk_data_roots(data_dir):
+    corpora = root / "corpora"
     found += [corpora / "wordnet", corpora / "wordnet.zip"]
   return found
 
@@ -156,14 +194,18 @@ def _is_wordnet_source(path: pathlib.Path) -> bool:
   return path.is_file() and zipfile.is_zipfile(path)
 
 
-def find_wordnet(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
+def find_wordnet(path: str | os.PathLike[str] | None = None, *,
+                 data_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
   """The WordNet 3.0 database to read: an explicit path, NLTK data, or Debian's.
 
   Args:
     path: a WordNet ``dict`` directory (``index.noun``, ``data.noun``, ...), an
       NLTK ``corpora/wordnet`` directory or ``wordnet.zip``. When None, the NLTK
-      data path (``NLTK_DATA`` first) is searched, then ``$WNSEARCHDIR``,
+      data folders are searched (:func:`nltk_data_roots`: ``NLTK_DATA``,
+      ``nltk.data.path``, ``<data_dir>/nltk_data``), then ``$WNSEARCHDIR``,
       ``$WNHOME/dict`` and ``/usr/share/wordnet`` (Debian's ``wordnet-base``).
+    data_dir: the release files' data directory (``None``: ``$LCL_DATA_DIR``), whose
+      ``nltk_data/`` folder is searched too.
 
   Returns:
     The directory or zip file.
@@ -175,7 +217,7 @@ def find_wordnet(path: str | os.PathLike[str] | None = None) -> pathlib.Path:
   if path is not None:
     candidates = [pathlib.Path(path)]
   else:
-    candidates = _wordnet_sources_from_nltk_path() + _wordnet_dict_dirs()
+    candidates = _wordnet_sources_from_nltk_path(data_dir) + _wordnet_dict_dirs()
   for candidate in candidates:
     if _is_wordnet_source(candidate):
       return candidate
@@ -359,19 +401,29 @@ def _align_capitalization(source: str, replacement: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def _load_pos_tagger() -> Callable[[list[str]], list[tuple[str, str]]]:
+def _load_pos_tagger(data_dir: str | os.PathLike[str] | None = None,
+                     ) -> Callable[[list[str]], list[tuple[str, str]]]:
   try:
+    import nltk.data  # pylint: disable=g-import-not-at-top
     from nltk.tag.perceptron import PerceptronTagger  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise WordNetNotFoundError(f"NLTK is not installed. {INSTALL_HINT}") from e
+  extra = _data_dir_nltk_root(data_dir)
+  if (extra is not None and (extra / "taggers").is_dir()
+      and str(extra) not in _nltk_search_path()):
+    # NLTK reads its data only from its own search path (NLTK >= 3.9 refuses other
+    # locations), so the data directory's copy is made visible by appending it.
+    nltk.data.path.append(str(extra))
   try:
     # NOTE: nltk.pos_tag builds a new PerceptronTagger (reading its JSON weights)
     # on every call; one instance tags identically and ~100x faster.
     return PerceptronTagger().tag
   except LookupError as e:
+    looked = ", ".join(str(r) for r in nltk_data_roots(data_dir))
     raise WordNetNotFoundError(
         "NLTK's POS tagger 'averaged_perceptron_tagger_eng' was not found on the NLTK "
-        f"data path (NLTK_DATA={os.environ.get('NLTK_DATA', '<unset>')}). {INSTALL_HINT}"
+        f"data path (NLTK_DATA={os.environ.get('NLTK_DATA', '<unset>')}; looked in "
+        f"{looked}). {INSTALL_HINT}"
     ) from e
 
 
@@ -420,12 +472,20 @@ class SynonymAugmenter:
     wordnet: a ``WordNet``, or a path for ``find_wordnet``; None searches.
     pos_tagger: ``tokens -> [(token, tag)]`` with Penn Treebank tags; None loads
       NLTK's averaged-perceptron tagger (what ``nltk.pos_tag`` uses).
+    data_dir: the release files' data directory (``None``: ``$LCL_DATA_DIR``); its
+      ``nltk_data/`` folder is searched for WordNet and the tagger after the NLTK
+      data path (:func:`nltk_data_roots`).
+
+  Raises:
+    WordNetNotFoundError: WordNet or the tagger is nowhere searched (the message
+      lists the places and how to install them).
   """
 
   def __init__(self, *, aug_p: float = 0.3, aug_min: int = 1, aug_max: int | None = 10,
                count_rounding: Literal["floor", "ceil"] = "floor",
                wordnet: WordNet | str | os.PathLike[str] | None = None,
-               pos_tagger: Callable[[list[str]], list[tuple[str, str]]] | None = None):
+               pos_tagger: Callable[[list[str]], list[tuple[str, str]]] | None = None,
+               data_dir: str | os.PathLike[str] | None = None):
     if not 0.0 <= aug_p <= 1.0:
       raise ValueError(f"aug_p must be in [0, 1], got {aug_p}")
     if aug_min < 0 or (aug_max is not None and aug_max < aug_min):
@@ -435,9 +495,9 @@ class SynonymAugmenter:
     self.aug_p, self.aug_min, self.aug_max = aug_p, aug_min, aug_max
     self.count_rounding = count_rounding
     if not isinstance(wordnet, WordNet):
-      wordnet = _load_wordnet(find_wordnet(wordnet))
+      wordnet = _load_wordnet(find_wordnet(wordnet, data_dir=data_dir))
     self.wordnet = wordnet
-    self.pos_tagger = pos_tagger if pos_tagger is not None else _load_pos_tagger()
+    self.pos_tagger = pos_tagger if pos_tagger is not None else _load_pos_tagger(data_dir)
     self._candidate_cache: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
 
   def replacement_count(self, n_tokens: int) -> int:
@@ -514,14 +574,21 @@ class SynonymAugmenter:
     return [self.augment(text, text_rng(seed, int(i), epoch)) for text, i in zip(texts, indices)]
 
 
+def default_augmenter(aug_p: float = 0.3, *,
+                      data_dir: str | os.PathLike[str] | None = None) -> SynonymAugmenter:
+  """The release's augmenter (nlpaug 1.1.0 defaults), built once per process and
+  ``(aug_p, data_dir)``; ``data_dir`` as in :class:`SynonymAugmenter`."""
+  return _default_augmenter(aug_p, None if data_dir is None else os.fspath(data_dir))
+
+
 @functools.lru_cache(maxsize=8)
-def default_augmenter(aug_p: float = 0.3) -> SynonymAugmenter:
-  """The release's augmenter (nlpaug 1.1.0 defaults), built once per process."""
-  return SynonymAugmenter(aug_p=aug_p)
+def _default_augmenter(aug_p: float, data_dir: str | None) -> SynonymAugmenter:
+  return SynonymAugmenter(aug_p=aug_p, data_dir=data_dir)
 
 
 def augment_texts(texts: Sequence[str], *, seed: int, epoch: int | None = None,
-                  aug_p: float = 0.3) -> list[str]:
+                  aug_p: float = 0.3,
+                  data_dir: str | os.PathLike[str] | None = None) -> list[str]:
   """WordNet synonym replacement of ``aug_p`` of the words of every text.
 
   Args:
@@ -529,11 +596,14 @@ def augment_texts(texts: Sequence[str], *, seed: int, epoch: int | None = None,
     seed: non-negative int; with ``epoch`` it fixes every view.
     epoch: None: one fixed view per text (the paper); an int: a fresh view per epoch.
     aug_p: share of words replaced (0.3 in the paper).
+    data_dir: the release files' data directory, whose ``nltk_data/`` is searched
+      for WordNet and the tagger (``None``: ``$LCL_DATA_DIR``).
 
   Returns:
     N augmented texts; text i depends only on (texts[i], seed, i, epoch).
   """
-  return default_augmenter(aug_p).augment_texts(texts, seed=seed, epoch=epoch)
+  return default_augmenter(aug_p, data_dir=data_dir).augment_texts(texts, seed=seed,
+                                                                   epoch=epoch)
 
 
 def replacement_coverage(originals: Sequence[str], augmented: Sequence[str]) -> float:

@@ -227,9 +227,12 @@ class PairedTrainBatcher:
   Args:
     texts: the tokenised training texts (N).
     views: their tokenised augmented views (N, same order), or ``epoch ->
-      TokenizedTexts`` for a fresh view per epoch (see ``epoch_views``).
+      TokenizedTexts`` for a fresh view per epoch (see ``epoch_views``), or None
+      for batches of the K texts only (no views; ``TrainConfig.baseline_views =
+      'texts'``): rows ``[0, K)`` are the texts, the rest padding.
     labels: int [N] class ids or [N, C] multi-hot.
-    texts_per_batch: K (10 in the paper); the global batch has 2K real rows.
+    texts_per_batch: K (10 in the paper); the global batch has 2K real rows (K
+      without views).
     seed: shuffling seed; the order of epoch e depends only on (seed, e).
     buckets: sequence-length buckets, capped at the tokenisation max_length.
     row_multiple: the global row count is padded to a multiple of this (the
@@ -239,7 +242,7 @@ class PairedTrainBatcher:
   """
 
   def __init__(self, texts: TokenizedTexts,
-               views: TokenizedTexts | Callable[[int], TokenizedTexts],
+               views: TokenizedTexts | Callable[[int], TokenizedTexts] | None,
                labels: np.ndarray, *, texts_per_batch: int = 10, seed: int = 0,
                buckets: Sequence[int] = DEFAULT_BUCKETS, row_multiple: int = 1,
                process_index: int = 0, process_count: int = 1, shuffle: bool = True):
@@ -257,7 +260,9 @@ class PairedTrainBatcher:
     self.seed = seed
     self.shuffle = shuffle
     self.buckets = resolve_buckets(buckets, texts.max_length)
-    self.global_rows = -(-2 * texts_per_batch // multiple) * multiple
+    self.paired = views is not None
+    real_rows = (2 if self.paired else 1) * texts_per_batch
+    self.global_rows = -(-real_rows // multiple) * multiple
     self.local_rows = self.global_rows // process_count
     self.process_index, self.process_count = process_index, process_count
     self._local = slice(process_index * self.local_rows, (process_index + 1) * self.local_rows)
@@ -270,9 +275,12 @@ class PairedTrainBatcher:
     # Global row layout, identical for every step: which source (0 texts, 1
     # views) and which slot of the step's K examples each row holds.
     self._row_source = np.full(self.global_rows, -1, np.int32)
-    self._row_source[:k], self._row_source[k:2 * k] = 0, 1
+    self._row_source[:k] = 0
     self._row_slot = np.full(self.global_rows, -1, np.int64)
-    self._row_slot[:k] = self._row_slot[k:2 * k] = np.arange(k)
+    self._row_slot[:k] = np.arange(k)
+    if self.paired:
+      self._row_source[k:2 * k] = 1
+      self._row_slot[k:2 * k] = np.arange(k)
 
   def _check_views(self, views: TokenizedTexts) -> TokenizedTexts:
     if not isinstance(views, TokenizedTexts) or len(views) != len(self.texts):
@@ -321,7 +329,8 @@ class PairedTrainBatcher:
     slots = np.full(k, -1, np.int64)
     slots[:len(step_examples)] = step_examples
     example_of_row = np.where(self._row_slot >= 0, slots[self._row_slot], -1)
-    return _assemble((self.texts, self.views_for_epoch(epoch)), self._row_source,
+    sources = (self.texts, self.views_for_epoch(epoch)) if self.paired else (self.texts,)
+    return _assemble(sources, self._row_source,
                      example_of_row, self.labels, self.buckets, self._local)
 
   def batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:

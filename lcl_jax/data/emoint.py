@@ -78,35 +78,47 @@ def file_path(data_dir: pathlib.Path, emotion: str, split: str) -> pathlib.Path:
 
 def read_file(path: pathlib.Path, emotion: str, *,
               clean: bool = True) -> tuple[list[str], list[str]]:
-  """Tweet ids and (cleaned) texts of one per-emotion file, in file order."""
+  """Tweet ids and (cleaned) texts of one per-emotion file, in file order.
+
+  Decoding, blank lines and a byte-order mark as in :mod:`lcl_jax.data.files`.
+
+  Raises:
+    EmptyFileError: the file has no tweet (empty, blank, or a header line only), which
+      would silently drop the class ``emotion`` from the split.
+    MalformedRowError / UnknownLabelError: a bad line (names file and line).
+  """
   ids: list[str] = []
   texts: list[str] = []
-  with path.open(encoding="utf-8", newline="\n") as f:
-    for line_no, line in enumerate(f, start=1):
-      line = line.rstrip("\r\n")
-      if not line.strip():
-        continue
-      fields = line.split("\t")
-      if len(fields) != 4:
+  expected = f"lines 'id<TAB>tweet<TAB>{emotion}<TAB>intensity'"
+  first = True
+  for line_no, line in files.text_lines(files.read_text(path), path, expected=expected):
+    fields = line.split("\t")
+    if len(fields) != 4:
+      raise files.MalformedRowError(
+          path, line_no, f"expected 4 tab-separated fields (id, tweet, emotion, "
+          f"intensity), got {len(fields)}")
+    tweet_id, tweet, label, score = fields
+    if first and tweet_id.strip().lower() == "id":
+      first = False
+      continue  # a header line added by some re-distributions
+    first = False
+    if label.strip() != emotion:
+      if label.strip() in LABELS:
         raise files.MalformedRowError(
-            path, line_no, f"expected 4 tab-separated fields (id, tweet, emotion, "
-            f"intensity), got {len(fields)}")
-      tweet_id, tweet, label, score = fields
-      if line_no == 1 and tweet_id.strip().lower() == "id":
-        continue  # a header line added by some re-distributions
-      if label.strip() != emotion:
-        if label.strip() in LABELS:
-          raise files.MalformedRowError(
-              path, line_no, f"emotion column is {label!r} but the file is the "
-              f"{emotion!r} file")
-        raise files.unknown_label(label.strip(), LABELS, where=f"{path}, line {line_no}")
-      try:
-        float(score)
-      except ValueError:
-        raise files.MalformedRowError(
-            path, line_no, f"intensity {score!r} is not a number") from None
-      ids.append(tweet_id)
-      texts.append(clean_tweet(tweet) if clean else tweet)
+            path, line_no, f"emotion column is {label!r} but the file is the "
+            f"{emotion!r} file")
+      raise files.unknown_label(label.strip(), LABELS, where=f"{path}, line {line_no}")
+    try:
+      float(score)
+    except ValueError:
+      raise files.MalformedRowError(
+          path, line_no, f"intensity {score!r} is not a number") from None
+    ids.append(tweet_id)
+    texts.append(clean_tweet(tweet) if clean else tweet)
+  if not ids:
+    raise files.EmptyFileError(
+        path, 1, f"a header line but no tweet; every EmoInt split needs tweets of each "
+        f"of {', '.join(LABELS)} (expected {expected})")
   return ids, texts
 
 

@@ -22,8 +22,8 @@ Items are in file order. Labels are in the authors' order (``emo_map`` of their
 
 from __future__ import annotations
 
-import csv
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -64,80 +64,81 @@ def _check_label(label: str, path: pathlib.Path, line: int) -> int:
   return LABELS.index(label)
 
 
-def _read_table(path: pathlib.Path) -> list[tuple[str, int, str]]:
+def _read_table(path: pathlib.Path,
+                rows: Iterator[tuple[int, list[str]]]) -> list[tuple[str, int, str]]:
   items: list[tuple[str, int, str]] = []
   seen: dict[str, int] = {}
-  with path.open(encoding="utf-8", newline="") as f:
-    reader = csv.reader(f)
-    next(reader)
-    start = reader.line_num + 1
-    for row in reader:
-      line = start
-      start = reader.line_num + 1
-      if not row:
-        continue
-      if len(row) != 3:
-        raise files.MalformedRowError(
-            path, line, f"expected 3 fields (conv_id, context, prompt), got {len(row)}")
-      conv_id, context, prompt = row
-      if conv_id in seen:
-        raise files.MalformedRowError(
-            path, line, f"conv_id {conv_id!r} repeats line {seen[conv_id]} (the "
-            "per-conversation table has one row per conversation)")
-      seen[conv_id] = line
-      items.append((conv_id, _check_label(context.strip(), path, line), prompt))
+  for line, row in rows:
+    if len(row) != 3:
+      raise files.MalformedRowError(
+          path, line, f"expected 3 fields (conv_id, context, prompt), got {len(row)}")
+    conv_id, context, prompt = row
+    if conv_id in seen:
+      raise files.MalformedRowError(
+          path, line, f"conv_id {conv_id!r} repeats line {seen[conv_id]} (the "
+          "per-conversation table has one row per conversation)")
+    seen[conv_id] = line
+    items.append((conv_id, _check_label(context.strip(), path, line), prompt))
   return items
 
 
-def _read_release(path: pathlib.Path) -> list[tuple[str, int, str]]:
+def _read_release(path: pathlib.Path,
+                  lines: Iterator[tuple[int, str]]) -> list[tuple[str, int, str]]:
   items: list[tuple[str, int, str]] = []
   first_line: dict[str, int] = {}
-  with path.open(encoding="utf-8", newline="\n") as f:
-    next(f)
-    for line_no, line in enumerate(f, start=2):
-      line = line.rstrip("\r\n")
-      if not line.strip():
-        continue
-      parts = line.split(",")
-      if len(parts) < len(RELEASE_HEADER) - 1:
+  for line_no, line in lines:
+    parts = line.split(",")
+    if len(parts) < len(RELEASE_HEADER) - 1:
+      raise files.MalformedRowError(
+          path, line_no, f"expected {len(RELEASE_HEADER)} comma-separated fields "
+          f"({','.join(RELEASE_HEADER)}), got {len(parts)}")
+    conv_id, utterance_idx, context = parts[0], parts[1], parts[2].strip()
+    if not utterance_idx.strip().isdigit():
+      raise files.MalformedRowError(
+          path, line_no, f"utterance_idx {utterance_idx!r} is not an integer")
+    label = _check_label(context, path, line_no)
+    if conv_id in first_line:
+      previous = items[-1]
+      if previous[0] != conv_id:
         raise files.MalformedRowError(
-            path, line_no, f"expected {len(RELEASE_HEADER)} comma-separated fields "
-            f"({','.join(RELEASE_HEADER)}), got {len(parts)}")
-      conv_id, utterance_idx, context = parts[0], parts[1], parts[2].strip()
-      if not utterance_idx.strip().isdigit():
+            path, line_no, f"utterance of conversation {conv_id!r} (first seen on line "
+            f"{first_line[conv_id]}) after another conversation; the release lists a "
+            "conversation's utterances on consecutive lines")
+      if previous[1] != label:
         raise files.MalformedRowError(
-            path, line_no, f"utterance_idx {utterance_idx!r} is not an integer")
-      label = _check_label(context, path, line_no)
-      if conv_id in first_line:
-        previous = items[-1]
-        if previous[0] != conv_id:
-          raise files.MalformedRowError(
-              path, line_no, f"utterance of conversation {conv_id!r} (first seen on line "
-              f"{first_line[conv_id]}) after another conversation; the release lists a "
-              "conversation's utterances on consecutive lines")
-        if previous[1] != label:
-          raise files.MalformedRowError(
-              path, line_no, f"context {context!r} differs from the conversation's "
-              f"{LABELS[previous[1]]!r} (line {first_line[conv_id]})")
-        continue
-      first_line[conv_id] = line_no
-      items.append((conv_id, label, parts[3].replace("_comma_", ",").strip()))
+            path, line_no, f"context {context!r} differs from the conversation's "
+            f"{LABELS[previous[1]]!r} (line {first_line[conv_id]})")
+      continue
+    first_line[conv_id] = line_no
+    items.append((conv_id, label, parts[3].replace("_comma_", ",").strip()))
   return items
 
 
 def read_conversations(path: pathlib.Path) -> list[tuple[str, int, str]]:
-  """``(conv_id, label id, prompt)`` per conversation, in file order (either format)."""
-  with path.open(encoding="utf-8", newline="") as f:
-    header_line = f.readline()
-  header = tuple(h.strip() for h in header_line.strip().lstrip("\ufeff").split(","))
+  """``(conv_id, label id, prompt)`` per conversation, in file order (either format).
+
+  Decoding, blank lines, a byte-order mark and empty files as in
+  :mod:`lcl_jax.data.files`; a header without rows raises ``EmptyFileError``.
+  """
+  text = files.read_text(path)
+  expected = (f"a header {','.join(TABLE_HEADER)!r} (per-conversation table) or "
+              f"{','.join(RELEASE_HEADER)!r} (official release) and rows")
+  lines = files.text_lines(text, path, expected=expected)
+  header_line_no, header_line = next(lines)
+  header = tuple(h.strip() for h in header_line.strip().split(","))
   if header == TABLE_HEADER:
-    return _read_table(path)
-  if header[:4] == RELEASE_HEADER[:4]:
-    return _read_release(path)
-  raise files.MalformedRowError(
-      path, 1, f"unrecognised header {header_line.strip()!r}; expected "
-      f"{','.join(TABLE_HEADER)!r} (per-conversation table) or "
-      f"{','.join(RELEASE_HEADER)!r} (official release)")
+    rows = files.csv_rows(text, path, expected=expected)
+    next(rows)
+    items = _read_table(path, rows)
+  elif header[:4] == RELEASE_HEADER[:4]:
+    items = _read_release(path, lines)
+  else:
+    raise files.MalformedRowError(
+        path, header_line_no, f"unrecognised header {header_line.strip()!r}; expected "
+        f"{expected}")
+  if not items:
+    raise files.EmptyFileError(path, header_line_no, "a header but no conversation rows")
+  return items
 
 
 def read_split(data_dir: pathlib.Path, split: str) -> Split:

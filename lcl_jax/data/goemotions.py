@@ -40,39 +40,40 @@ def _check_emotions_file(folder: pathlib.Path) -> None:
   path = folder / "emotions.txt"
   if not path.is_file():
     return
-  names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-           if line.strip()]
+  names = [line.strip() for _, line in files.text_lines(
+      files.read_text(path), path, expected="the 28 GoEmotions label names, one a line")]
   if tuple(names) != EMOTIONS:
     raise files.MalformedRowError(
         path, 1, f"expected the 28 GoEmotions labels {list(EMOTIONS)}, found {names}")
 
 
 def read_rows(path: pathlib.Path) -> tuple[list[str], list[tuple[int, ...]]]:
-  """Reads one TSV: texts and label-id tuples (sorted, unique), in file order."""
+  """Reads one TSV: texts and label-id tuples (sorted, unique), in file order.
+
+  Decoding, blank lines, a byte-order mark and empty files as in
+  :mod:`lcl_jax.data.files` (an empty file raises ``EmptyFileError``).
+  """
   texts: list[str] = []
   label_sets: list[tuple[int, ...]] = []
-  with path.open(encoding="utf-8", newline="") as f:
-    reader = csv.reader(f, delimiter="\t")
-    start = 1
-    for row in reader:
-      line = start
-      start = reader.line_num + 1
-      if len(row) != 3:
-        raise files.MalformedRowError(
-            path, line, "expected 3 tab-separated fields (text, label ids, comment id), "
-            f"got {len(row)}: {str(row)[:200]}")
-      text, ids_field, _ = row
-      try:
-        ids = tuple(sorted({int(x) for x in ids_field.split(",")}))
-      except ValueError:
-        raise files.MalformedRowError(
-            path, line, f"label field {ids_field!r} is not a comma-separated list of "
-            "integers") from None
-      if not ids or ids[0] < 0 or ids[-1] >= len(EMOTIONS):
-        raise files.MalformedRowError(
-            path, line, f"label ids {ids_field!r} outside 0..{len(EMOTIONS) - 1}")
-      texts.append(text)
-      label_sets.append(ids)
+  content = files.read_text(path)
+  for line, row in files.csv_rows(content, path, delimiter="\t",
+                                  expected="tab-separated rows (text, label ids, comment id)"):
+    if len(row) != 3:
+      raise files.MalformedRowError(
+          path, line, "expected 3 tab-separated fields (text, label ids, comment id), "
+          f"got {len(row)}: {str(row)[:200]}")
+    text, ids_field, _ = row
+    try:
+      ids = tuple(sorted({int(x) for x in ids_field.split(",")}))
+    except ValueError:
+      raise files.MalformedRowError(
+          path, line, f"label field {ids_field!r} is not a comma-separated list of "
+          "integers") from None
+    if not ids or ids[0] < 0 or ids[-1] >= len(EMOTIONS):
+      raise files.MalformedRowError(
+          path, line, f"label ids {ids_field!r} outside 0..{len(EMOTIONS) - 1}")
+    texts.append(text)
+    label_sets.append(ids)
   return texts, label_sets
 
 

@@ -1,189 +1,29 @@
 """Dataset names and :func:`load_split`, the one entry point to every dataset.
 
+The names and their specs live in :mod:`lcl_jax.data.catalog` (re-exported here);
+this module adds the sources (release files, our TFDS builder, stock TFDS builders).
+
 >>> from lcl_jax.data import load_split
 >>> split = load_split("goemotions", "train", data_dir="../shared/data")
 >>> len(split), split.num_classes, split.label_names[:3]
 (23485, 27, ('admiration', 'amusement', 'anger'))
 
 :data:`DATASETS` maps each name to a :class:`DatasetSpec` (classes, counts, where the
-data comes from). Counts per split (train / validation / test):
-
-===============================  =======  ================================
-name                             classes  examples
-===============================  =======  ================================
-goemotions                       27       23,485 / 2,956 / 2,984
-goemotions_multilabel            28 (mh)  43,410 / 5,426 / 5,427
-sst5                             5        8,544 / 1,101 / 2,210
-sst2                             2        6,920 / 872 / 1,821
-isear                            7        4,599 / 1,533 / 1,534
-emoint                           4        3,613 / 347 / 3,142
-empathetic_dialogues             32       19,533 / 2,770 / 2,547
-empathetic_dialogues_16          16       10,705 / 1,509 / 1,376
-empathetic_dialogues_8           8        5,420 / 732 / 686
-empathetic_dialogues_4_easy      4        2,598 / 361 / 328
-empathetic_dialogues_4_hard_a    4        2,339 / 329 / 293
-empathetic_dialogues_4_hard_b    4        2,360 / 343 / 323
-empathetic_dialogues_4_hard_c    4        2,425 / 302 / 283
-empathetic_dialogues_4_hard_d    4        2,597 / 324 / 312
-ag_news                          4        114,000 / 6,000 / 7,600 (TFDS)
-synthetic                        9        360 / 90 / 90 (generated)
-===============================  =======  ================================
+data comes from); the table of counts per split is in :mod:`lcl_jax.data.catalog`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import pathlib
 from collections.abc import Sequence
 
-from lcl_jax.data import (ag_news, emoint, empathetic_dialogues, files, goemotions, isear,
-                          sst, synthetic)
+from lcl_jax.data import ag_news, catalog, files, synthetic
+# The catalogue's names, re-exported: registry.DATASETS etc. are the public spelling.
+from lcl_jax.data.catalog import (DATASETS, DatasetSpec, dataset_names,  # noqa: F401
+                                  release_files)
 from lcl_jax.data.split import Split, canonical_split_name
 
 SOURCES = ("files", "tfds", "tfds_stock")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-  """What :func:`load_split` knows about a dataset name.
-
-  Attributes:
-    name: the registry name.
-    label_names: class names, index = class id.
-    multilabel: labels are multi-hot ``[N, C]``.
-    source: ``"files"`` (release files in ``data_dir``), ``"tfds_stock"`` (only
-      through a stock TFDS builder) or ``"generated"`` (no files).
-    sizes: expected ``(train, validation, test)`` sizes (documentation; the tests
-      assert them).
-    description: one line for logs, reports and TFDS.
-    folder: the release folder under ``data_dir`` (``None`` if no files).
-  """
-
-  name: str
-  label_names: tuple[str, ...]
-  multilabel: bool
-  source: str
-  sizes: tuple[int, int, int]
-  description: str
-  folder: str | None = None
-
-  @property
-  def num_classes(self) -> int:
-    return len(self.label_names)
-
-
-def _ed_subset(name: str, sizes: tuple[int, int, int]) -> DatasetSpec:
-  classes = empathetic_dialogues.SUBSETS[name]
-  return DatasetSpec(
-      name=name, label_names=classes, multilabel=False, source="files", sizes=sizes,
-      folder="empathetic_dialogues",
-      description=f"Empathetic Dialogues, {len(classes)}-class subset of the LCL paper's "
-                  f"Table 3 ({', '.join(classes)})")
-
-
-_SPECS = [
-    DatasetSpec("goemotions", goemotions.EMOTIONS[:goemotions.NEUTRAL_ID], False, "files",
-                (23485, 2956, 2984),
-                "GoEmotions, single-labelled non-neutral comments (27 classes), as in the "
-                "LCL paper", "goemotions"),
-    DatasetSpec("goemotions_multilabel", goemotions.EMOTIONS, True, "files",
-                (43410, 5426, 5427),
-                "GoEmotions, all comments, multi-hot over 28 labels incl. neutral",
-                "goemotions"),
-    DatasetSpec("sst5", sst.SST5_LABELS, False, "files", (8544, 1101, 2210),
-                "SST-5: Stanford Sentiment Treebank sentences, root label (5 classes)",
-                "sst"),
-    DatasetSpec("sst2", sst.SST2_LABELS, False, "files", (6920, 872, 1821),
-                "SST-2 (sentence level): SST-5 without neutral, 0-1 negative, 3-4 positive",
-                "sst"),
-    DatasetSpec("isear", isear.LABELS, False, "files", (4599, 1533, 1534),
-                "ISEAR situations (7 emotions), seeded stratified 60/20/20 split", "isear"),
-    DatasetSpec("emoint", emoint.LABELS, False, "files", (3613, 347, 3142),
-                "EmoInt / WASSA-2017 tweets (anger, fear, joy, sadness), cleaned as in the "
-                "LCL paper's Appendix B", "emoint"),
-    DatasetSpec("empathetic_dialogues", empathetic_dialogues.LABELS, False, "files",
-                (19533, 2770, 2547),
-                "Empathetic Dialogues: the speaker's situation prompt, 32 emotions, one "
-                "item per conversation", "empathetic_dialogues"),
-    _ed_subset("empathetic_dialogues_16", (10705, 1509, 1376)),
-    _ed_subset("empathetic_dialogues_8", (5420, 732, 686)),
-    _ed_subset("empathetic_dialogues_4_easy", (2598, 361, 328)),
-    _ed_subset("empathetic_dialogues_4_hard_a", (2339, 329, 293)),
-    _ed_subset("empathetic_dialogues_4_hard_b", (2360, 343, 323)),
-    _ed_subset("empathetic_dialogues_4_hard_c", (2425, 302, 283)),
-    _ed_subset("empathetic_dialogues_4_hard_d", (2597, 324, 312)),
-    DatasetSpec("ag_news", ag_news.LABELS, False, "tfds_stock", (114000, 6000, 7600),
-                "AG News topics (4 classes) via TFDS ag_news_subset; validation = a seeded "
-                "stratified 5% of train"),
-    DatasetSpec("synthetic", synthetic.LABEL_NAMES, False, "generated", (360, 90, 90),
-                synthetic.DESCRIPTION),
-]
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
-
-_RELEASE_PATTERNS: dict[str, tuple[str, ...]] = {
-    "goemotions": ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv",
-                   "goemotions/emotions.txt"),
-    "sst": ("sst/trees/train.txt", "sst/trees/dev.txt", "sst/trees/test.txt",
-            "sst/trainDevTestTrees_PTB.zip"),
-    "isear": ("isear/isear_data.csv",),
-    "emoint": ("emoint/*-ratings-0to1.*.txt",),
-    "empathetic_dialogues": ("empathetic_dialogues/train.csv",
-                             "empathetic_dialogues/valid.csv",
-                             "empathetic_dialogues/test.csv"),
-}
-
-
-def dataset_names() -> list[str]:
-  """All names :func:`load_split` accepts."""
-  return list(DATASETS)
-
-
-def _spec(name: str) -> DatasetSpec:
-  if name not in DATASETS:
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-  return DATASETS[name]
-
-
-def release_files(name: str, data_dir: pathlib.Path, *,
-                  require: bool = False) -> list[pathlib.Path]:
-  """The release files of dataset ``name`` that exist under ``data_dir`` (sorted).
-
-  With ``require=True`` a dataset with no file present raises
-  :class:`~lcl_jax.data.files.DataFileNotFoundError`.
-  """
-  spec = _spec(name)
-  if spec.folder is None:
-    return []
-  found = sorted({p for pattern in _RELEASE_PATTERNS[spec.folder]
-                  for p in data_dir.glob(pattern) if p.is_file()})
-  if require and not found:
-    raise files.DataFileNotFoundError(
-        f"{name}: no release files under {data_dir / spec.folder} (looked for "
-        f"{', '.join(_RELEASE_PATTERNS[spec.folder])}); set data_dir=... (--data_dir) or "
-        f"${files.DATA_DIR_ENV}")
-  return found
-
-
-def _read_files(name: str, split: str, data_dir: pathlib.Path) -> Split:
-  if name == "goemotions":
-    return goemotions.read_split(data_dir, split)
-  if name == "goemotions_multilabel":
-    return goemotions.read_split(data_dir, split, multilabel=True)
-  if name == "sst5":
-    return sst.read_split(data_dir, split)
-  if name == "sst2":
-    return sst.read_split(data_dir, split, binary=True)
-  if name == "isear":
-    return isear.read_split(data_dir, split)
-  if name == "emoint":
-    return emoint.read_split(data_dir, split)
-  if name == "empathetic_dialogues":
-    return empathetic_dialogues.read_split(data_dir, split)
-  if name in empathetic_dialogues.SUBSETS:
-    full = empathetic_dialogues.read_split(data_dir, split)
-    return full.select_classes(empathetic_dialogues.SUBSETS[name], dataset=name)
-  raise AssertionError(f"no file reader for {name!r}")
 
 
 def load_split(name: str, split: str, *,
@@ -215,7 +55,9 @@ def load_split(name: str, split: str, *,
     download: whether stock TFDS builders may download (``ag_news``, ``tfds_stock``).
 
   Returns:
-    The split; examples in file order (for ISEAR: file order within the split).
+    The split; examples in file order (``isear``: the order scikit-learn's
+    ``train_test_split`` returns, as in the authors' release; ``isear_stratified``:
+    file order within the split).
 
   Raises:
     ValueError: unknown dataset, split, source or class (messages list the valid ones).
@@ -223,7 +65,7 @@ def load_split(name: str, split: str, *,
     MalformedRowError: a row of a release file is malformed (names file and line).
     UnknownLabelError: a label in a file is not one of the dataset's labels.
   """
-  spec = _spec(name)
+  spec = catalog.get_spec(name)
   split = canonical_split_name(split)
   if source not in SOURCES:
     raise ValueError(f"unknown source {source!r}; expected one of {list(SOURCES)}")
@@ -239,7 +81,7 @@ def load_split(name: str, split: str, *,
   elif spec.source == "generated":
     result = synthetic.generate_split(split)
   else:
-    result = _read_files(name, split, files.resolve_data_dir(data_dir, dataset=name))
+    result = catalog.read_files(name, split, files.resolve_data_dir(data_dir, dataset=name))
   if classes is not None:
     result = result.select_classes(classes)
   return result

@@ -21,11 +21,9 @@ accented letters that a WordPiece tokenizer handles.
 
 from __future__ import annotations
 
-import io
 import pathlib
 import re
 import zipfile
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -97,13 +95,13 @@ def parse_tree(line: str) -> tuple[int, list[str]]:
   return root, leaves
 
 
-def _tree_lines(data_dir: pathlib.Path, split: str,
-                dataset: str) -> tuple[pathlib.Path, Iterator[str]]:
-  """The lines of a split's tree file, from ``sst/trees/`` or else from the zip."""
+def _tree_text(data_dir: pathlib.Path, split: str,
+               dataset: str) -> tuple[pathlib.Path, str]:
+  """The decoded tree file of a split, from ``sst/trees/`` or else from the zip."""
   folder = data_dir / "sst"
   path = folder / "trees" / FILE_NAMES[split]
   if path.is_file():
-    return path, iter(path.read_text(encoding="utf-8").split("\n"))
+    return path, files.read_text(path)
   archive = folder / ZIP_NAME
   if archive.is_file():
     with zipfile.ZipFile(archive) as zf:
@@ -113,8 +111,8 @@ def _tree_lines(data_dir: pathlib.Path, split: str,
       except KeyError:
         raise files.DataFileNotFoundError(
             f"{dataset}: {archive} has no member {member}") from None
-    text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", newline="").read()
-    return pathlib.Path(f"{archive}!{member}"), iter(text.split("\n"))
+    where = pathlib.Path(f"{archive}!{member}")
+    return where, files.decode_text(raw, where)
   # Neither exists: raises DataFileNotFoundError naming both.
   files.require_file(path, dataset=dataset, data_dir=data_dir, alternatives=(archive,))
   raise AssertionError("unreachable")
@@ -122,14 +120,15 @@ def _tree_lines(data_dir: pathlib.Path, split: str,
 
 def read_trees(data_dir: pathlib.Path, split: str, *,
                dataset: str = "sst5") -> tuple[list[str], np.ndarray]:
-  """Texts and root labels ``0..4`` of one split, in file order."""
-  path, lines = _tree_lines(data_dir, split, dataset)
+  """Texts and root labels ``0..4`` of one split, in file order.
+
+  Decoding, blank lines, a byte-order mark and empty files as in
+  :mod:`lcl_jax.data.files` (an empty file raises ``EmptyFileError``).
+  """
+  path, text = _tree_text(data_dir, split, dataset)
   texts: list[str] = []
   labels: list[int] = []
-  for line_no, line in enumerate(lines, start=1):
-    line = line.rstrip("\r")
-    if not line.strip():
-      continue
+  for line_no, line in files.text_lines(text, path, expected="one PTB sentiment tree a line"):
     try:
       root, leaves = parse_tree(line)
     except ValueError as e:

@@ -1,7 +1,7 @@
 """tensorflow-datasets builders for the paper's datasets, and the stock TFDS builders.
 
 Our builder (:class:`LclDatasets`, registered in TFDS as ``lcl_datasets``) has one
-``BuilderConfig`` per dataset name of :data:`lcl_jax.data.registry.DATASETS` that is
+``BuilderConfig`` per dataset name of :data:`lcl_jax.data.catalog.DATASETS` that is
 read from release files (plus ``synthetic``), e.g. ``lcl_datasets/goemotions``,
 ``lcl_datasets/sst5``, ``lcl_datasets/empathetic_dialogues_4_hard_a``. The names do
 not clash with TFDS's stock ``goemotions``. It reads the release files from
@@ -22,7 +22,7 @@ direct reader's (same texts, labels, names and order). The prepared dataset's me
 records the size and SHA-256 of every release file it was built from; loading with
 the release files present checks them and refuses stale data.
 
-Stock builders (:func:`load_stock_split`): TFDS's own ``goemotions``, ``glue/sst2`` and
+Stock builders (:func:`load_stock_split`; fetched by :mod:`lcl_jax.data.tfds_stock`): TFDS's own ``goemotions``, ``glue/sst2`` and
 ``ag_news_subset``. ``goemotions`` and ``glue`` are only registered when TensorFlow is
 installed; all of them download their data (internet) unless already prepared in the
 TFDS data directory. They differ from the release-file path: stock records come in
@@ -33,30 +33,31 @@ the 67,349 phrases of GLUE (not the 6,920 sentences) and its test split is unlab
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import pathlib
-from collections.abc import Mapping
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lcl_jax.data import files, registry
+from lcl_jax.data import catalog, files, goemotions, synthetic, tfds_stock
 from lcl_jax.data.split import SPLIT_NAMES, Split
+# Re-exported: the stock-builder error and probe keep their public names here.
+from lcl_jax.data.tfds_stock import (StockBuilderUnavailableError,  # noqa: F401
+                                     stock_records, tensorflow_available)
 
 BUILDER_NAME = "lcl_datasets"
-BUILDER_VERSION = "1.0.0"
+BUILDER_VERSION = "1.1.0"
 
 
 def _config_names() -> list[str]:
-  return [name for name, spec in registry.DATASETS.items()
+  return [name for name, spec in catalog.DATASETS.items()
           if spec.source in ("files", "generated")]
 
 
 def release_fingerprint(name: str, data_dir: pathlib.Path) -> dict[str, dict[str, object]]:
   """``{relative path: {bytes, sha256}}`` of the release files of dataset ``name``."""
   out: dict[str, dict[str, object]] = {}
-  for path in registry.release_files(name, data_dir):
+  for path in catalog.release_files(name, data_dir):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     out[path.relative_to(data_dir).as_posix()] = {"bytes": path.stat().st_size,
                                                   "sha256": digest}
@@ -67,9 +68,15 @@ class LclDatasets(tfds.core.GeneratorBasedBuilder):
   """The LCL paper's datasets, prepared from the release files (see module doc)."""
 
   VERSION = tfds.core.Version(BUILDER_VERSION)
-  RELEASE_NOTES = {BUILDER_VERSION: "Initial release: release-file readers of lcl_jax.data."}
+  # A new version whenever a config's records change, so data prepared by an older
+  # version (same release files) is never served as the new one.
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: release-file readers of lcl_jax.data.",
+      "1.1.0": "isear = the authors' scikit-learn split (was stratified); the stratified "
+               "split is the new config isear_stratified.",
+  }
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name=name, description=registry.DATASETS[name].description)
+      tfds.core.BuilderConfig(name=name, description=catalog.DATASETS[name].description)
       for name in _config_names()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put the release files in manual_dir with the layout of lcl_jax.data "
@@ -88,7 +95,7 @@ class LclDatasets(tfds.core.GeneratorBasedBuilder):
     return None
 
   def _info(self) -> tfds.core.DatasetInfo:
-    spec = registry.DATASETS[self.builder_config.name]
+    spec = catalog.DATASETS[self.builder_config.name]
     names = list(spec.label_names)
     if spec.multilabel:
       features = tfds.features.FeaturesDict({
@@ -109,11 +116,11 @@ class LclDatasets(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     name = self.builder_config.name
-    if registry.DATASETS[name].source == "generated":
-      splits = {s: registry.load_split(name, s) for s in SPLIT_NAMES}
+    if catalog.DATASETS[name].source == "generated":
+      splits = {s: synthetic.generate_split(s) for s in SPLIT_NAMES}
     else:
       data_dir = pathlib.Path(dl_manager.manual_dir)
-      splits = {s: registry.load_split(name, s, data_dir=data_dir) for s in SPLIT_NAMES}
+      splits = {s: catalog.read_files(name, s, data_dir) for s in SPLIT_NAMES}
       self.info.metadata["release_files"] = release_fingerprint(name, data_dir)
     self.info.metadata["split_sizes"] = {s: len(v) for s, v in splits.items()}
     return {s: self._generate_examples(v) for s, v in splits.items()}
@@ -126,20 +133,9 @@ class LclDatasets(tfds.core.GeneratorBasedBuilder):
         yield i, {"text": text, "label": int(split.labels[i])}
 
 
-def _decode_text(value: object) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _records(source) -> list[Mapping[str, object]]:
-  n = len(source)
-  if n == 0:
-    return []
-  return list(source.__getitems__(list(range(n))))
-
-
 def _split_from_records(records, *, name: str, split: str) -> Split:
-  spec = registry.DATASETS[name]
-  texts = tuple(_decode_text(r["text"]) for r in records)
+  spec = catalog.DATASETS[name]
+  texts = tuple(tfds_stock.decode_text(r["text"]) for r in records)
   if spec.multilabel:
     labels = np.zeros((len(records), len(spec.label_names)), dtype=np.int32)
     for i, r in enumerate(records):
@@ -180,7 +176,7 @@ def load_split_tfds(name: str, split: str, *,
     ValueError: the prepared data was built from different release files.
   """
   builder = lcl_builder(name, tfds_data_dir=tfds_data_dir)
-  generated = registry.DATASETS[name].source == "generated"
+  generated = catalog.DATASETS[name].source == "generated"
   release_dir: pathlib.Path | None = None
   if not generated:
     try:
@@ -192,9 +188,9 @@ def load_split_tfds(name: str, split: str, *,
     download_config = tfds.download.DownloadConfig(
         manual_dir=None if release_dir is None else os.fspath(release_dir))
     if release_dir is not None:
-      registry.release_files(name, release_dir, require=True)
+      catalog.release_files(name, release_dir, require=True)
     builder.download_and_prepare(download_config=download_config)
-  elif release_dir is not None and registry.release_files(name, release_dir):
+  elif release_dir is not None and catalog.release_files(name, release_dir):
     stored = dict(builder.info.metadata.get("release_files", {}))
     current = release_fingerprint(name, release_dir)
     # Files present on one side only (e.g. SST's zip next to its extracted trees)
@@ -206,7 +202,7 @@ def load_split_tfds(name: str, split: str, *,
           f"files that differ from those in {release_dir} (differing: {changed}). "
           f"Delete {builder.data_dir} to re-prepare, or use another tfds_data_dir.")
   source = builder.as_data_source(split=split)
-  return _split_from_records(_records(source), name=name, split=split)
+  return _split_from_records(tfds_stock.records(source), name=name, split=split)
 
 
 # ----------------------------------------------------------------------------------
@@ -218,60 +214,6 @@ STOCK_BUILDERS: dict[str, str] = {
     "sst2": "glue/sst2",
     "ag_news": "ag_news_subset",
 }
-
-
-class StockBuilderUnavailableError(RuntimeError):
-  """A stock TFDS builder cannot be loaded or prepared here."""
-
-
-def tensorflow_available() -> bool:
-  return importlib.util.find_spec("tensorflow") is not None
-
-
-def stock_records(builder_name: str, split: str, *,
-                  tfds_data_dir: os.PathLike[str] | str | None = None,
-                  download: bool = True) -> list[Mapping[str, object]]:
-  """All records of a stock TFDS builder's split (prepares it if allowed)."""
-  where = "TFDS's default data dir" if tfds_data_dir is None else str(tfds_data_dir)
-  try:
-    builder = tfds.builder(builder_name, data_dir=None if tfds_data_dir is None
-                           else os.fspath(tfds_data_dir), file_format="array_record")
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise StockBuilderUnavailableError(
-        f"TFDS's stock builder {builder_name!r} is not available: TFDS registers it only "
-        f"when TensorFlow is installed (tensorflow importable: {tensorflow_available()}). "
-        "Install tensorflow, or use the release files with source='tfds' (our "
-        f"TensorFlow-free '{BUILDER_NAME}' builder) or source='files'.") from e
-  if not builder.is_prepared():
-    if not download:
-      raise StockBuilderUnavailableError(
-          f"TFDS's {builder_name!r} is not prepared in {where} and download=False. "
-          f"Prepare it once where there is internet access (`tfds build {builder_name} "
-          "--file_format=array_record`) and pass its folder as tfds_data_dir "
-          "(or set TFDS_DATA_DIR), or allow the download.")
-    try:
-      builder.download_and_prepare()
-    except Exception as e:  # pylint: disable=broad-except
-      raise StockBuilderUnavailableError(
-          f"could not download and prepare TFDS's {builder_name!r} into {where}: "
-          f"{type(e).__name__}: {e}. This needs internet access (and TFDS's downloader "
-          "needs the importlib_resources package); alternatively prepare it elsewhere "
-          f"with `tfds build {builder_name} --file_format=array_record` and pass its "
-          "folder as tfds_data_dir.") from e
-  if split not in builder.info.splits:
-    raise StockBuilderUnavailableError(
-        f"TFDS's {builder_name!r} has no split {split!r} (splits: "
-        f"{', '.join(builder.info.splits)})")
-  try:
-    return _records(builder.as_data_source(split=split))
-  except (ValueError, NotImplementedError) as e:
-    if not tensorflow_available():
-      raise StockBuilderUnavailableError(
-          f"TFDS's {builder_name!r} in {where} is stored as "
-          f"{builder.info.file_format}; reading it without TensorFlow needs "
-          "array_record. Re-prepare it with --file_format=array_record or install "
-          "tensorflow.") from e
-    return list(tfds.as_numpy(builder.as_dataset(split=split)))
 
 
 def load_stock_split(name: str, split: str, *,
@@ -286,7 +228,6 @@ def load_stock_split(name: str, split: str, *,
   if name not in STOCK_BUILDERS or name == "ag_news":
     raise ValueError(f"{name!r} has no stock TFDS builder here; stock builders exist "
                      f"for {', '.join(k for k in STOCK_BUILDERS if k != 'ag_news')}")
-  from lcl_jax.data import goemotions  # pylint: disable=g-import-not-at-top
   if name == "sst2" and split == "test":
     raise StockBuilderUnavailableError(
         "glue/sst2's test split has no labels (GLUE hides them); use the release files "
@@ -296,13 +237,13 @@ def load_stock_split(name: str, split: str, *,
   texts: list[str] = []
   if name == "sst2":
     labels = [int(r["label"]) for r in records]
-    texts = [_decode_text(r["sentence"]) for r in records]
+    texts = [tfds_stock.decode_text(r["sentence"]) for r in records]
     return Split(dataset=name, split=split, texts=tuple(texts),
                  labels=np.asarray(labels, dtype=np.int32),
-                 label_names=registry.DATASETS[name].label_names)
+                 label_names=catalog.DATASETS[name].label_names)
   multi_hot = np.asarray([[bool(r[e]) for e in goemotions.EMOTIONS] for r in records],
                          dtype=np.int32).reshape(len(records), len(goemotions.EMOTIONS))
-  texts = [_decode_text(r["comment_text"]) for r in records]
+  texts = [tfds_stock.decode_text(r["comment_text"]) for r in records]
   if name == "goemotions_multilabel":
     return Split(dataset=name, split=split, texts=tuple(texts), labels=multi_hot,
                  label_names=goemotions.EMOTIONS, multilabel=True)

@@ -184,6 +184,11 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
     value = getattr(base, name)
     if value is not None:
       out[name] = value
+  # Which reading of the release the runs follow (issue 14; see TrainConfig).
+  out["baseline_views"] = base.baseline_views
+  out["adam_epsilon_mode"] = base.adam_epsilon_mode
+  out["view_seed"] = "per seed" if base.view_seed is None else base.view_seed
+  out["head_init"] = base.head_init
   out.update(extra)
   return out
 
@@ -228,11 +233,15 @@ def finish(report: report_lib.Report, execution: Execution, *,
   """Fills the report's run lists, writes it, prints it; returns the exit status."""
   report.missing = sweep.missing(sweep.dedupe(specs), execution.results)
   report.failed = dict(execution.failed)
+  report.interrupted = execution.interrupted
   paths = report_lib.write_report(report, report_dir(name))
   print(paths["markdown"].read_text())
   print(f"report: {paths['markdown']}\nresults: {paths['json']}, {paths['csv']}")
   if execution.interrupted:
-    print(f"INTERRUPTED: {execution.interrupted}", file=sys.stderr)
+    print(f"INTERRUPTED: {execution.interrupted}\n{paths['markdown']} was rewritten and "
+          f"marked INCOMPLETE: {len(report.missing)} run(s) still to do "
+          f"({', '.join(report.missing) or 'none'}); re-run the same command to resume.",
+          file=sys.stderr, flush=True)
     return sweep.INTERRUPTED_EXIT_CODE
   if execution.failed:
     print(f"{len(execution.failed)} run(s) failed: {sorted(execution.failed)}", file=sys.stderr)

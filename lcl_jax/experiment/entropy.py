@@ -2,8 +2,9 @@
 
 For each run, the best-epoch probabilities saved by the trainer
 (`predictions/best_<split>.npz`, array `probabilities [N, C]`) give one curve
-`H(k), k = 2..C` through :func:`lcl_jax.metrics.topk_entropy_curve`: per example, the k
-largest scores renormalised to sum to one, their entropy, averaged over examples. A
+`H(k), k = 2..C` through :func:`lcl_jax.metrics.topk_entropy_curve_bits`: per example,
+the k largest scores renormalised to sum to one, their entropy in **bits** (log base 2,
+as Eq. 7), averaged over examples. A
 lower curve means a more differentiated output distribution (the paper's claim for
 LCL). Curves are averaged over seeds (mean and sample sd per k) and plotted per
 dataset, one line per objective, with a band of +- 1 sd.
@@ -22,10 +23,10 @@ import numpy as np
 
 @dataclasses.dataclass
 class Curve:
-  """Mean and sample sd over seeds of H(k) for k = `ks`."""
+  """Mean and sample sd over seeds of H(k) in bits for k = `ks`."""
   ks: np.ndarray          # int [K]
-  mean: np.ndarray        # float [K]
-  sd: np.ndarray          # float [K] (NaN with one seed)
+  mean: np.ndarray        # float [K], bits
+  sd: np.ndarray          # float [K], bits (NaN with one seed)
   per_seed: dict[int, np.ndarray]
 
   @property
@@ -43,7 +44,7 @@ def predictions_path(run_dir: str | os.PathLike, split: str) -> pathlib.Path:
 
 def run_curve(run_dir: str | os.PathLike, *, split: str = "test",
               array: str = "probabilities") -> np.ndarray:
-  """H(k) for k = 2..C of one finished run: float64 `[C - 1]`."""
+  """H(k) in bits for k = 2..C of one finished run: float64 `[C - 1]`."""
   from lcl_jax import metrics  # pylint: disable=g-import-not-at-top
 
   path = predictions_path(run_dir, split)
@@ -55,9 +56,9 @@ def run_curve(run_dir: str | os.PathLike, *, split: str = "test",
     probabilities = np.asarray(data[array], dtype=np.float64)
   if probabilities.ndim != 2 or probabilities.shape[1] < 2:
     raise ValueError(f"{path}: {array} must be [N, C >= 2]; got {probabilities.shape}")
-  curve = np.asarray(metrics.topk_entropy_curve(probabilities), dtype=np.float64)
+  curve = np.asarray(metrics.topk_entropy_curve_bits(probabilities), dtype=np.float64)
   if curve.shape != (probabilities.shape[1] - 1,):
-    raise ValueError(f"topk_entropy_curve returned shape {curve.shape}; expected "
+    raise ValueError(f"topk_entropy_curve_bits returned shape {curve.shape}; expected "
                      f"({probabilities.shape[1] - 1},) for k = 2..{probabilities.shape[1]}")
   return curve
 
@@ -74,10 +75,10 @@ def aggregate(per_seed: Mapping[int, np.ndarray]) -> Curve:
 
 
 def curves_csv(curves: Mapping[str, Mapping[str, Curve]]) -> str:
-  """dataset, method, k, mean, sd, n -- one row per point."""
+  """dataset, method, k, mean_entropy_bits, sd_bits, n -- one row per point."""
   buf = io.StringIO()
   writer = csv.writer(buf, lineterminator="\n")
-  writer.writerow(["dataset", "method", "k", "mean_entropy", "sd", "n"])
+  writer.writerow(["dataset", "method", "k", "mean_entropy_bits", "sd_bits", "n"])
   for dataset, by_method in curves.items():
     for method, curve in by_method.items():
       for k, m, s in zip(curve.ks, curve.mean, curve.sd):
@@ -114,7 +115,7 @@ def plot(curves: Mapping[str, Mapping[str, Curve]], path: str | os.PathLike, *,
     ax.set_title(dataset_labels.get(dataset, dataset))
     ax.set_xlabel("k (top-k scores)")
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax.set_ylabel("average entropy")
+    ax.set_ylabel("average entropy (bits)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   if title:

@@ -159,6 +159,8 @@ class Report:
     extra: extra JSON fields.
     runs: per-run records (JSON).
     missing: runs not finished; failed: key -> error.
+    interrupted: why the sweep stopped early (SIGTERM/SIGINT), or None; an
+      interrupted report is marked INCOMPLETE and lists the runs still to do.
     notes: extra lines for the "How to read" section.
   """
   name: str
@@ -179,6 +181,7 @@ class Report:
   runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   missing: list[str] = dataclasses.field(default_factory=list)
   failed: dict[str, str] = dataclasses.field(default_factory=dict)
+  interrupted: str | None = None
   notes: list[str] = dataclasses.field(default_factory=list)
 
   def column_label(self, column: str) -> str:
@@ -309,6 +312,11 @@ def render_tests(report: Report) -> str:
 
 def _banner(report: Report) -> list[str]:
   lines = []
+  if report.interrupted:
+    todo = [k for k in report.missing if k not in report.failed]
+    lines.append(f"> **INCOMPLETE — the sweep was interrupted** ({report.interrupted}). "
+                 f"{len(todo)} run(s) still to do (listed under \"Runs still to do\"); "
+                 "re-run the same command to resume them.")
   if report.settings.get("smoke"):
     lines.append("> **SMOKE RUN** — tiny data subsets and a few steps; it exercises the "
                  "pipeline, the numbers mean nothing.")
@@ -369,12 +377,13 @@ def render_markdown(report: Report, out_dir: str | os.PathLike | None = None) ->
             "Loss and learning rate per step, validation metrics per epoch, and the best "
             "epoch's normalised test confusion matrix (`<run>/plots/`).", "", plots, ""]
   if report.missing or report.failed:
-    out += ["## Runs not included", ""]
+    out += ["## Runs still to do (interrupted)" if report.interrupted
+            else "## Runs not included", ""]
     for key, message in report.failed.items():
       out.append(f"- FAILED `{key}`: {message}")
     for key in report.missing:
       if key not in report.failed:
-        out.append(f"- not finished: `{key}`")
+        out.append(f"- {'to do' if report.interrupted else 'not finished'}: `{key}`")
     out.append("")
   out += ["## How to read this", ""]
   out += [
@@ -456,6 +465,8 @@ def to_json(report: Report) -> dict[str, Any]:
       "runs": report.runs,
       "missing": report.missing,
       "failed": report.failed,
+      "interrupted": report.interrupted,
+      "complete": not (report.interrupted or report.missing or report.failed),
       **report.extra,
   })
 

@@ -31,7 +31,11 @@ A worker's output goes to `<run workdir>/worker.log`. SIGINT / SIGTERM to the pa
 are forwarded to the workers as SIGTERM: each saves its state and exits, and the
 sweep raises `SweepInterrupted`; re-running the command resumes every run.
 With `parallel_runs == 1` runs execute in-process one after another, each
-data-parallel over all devices.
+data-parallel over all devices; a SIGTERM/SIGINT that arrives outside a run's training
+loop (data loading, network building, between runs) raises `SweepInterrupted` at once,
+and one that the trainer handled (it saves and stops, or lets a run in its last epoch
+finish) stops the sweep before the next run. Either way the binary then rewrites its
+report marked incomplete (`cli.finish`) instead of dying by the default signal action.
 """
 from __future__ import annotations
 
@@ -188,16 +192,17 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     return outcome
   if parallel_runs < 1:
     raise ValueError(f"parallel_runs={parallel_runs} must be >= 1")
-  if parallel_runs == 1:
-    if devices_per_run is not None:
-      log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
-    _run_in_process(pending, outcome, fail_fast=fail_fast)
-  else:
-    if platform is None or num_devices is None:
-      platform, num_devices = probe_devices()
-    slots = device_slots(num_devices, parallel_runs, devices_per_run)
-    _run_in_workers(pending, outcome, platform=platform, slots=slots, fail_fast=fail_fast,
-                    poll_seconds=poll_seconds)
+  with _RaiseOnStopSignals():
+    if parallel_runs == 1:
+      if devices_per_run is not None:
+        log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
+      _run_in_process(pending, outcome, fail_fast=fail_fast)
+    else:
+      if platform is None or num_devices is None:
+        platform, num_devices = probe_devices()
+      slots = device_slots(num_devices, parallel_runs, devices_per_run)
+      _run_in_workers(pending, outcome, platform=platform, slots=slots, fail_fast=fail_fast,
+                      poll_seconds=poll_seconds)
   return outcome
 
 
@@ -209,6 +214,8 @@ def _run_in_process(pending: Sequence[RunSpec], outcome: SweepOutcome, *,
     log.info("[%d/%d] %s", i + 1, len(pending), spec.key)
     try:
       outcome.results[spec.key] = trainer.train(spec.config)
+    except SweepInterrupted as e:
+      raise SweepInterrupted(f"{spec.key}: {e}") from e
     except trainer.TrainingInterrupted as e:
       raise SweepInterrupted(f"{spec.key}: {e}") from e
     except Exception as e:  # pylint: disable=broad-except
@@ -336,6 +343,20 @@ class _StopSignals:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
     return False
+
+
+class _RaiseOnStopSignals(_StopSignals):
+  """SIGINT/SIGTERM -> `SweepInterrupted` raised at once in the main thread.
+
+  Active for the whole sweep; the trainer's own handlers take over inside a run's
+  training loop (they save the state first) and hand a SIGTERM back here on exit.
+  """
+
+  def _handle(self, signum, frame):
+    del frame
+    self.raised = signum
+    raise SweepInterrupted(f"stopped by signal {signum} ({signal.Signals(signum).name}); "
+                           "re-run the same command to resume")
 
 
 def _log_tail(path: pathlib.Path, lines: int = 15) -> str:

@@ -1,7 +1,7 @@
 """Classification heads on top of the encoder's last hidden states.
 
-* `PaperHead` -- the authors' primary encoder Φ head
-  (``primary_encoder_v2_no_pooler_for_con`` in the LCL release, model.py):
+* `PaperHead` -- the authors' primary encoder Φ head (class ``primary_encoder``
+  in the release's ``model.py``, varsha33/LCL_loss):
   [CLS] -> Dense(H) (``pooler_fc``) -> dropout(0.1) -> ReLU -> Dense(C)
   (``label``) -> dropout(0.1) on the logits (the release applies the same
   dropout module to the logits; kept for fidelity).
@@ -52,8 +52,11 @@ def dense_initializers(init: str, *, fan_in: int, std: float) -> dict[str, Any]:
 
   Args:
     init: ``"hf"`` -- transformers' ``_init_weights``: kernel ~ normal(std),
-      bias 0; ``"torch"`` -- ``torch.nn.Linear``'s default, as the authors'
-      release leaves its own head layers: kernel and bias ~ U(±1/sqrt(fan_in)).
+      bias 0; ``"torch"`` -- ``torch.nn.Linear.reset_parameters``, as the
+      authors' release leaves its own head layers (``pooler_fc``, ``label``):
+      kernel ~ kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)), bias ~
+      U(±1/sqrt(fan_in)). (`TrainConfig.head_init` names them 'normal_0.02'
+      and 'torch_default'.)
     fan_in: input width of the layer.
     std: the normal's standard deviation (``config.initializer_range``).
   """

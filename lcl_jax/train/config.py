@@ -14,6 +14,9 @@ from typing import Any, Sequence
 
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
+BASELINE_VIEWS = ("paired", "texts")
+ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
+HEAD_INITS = ("normal_0.02", "torch_default")
 KEEP_CHECKPOINTS = ("best", "all")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
@@ -92,6 +95,24 @@ class TrainConfig:
   log_every_steps: int = 10
   progress_bar: bool = True
 
+  # Fidelity options (issue 14): where the authors' release and this package differ,
+  # or the paper does not say, both readings can be run. Defaults keep the behaviour
+  # of the runs recorded in BUILD_NOTES.
+  # What the baselines (ce, scl, bert_ce) train on: 'paired' = K texts + their K
+  # augmented views (the unmerged third-party train_baseline.py of the release repo),
+  # 'texts' = the K texts only. LCL always trains on paired batches (the release).
+  baseline_views: str = "paired"
+  # AdamW rule: 'optax' (optax.adamw = torch.optim.AdamW) or 'legacy_hf' (the
+  # release's transformers.AdamW: eps on the uncorrected sqrt(v)); see train/optim.py.
+  adam_epsilon_mode: str = "optax"
+  # Seed of the augmented views: None = each run's `seed` (views differ per seed);
+  # an int = the same views for every seed (the release makes one set of views).
+  view_seed: int | None = None
+  # Init of the primary network's new head layers (pooler_fc, label): 'normal_0.02'
+  # (transformers' _init_weights, normal(initializer_range = 0.02), zero bias) or
+  # 'torch_default' (torch.nn.Linear's default, what the release's Φ head gets).
+  head_init: str = "normal_0.02"
+
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated."""
     preset = dataset_preset(self.dataset)
@@ -140,6 +161,28 @@ class TrainConfig:
       raise bad("length_buckets", "needs at least one length >= 2")
     if not 0.0 <= self.augment_p <= 1.0:
       raise bad("augment_p", "must be in [0, 1]")
+    self._validate_fidelity_options(bad)
+
+  def _validate_fidelity_options(self, bad) -> None:
+    for name, allowed in (("baseline_views", BASELINE_VIEWS),
+                          ("adam_epsilon_mode", ADAM_EPSILON_MODES),
+                          ("head_init", HEAD_INITS)):
+      if getattr(self, name) not in allowed:
+        raise bad(name, f"must be one of {allowed}")
+    if self.view_seed is not None and (isinstance(self.view_seed, bool)
+                                       or not isinstance(self.view_seed, int)
+                                       or self.view_seed < 0):
+      raise bad("view_seed", "must be None or an int >= 0")
+
+  @property
+  def trains_on_views(self) -> bool:
+    """Whether training batches hold the K augmented views beside the K texts."""
+    return self.objective == "lcl" or self.baseline_views == "paired"
+
+  @property
+  def augmentation_seed(self) -> int:
+    """The seed the augmented views are drawn with (`view_seed`, else `seed`)."""
+    return self.seed if self.view_seed is None else self.view_seed
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

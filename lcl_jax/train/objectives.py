@@ -10,8 +10,13 @@
 Multi-label datasets use the same objectives with sigmoid BCE and the multi-label
 contrastive losses (`multilabel=True`).
 
-As in the release, every objective trains on the paired batches (K texts + K
-augmented views) and the classification terms cover all 2K rows.
+Rows: LCL trains on paired batches (K texts + K augmented views), as the release's
+`train.py`; its classification terms cover all 2K rows. The release has no baseline
+script of its own: the CE/SCL `train_baseline.py` that also trains on the paired
+views comes from an unmerged third-party pull request to the release repo, and the
+paper does not say. `TrainConfig.baseline_views` selects 'paired' (that script's
+reading, the default) or 'texts' (K texts, no views) for ce/scl/bert_ce; the losses
+below simply cover every valid row of the batch they are given.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ OBJECTIVE_SPECS: dict[str, ObjectiveSpec] = {
 }
 
 WEIGHTING_HEAD = "electra"
+# TrainConfig.head_init -> lcl_jax.models head init scheme (see heads.dense_initializers).
+_HEAD_INIT_SCHEMES = {"normal_0.02": "hf", "torch_default": "torch"}
 
 
 def get_spec(objective: str) -> ObjectiveSpec:
@@ -58,17 +65,28 @@ def build_networks(
     rng: jax.Array,
     dtype: Any = jnp.float32,
     remat: bool = False,
+    head_init: str = "normal_0.02",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints."""
+  """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
+
+  `head_init` (`TrainConfig.head_init`) initialises the paper's Φ head (`pooler_fc`,
+  `label`): 'normal_0.02' (transformers' `_init_weights`: normal(initializer_range),
+  0.02 for every checkpoint used here; zero bias) or 'torch_default' (`nn.Linear`'s
+  default, as the release). The ELECTRA head of Ψ and the BERT baseline's head are
+  transformers classes in the release, initialised by `_init_weights` (normal 0.02).
+  """
   from lcl_jax import models  # Heavy import kept out of module import time.
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
   primary_rng, weighting_rng = jax.random.split(rng)
   primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules, params = {}, {}
+  if head_init not in _HEAD_INIT_SCHEMES:
+    raise ValueError(f"head_init={head_init!r}; expected one of {sorted(_HEAD_INIT_SCHEMES)}")
+  primary_init = _HEAD_INIT_SCHEMES[head_init] if spec.primary_head == "paper" else "hf"
   modules["primary"], params["primary"] = models.build_classifier(
       spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
-      remat=remat)
+      remat=remat, head_init=primary_init)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))

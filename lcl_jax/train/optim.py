@@ -3,13 +3,29 @@
 Matches the authors' release (`transformers.AdamW` with the grouped parameters
 `no_decay = ['bias', 'LayerNorm.weight']`, `get_linear_schedule_with_warmup` with 0
 warm-up steps, and `clip_grad_norm_(max_norm=1.0)` called once per network).
+
+Two AdamW update rules (`epsilon_mode`):
+
+* ``"optax"`` -- `optax.adamw` (= `torch.optim.AdamW`): ε is added to the
+  bias-corrected √v̂, and the decay term uses the parameters before the step:
+  ``p ← p − lr·(m̂/(√v̂ + ε) + wd·p)``.
+* ``"legacy_hf"`` -- transformers' legacy ``transformers.AdamW`` (``correct_bias=True``;
+  the release pins transformers 3.1.0): ε is added to the *uncorrected* √v and the
+  bias correction is folded into the step size, then the decay multiplies the
+  already-updated parameters:
+  ``p' = p − lr·(√(1−β₂ᵗ)/(1−β₁ᵗ))·m/(√v + ε)``, ``p ← p' − lr·wd·p'``
+  (`legacy_hf_adamw`). The two differ most in the first steps, where √v is tiny and
+  ε = 1e-6 is not negligible next to it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
+
+EPSILON_MODES = ("optax", "legacy_hf")
 
 
 def _path_names(path) -> list[str]:
@@ -56,21 +72,29 @@ def make_optimizer(
     b2: float = 0.999,
     eps: float = 1e-6,
     clip_norm: float = 1.0,
+    epsilon_mode: str = "optax",
 ) -> optax.GradientTransformation:
   """AdamW over `params = {network_name: network_params, ...}`.
 
   Each top-level network (e.g. 'primary', 'weighting') is clipped to `clip_norm`
   by its own global norm, as the release clips each model separately; the
   learning rate decays linearly from `learning_rate` to 0 over `total_steps`.
+  `epsilon_mode` picks the AdamW rule: ``"optax"`` (`optax.adamw`) or
+  ``"legacy_hf"`` (`legacy_hf_adamw`, the release's ``transformers.AdamW``); see
+  the module docstring. Raises ValueError for `total_steps < 1` or an unknown mode.
   """
+  if epsilon_mode not in EPSILON_MODES:
+    raise ValueError(f"adam_epsilon_mode={epsilon_mode!r}: must be one of {EPSILON_MODES}")
   schedule = learning_rate_schedule(learning_rate, total_steps)
 
   def network_optimizer(network_params):
-    return optax.chain(
-        optax.clip_by_global_norm(clip_norm),
-        optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-                    mask=decay_mask(network_params)),
-    )
+    if epsilon_mode == "legacy_hf":
+      adamw = legacy_hf_adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                              mask=decay_mask(network_params))
+    else:
+      adamw = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                          mask=decay_mask(network_params))
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adamw)
 
   return per_network({name: network_optimizer(p) for name, p in params.items()})
 
@@ -101,5 +125,65 @@ def per_network(
     if set(tree) != set(transforms):
       raise ValueError(f"per_network optimiser built for networks {sorted(transforms)}, "
                        f"got {sorted(tree)}")
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+class LegacyAdamWState(NamedTuple):
+  """State of `legacy_hf_adamw`: step count (int32 scalar), first and second moments."""
+  count: jax.Array
+  mu: Any
+  nu: Any
+
+
+def legacy_hf_adamw(
+    learning_rate: float | optax.Schedule,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    mask: Any = None,
+) -> optax.GradientTransformation:
+  """transformers' legacy ``AdamW.step`` (``correct_bias=True``) as an optax transformation.
+
+  For step t = 1, 2, ... with lr = `learning_rate(t − 1)` (the schedule is read before
+  the step, like ``LambdaLR`` followed by ``optimizer.step()``)::
+
+      m ← β₁ m + (1 − β₁) g;   v ← β₂ v + (1 − β₂) g²
+      p' = p − lr · √(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε)
+      p_new = p' − lr · wd · p'          (only where `mask` is True)
+
+  Source: ``transformers/optimization.py`` ``AdamW.step`` up to v4 (the release's
+  ``from transformers import AdamW``, transformers 3.1.0). Returns updates
+  ``p_new − p``; moments are kept in the gradients' dtype. Requires `params` in
+  `update` when `weight_decay` is non-zero (ValueError otherwise).
+  """
+  schedule = learning_rate if callable(learning_rate) else (lambda _: learning_rate)
+
+  def init_fn(params):
+    zeros = lambda p: jnp.zeros_like(p)
+    return LegacyAdamWState(count=jnp.zeros([], jnp.int32),
+                            mu=jax.tree.map(zeros, params), nu=jax.tree.map(zeros, params))
+
+  def update_fn(updates, state, params=None):
+    count = state.count + 1
+    mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * g * g, state.nu, updates)
+    lr = schedule(state.count)
+    # Default float dtype (float64 under jax_enable_x64): 1 − β₂ᵗ cancels catastrophically.
+    t = count.astype(jnp.result_type(float))
+    step_size = lr * jnp.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    adam = jax.tree.map(lambda m, v: -(step_size * m / (jnp.sqrt(v) + eps)).astype(m.dtype),
+                        mu, nu)
+    if weight_decay:
+      if params is None:
+        raise ValueError("legacy_hf_adamw with weight_decay needs params in update()")
+      decay_on = mask if mask is not None else jax.tree.map(lambda _: True, params)
+      # The decay multiplies the already-updated parameter p' = p + adam.
+      adam = jax.tree.map(
+          lambda a, p, on: a - (lr * weight_decay * (p + a)).astype(a.dtype) if on else a,
+          adam, params, decay_on)
+    return adam, LegacyAdamWState(count=count, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)

@@ -56,6 +56,19 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                     "checkpoint (parameters + optimiser state, only needed to resume) once "
                     "results.json is written, keeping best/ (the best-validation "
                     "parameters); 'all' keeps both.")
+  # Fidelity options (issue 14); see TrainConfig for what each reading is.
+  flags.DEFINE_enum("baseline_views", "paired", ["paired", "texts"],
+                    "What the CE/SCL baselines train on: 'paired' (K texts + K augmented "
+                    "views) or 'texts' (the K texts only). LCL always uses paired batches.")
+  flags.DEFINE_enum("adam_epsilon_mode", "optax", ["optax", "legacy_hf"],
+                    "AdamW rule: 'optax' (optax.adamw) or 'legacy_hf' (the release's "
+                    "transformers.AdamW: eps added to the uncorrected sqrt(v)).")
+  flags.DEFINE_integer("view_seed", None,
+                       "Seed of the augmented views: unset = each run's seed; an int = "
+                       "the same views for every seed (as the release).", lower_bound=0)
+  flags.DEFINE_enum("head_init", "normal_0.02", ["normal_0.02", "torch_default"],
+                    "Init of the primary network's head layers: 'normal_0.02' or "
+                    "'torch_default' (torch.nn.Linear's default, as the release).")
 
 
 def _flag_value(name: str) -> Any:
@@ -84,6 +97,8 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       max_steps_per_epoch=value("max_steps_per_epoch"),
       checkpoint_every_steps=int(value("checkpoint_every_steps")),
       progress_bar=bool(value("progress_bar")), export_hf=bool(value("export_hf")),
+      baseline_views=value("baseline_views"), adam_epsilon_mode=value("adam_epsilon_mode"),
+      view_seed=value("view_seed"), head_init=value("head_init"),
       keep_checkpoints=value("keep_checkpoints"),
   )
   fields.update(overrides)

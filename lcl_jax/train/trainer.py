@@ -2,7 +2,8 @@
 
 `train(config)` runs one (dataset, objective, encoder, seed) job in `config.workdir`:
 
-* trains on paired batches (K texts + K augmented views), data-parallel over every
+* trains on paired batches (K texts + K augmented views; a baseline with
+  `baseline_views='texts'` on the K texts only), data-parallel over every
   device (`jit` or `pmap`), evaluating Φ (and Ψ) on validation and test after each
   epoch; the reported test metrics are those of the best-validation epoch (the paper);
   an optional patience stops training early;
@@ -72,6 +73,11 @@ class _SigtermFlag:
   def __exit__(self, *exc):
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
+      # A SIGTERM handled here while the run went on to finish (its last epoch) is
+      # handed on to an enclosing Python handler (a sweep then stops before its next
+      # run); the state is saved, so a re-run only writes results.json.
+      if self.raised and exc[0] is None and callable(self._previous):
+        self._previous(signal.SIGTERM, None)
     return False
 
 
@@ -114,14 +120,17 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
-  saved = json.loads(path.read_text())["config"]
+  # A field added after the run was written (e.g. issue 14's fidelity options) counts
+  # as its default value, which is the behaviour that run had.
+  saved = {**json.loads(TrainConfig().to_json()), **json.loads(path.read_text())["config"]}
   current = json.loads(cfg.to_json())
   diff = sorted(k for k in set(saved) | set(current)
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
   if diff:
     details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
-    raise ConfigMismatchError(f"{workdir} holds a run with a different configuration ({details}); "
-                     "use another --workdir or delete that one")
+    raise ConfigMismatchError(
+        f"{workdir} holds a run with a different configuration ({details}); "
+        "use another --workdir or delete that one")
 
 
 def _selection_metric(multilabel: bool) -> str:
@@ -216,14 +225,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
   modules, params = objectives.build_networks(
       spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
-      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat)
+      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
+      head_init=cfg.head_init)
   steps_per_epoch = data.steps_per_epoch
   total_steps = steps_per_epoch * cfg.epochs
   lr_schedule = optim.learning_rate_schedule(cfg.learning_rate, total_steps)
   optimizer = optim.make_optimizer(
       params, learning_rate=cfg.learning_rate, total_steps=total_steps,
       weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
-      clip_norm=cfg.clip_norm)
+      clip_norm=cfg.clip_norm, epsilon_mode=cfg.adam_epsilon_mode)
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
   train_step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
