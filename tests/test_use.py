@@ -394,3 +394,25 @@ def test_table_reports_link_each_runs_plots(smoke, tmp_path):
   for link in links:
     assert not link.startswith("/")  # relative: the folder can be moved as a whole
     assert (paths["markdown"].parent / link).resolve().is_file()
+
+
+def test_help_lists_the_run_flags_and_user_errors_are_one_line(smoke):
+  proc = _binary("experiments.train", "--help", check=False)  # absl exits 1 after help
+  for flag in ("--epochs", "--data_dir", "--encoder", "--keep_checkpoints", "--export_hf",
+               "--learning_rate"):
+    assert flag in proc.stdout, flag
+  assert "3 for the synthetic" in proc.stdout  # --epochs states the real defaults
+  proc = _binary("experiments.train", "--dataset=nope", check=False)
+  assert proc.returncode != 0 and "--dataset='nope' is not a known dataset" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  # The smoke workdir again with another learning rate: refused in one line.
+  args = ["--dataset=emoint", "--objective=bert_ce", f"--workdir={smoke['root']}",
+          f"--data_dir={smoke['data_dir']}", "--learning_rate=5e-4", "--epochs=1",
+          "--max_train_examples=32", "--max_eval_examples=24", "--max_steps_per_epoch=2",
+          "--max_length=32", "--length_buckets=16,32", "--texts_per_batch=8",
+          "--eval_batch_size=16", "--noprogress_bar", "--export_hf",
+          f"--encoder={json.loads((smoke['bert_ce'] / 'config.json').read_text())['config']['encoder']}"]
+  proc = _binary("experiments.train", *args, check=False)
+  assert proc.returncode == 2, proc.stderr
+  assert "error:" in proc.stderr and "different configuration" in proc.stderr
+  assert "learning_rate: 0.001 -> 0.0005" in proc.stderr and "Traceback" not in proc.stderr
