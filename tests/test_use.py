@@ -398,7 +398,7 @@ def test_table_reports_link_each_runs_plots(smoke, tmp_path):
 
 def test_help_lists_the_run_flags_and_user_errors_are_one_line(smoke):
   proc = _binary("experiments.train", "--help", check=False)  # absl exits 1 after help
-  for flag in ("--epochs", "--data_dir", "--encoder", "--keep_checkpoints", "--export_hf",
+  for flag in ("--epochs", "--data_dir", "--encoder", "--keep_checkpoints", "]export_hf",
                "--learning_rate"):
     assert flag in proc.stdout, flag
   assert "3 for the synthetic" in proc.stdout  # --epochs states the real defaults
