@@ -401,7 +401,7 @@ def test_help_lists_the_run_flags_and_user_errors_are_one_line(smoke):
   for flag in ("--epochs", "--data_dir", "--encoder", "--keep_checkpoints", "]export_hf",
                "--learning_rate"):
     assert flag in proc.stdout, flag
-  assert "3 for the synthetic" in proc.stdout  # --epochs states the real defaults
+  assert "3 for the synthetic" in " ".join(proc.stdout.split())  # --epochs: real defaults
   proc = _binary("experiments.train", "--dataset=nope", check=False)
   assert proc.returncode != 0 and "--dataset='nope' is not a known dataset" in proc.stderr
   assert "Traceback" not in proc.stderr
