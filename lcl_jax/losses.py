@@ -750,7 +750,9 @@ def scl_objective(
     embeddings: [B, D] features for the contrastive term (normalised inside).
     labels: [B] integer labels, or [B, C] multi-hot label sets if ``multilabel``
       (then BCE and :func:`multilabel_supcon_loss`).
-    alpha: weight of the classification term, in [0, 1] (the paper's lambda).
+    alpha: weight of the classification term, in [0, 1] (the LCL paper's alpha, the
+      release's ``lambda_loss``). Gunel et al. (2021) write ``(1 - lambda) CE + lambda
+      SCL``: their lambda weights the contrastive term, lambda = 1 - alpha.
     temperature: positive scalar tau.
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
@@ -808,7 +810,8 @@ def lcl_objective(
     weight_logits: [B, C] weighting-network logits (same C).
     embeddings: [B, D] primary-encoder features (normalised inside).
     labels: [B] integer labels, or [B, C] multi-hot label sets if ``multilabel``.
-    alpha: weight of the classification terms, in [0, 1] (the paper's lambda).
+    alpha: weight of the classification terms, in [0, 1] (the paper's alpha in Eq. 6,
+      the release's ``lambda_loss``).
     temperature: positive scalar tau.
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.

@@ -1,16 +1,21 @@
 """Host-side evaluation metrics (NumPy), as reported by Suresh & Ong (2021).
 
 * :func:`classification_metrics` -- accuracy, weighted F1 (the paper's Appendix Eq. 8:
-  per-class F1 weighted by the class's share of the true labels, the same as
+  per-class F1 weighted by the class's share of the true labels, i.e.
   scikit-learn's ``f1_score(average='weighted')``, which the authors' release uses) and
   macro F1.
-* :func:`multilabel_metrics` -- micro/macro precision, recall and F1 for multi-hot
-  predictions (GoEmotions), with scikit-learn's ``zero_division=0`` semantics.
+* :func:`multilabel_metrics` -- micro/macro/weighted precision, recall and F1 and
+  exact-match accuracy of multi-hot predictions (GoEmotions-28), and
+  :func:`per_class_metrics` -- per-class P/R/F1, support and the std over classes
+  (seed 000's Table 5), with scikit-learn's ``zero_division=0`` semantics.
 * :func:`confusion_matrix` -- ``[C, C]`` counts, rows = true class, columns = predicted.
 * :func:`topk_entropy_bits` and :func:`topk_entropy_curve_bits` (k = 2..C as a
   ``[C - 1]`` array) -- the paper's Eq. 7 (Fig. 2): the entropy **in bits** (log base
   2, as Eq. 7) of the renormalised top-k predicted probabilities, averaged over
   examples, a measure of how confusable the top-k candidate classes are.
+
+Accuracy, F1 and the confusion matrix are scikit-learn's (``sklearn.metrics``); this
+module adds the argument checks and what scikit-learn lacks (Eq. 7's top-k entropy).
 
 All functions take array-likes (NumPy, JAX or lists), validate shapes and values and
 raise ``ValueError`` naming the argument and the shape otherwise, and return Python
@@ -22,11 +27,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import sklearn.metrics as skm
 
 __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "multilabel_metrics",
+    "per_class_metrics",
     "topk_entropy_bits",
     "topk_entropy_curve_bits",
 ]
@@ -71,37 +78,12 @@ def _multi_hot(fn: str, name: str, values: Any) -> np.ndarray:
   return array.astype(bool)
 
 
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-  """numerator / denominator, 0 where the denominator is 0 (zero_division=0)."""
-  numerator = np.asarray(numerator, np.float64)
-  denominator = np.asarray(denominator, np.float64)
-  return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-
 # --------------------------------------------------------------------------------------
-# Single-label classification.
+# Single-label classification (scikit-learn).
 # --------------------------------------------------------------------------------------
 
 
-def confusion_matrix(labels: Any, predictions: Any, *, num_classes: int) -> np.ndarray:
-  """Counts of (true class, predicted class) pairs.
-
-  Args:
-    labels: [N] integer true classes in [0, num_classes).
-    predictions: [N] integer predicted classes in [0, num_classes).
-    num_classes: C.
-
-  Returns:
-    int64 [C, C]; entry [t, p] counts examples of class t predicted as p
-    (scikit-learn's convention).
-
-  Example:
-    >>> confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], num_classes=3)
-    array([[1, 0, 0],
-           [0, 1, 1],
-           [0, 0, 1]])
-  """
-  fn = "confusion_matrix"
+def _checked_pair(fn: str, labels: Any, predictions: Any, num_classes: Any):
   num_classes = _check_num_classes(fn, num_classes)
   labels = _class_indices(fn, "labels", labels, num_classes)
   predictions = _class_indices(fn, "predictions", predictions, num_classes)
@@ -110,15 +92,42 @@ def confusion_matrix(labels: Any, predictions: Any, *, num_classes: int) -> np.n
         f"{fn}: `labels` {labels.shape} and `predictions` {predictions.shape} must have "
         "the same shape"
     )
-  flat = labels * num_classes + predictions
-  return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+  return labels, predictions, num_classes
+
+
+def confusion_matrix(labels: Any, predictions: Any, *, num_classes: int) -> np.ndarray:
+  """Counts of (true class, predicted class) pairs (``sklearn.metrics.confusion_matrix``).
+
+  Args:
+    labels: [N] integer true classes in [0, num_classes).
+    predictions: [N] integer predicted classes in [0, num_classes).
+    num_classes: C.
+
+  Returns:
+    int64 [C, C]; entry [t, p] counts examples of class t predicted as p
+    (scikit-learn's convention), every class a row/column even when absent.
+
+  Raises:
+    ValueError: a shape, range or dtype the arguments must not have.
+
+  Example:
+    >>> confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], num_classes=3)
+    array([[1, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
+  """
+  labels, predictions, num_classes = _checked_pair(
+      "confusion_matrix", labels, predictions, num_classes)
+  if labels.size == 0:
+    return np.zeros((num_classes, num_classes), np.int64)
+  return skm.confusion_matrix(labels, predictions, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def classification_metrics(labels: Any, predictions: Any, *, num_classes: int) -> dict[str, float]:
-  """Accuracy, weighted F1 and macro F1 of single-label predictions.
+  """Accuracy, weighted F1 and macro F1 of single-label predictions (scikit-learn).
 
   Per class c: F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c), i.e. the harmonic mean of
-  precision and recall (0 when the class has TP = 0).
+  precision and recall (0 when the class has TP = 0, ``zero_division=0``).
 
   * ``weighted_f1`` = sum_c (n_c / N) F1_c with n_c the number of true examples of
     class c -- the paper's Appendix Eq. 8 and scikit-learn's ``average='weighted'``.
@@ -137,59 +146,32 @@ def classification_metrics(labels: Any, predictions: Any, *, num_classes: int) -
   Returns:
     ``{'accuracy', 'weighted_f1', 'macro_f1'}``, floats in [0, 1].
 
+  Raises:
+    ValueError: malformed or empty arguments.
+
   Example:
     >>> m = classification_metrics([0, 0, 1, 2], [0, 1, 1, 1], num_classes=4)
     >>> print({k: round(v, 4) for k, v in m.items()})
     {'accuracy': 0.5, 'weighted_f1': 0.4583, 'macro_f1': 0.3889}
   """
   fn = "classification_metrics"
-  counts = confusion_matrix(labels, predictions, num_classes=num_classes)
-  total = counts.sum()
-  if total == 0:
+  labels, predictions, _ = _checked_pair(fn, labels, predictions, num_classes)
+  if labels.size == 0:
     raise ValueError(f"{fn}: `labels` and `predictions` must not be empty")
-  true_positives = np.diag(counts).astype(np.float64)
-  support = counts.sum(axis=1)
-  predicted = counts.sum(axis=0)
-  per_class_f1 = _safe_divide(2 * true_positives, support + predicted)
-  present = (support + predicted) > 0
   return {
-      "accuracy": float(true_positives.sum() / total),
-      "weighted_f1": float(np.sum(support * per_class_f1) / total),
-      "macro_f1": float(per_class_f1[present].mean()),
+      "accuracy": float(skm.accuracy_score(labels, predictions)),
+      "weighted_f1": float(skm.f1_score(labels, predictions, average="weighted",
+                                        zero_division=0)),
+      "macro_f1": float(skm.f1_score(labels, predictions, average="macro", zero_division=0)),
   }
 
 
 # --------------------------------------------------------------------------------------
-# Multi-label classification.
+# Multi-label classification (scikit-learn).
 # --------------------------------------------------------------------------------------
 
 
-def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]:
-  """Micro and macro precision, recall and F1 of multi-hot predictions.
-
-  Per class c over the N examples: TP_c, FP_c, FN_c. Micro averages pool the counts
-  over classes (P = sum TP / (sum TP + sum FP), ...; micro F1 = 2 TP / (2 TP + FP +
-  FN)); macro averages take the unweighted mean over all C classes of the per-class
-  P_c, R_c, F1_c. Any 0/0 is 0 (scikit-learn's ``zero_division=0``), so a class that
-  is never predicted has P_c = 0, one that never occurs has R_c = 0, and one absent
-  from both has F1_c = 0 and still counts in the macro mean (scikit-learn's
-  multi-label behaviour, which averages over every column).
-
-  Args:
-    label_sets: [N, C] multi-hot true labels (0/1 integers or bools).
-    predicted_sets: [N, C] multi-hot predictions (e.g. sigmoid(logits) > 0.5).
-
-  Returns:
-    ``{'micro_precision', 'micro_recall', 'micro_f1', 'macro_precision',
-    'macro_recall', 'macro_f1'}``, floats in [0, 1].
-
-  Example:
-    >>> m = multilabel_metrics([[1, 0, 0], [1, 1, 0]], [[1, 0, 0], [0, 1, 1]])
-    >>> print({k: round(v, 4) for k, v in m.items()})  # doctest: +NORMALIZE_WHITESPACE
-    {'micro_precision': 0.6667, 'micro_recall': 0.6667, 'micro_f1': 0.6667,
-     'macro_precision': 0.6667, 'macro_recall': 0.5, 'macro_f1': 0.5556}
-  """
-  fn = "multilabel_metrics"
+def _checked_multi_hot_pair(fn: str, label_sets: Any, predicted_sets: Any):
   truth = _multi_hot(fn, "label_sets", label_sets)
   predicted = _multi_hot(fn, "predicted_sets", predicted_sets)
   if truth.shape != predicted.shape:
@@ -199,19 +181,82 @@ def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]
     )
   if truth.size == 0:
     raise ValueError(f"{fn}: `label_sets` must not be empty; got shape {truth.shape}")
-  true_positives = np.sum(truth & predicted, axis=0)
-  false_positives = np.sum(~truth & predicted, axis=0)
-  false_negatives = np.sum(truth & ~predicted, axis=0)
-  tp, fp, fn_ = true_positives, false_positives, false_negatives  # per class, [C]
-  micro_tp, micro_fp, micro_fn = tp.sum(), fp.sum(), fn_.sum()
-  return {
-      "micro_precision": float(_safe_divide(micro_tp, micro_tp + micro_fp)),
-      "micro_recall": float(_safe_divide(micro_tp, micro_tp + micro_fn)),
-      "micro_f1": float(_safe_divide(2 * micro_tp, 2 * micro_tp + micro_fp + micro_fn)),
-      "macro_precision": float(_safe_divide(tp, tp + fp).mean()),
-      "macro_recall": float(_safe_divide(tp, tp + fn_).mean()),
-      "macro_f1": float(_safe_divide(2 * tp, 2 * tp + fp + fn_).mean()),
-  }
+  return truth, predicted
+
+
+def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]:
+  """Micro / macro / weighted precision, recall and F1 and exact-match accuracy.
+
+  scikit-learn's ``precision_recall_fscore_support`` on the [N, C] indicator
+  matrices with ``zero_division=0``: micro averages pool TP/FP/FN over classes;
+  macro averages take the unweighted mean over ALL C columns (a class never
+  predicted has P_c = 0, one never present R_c = 0, one absent from both F1_c = 0
+  and still counts); weighted averages weight each class by its support (true
+  count). ``exact_match`` is scikit-learn's multi-label ``accuracy_score``: the
+  share of rows whose predicted label set equals the true set exactly (seed 003's
+  "Acc").
+
+  Args:
+    label_sets: [N, C] multi-hot true labels (0/1 integers or bools), N, C >= 1.
+    predicted_sets: [N, C] multi-hot predictions (e.g. sigmoid(logits) >= 0.5).
+
+  Returns:
+    ``{'micro_precision', 'micro_recall', 'micro_f1', 'macro_precision',
+    'macro_recall', 'macro_f1', 'weighted_precision', 'weighted_recall',
+    'weighted_f1', 'exact_match'}``, floats in [0, 1].
+
+  Raises:
+    ValueError: not [N, C] 0/1 arrays of the same shape, or empty.
+
+  Example:
+    >>> m = multilabel_metrics([[1, 0, 0], [1, 1, 0]], [[1, 0, 0], [0, 1, 1]])
+    >>> print({k: round(v, 4) for k, v in m.items()})  # doctest: +NORMALIZE_WHITESPACE
+    {'micro_precision': 0.6667, 'micro_recall': 0.6667, 'micro_f1': 0.6667,
+     'macro_precision': 0.6667, 'macro_recall': 0.5, 'macro_f1': 0.5556,
+     'weighted_precision': 1.0, 'weighted_recall': 0.6667, 'weighted_f1': 0.7778,
+     'exact_match': 0.5}
+  """
+  truth, predicted = _checked_multi_hot_pair("multilabel_metrics", label_sets, predicted_sets)
+  result: dict[str, float] = {}
+  for average in ("micro", "macro", "weighted"):
+    if average == "weighted" and not truth.any():
+      p = r = f = 0.0  # no support anywhere: scikit-learn would divide by 0
+    else:
+      p, r, f, _ = skm.precision_recall_fscore_support(
+          truth, predicted, average=average, zero_division=0)
+    result.update({f"{average}_precision": float(p), f"{average}_recall": float(r),
+                   f"{average}_f1": float(f)})
+  result["exact_match"] = float(skm.accuracy_score(truth, predicted))
+  return result
+
+
+def per_class_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, np.ndarray | dict]:
+  """Per-class precision, recall, F1 and support, and their spread over classes.
+
+  scikit-learn's ``precision_recall_fscore_support(average=None, zero_division=0)``;
+  the ``std`` entries are the population standard deviation (``ddof=0``) of the
+  per-class values over the C classes -- seed 000's Table 5 "std" row (its printed
+  0.18 / 0.19 / 0.17 are reproduced from its own per-class columns with ddof=0,
+  not ddof=1, which gives 0.20 for recall).
+
+  Args:
+    label_sets: [N, C] multi-hot true labels.
+    predicted_sets: [N, C] multi-hot predictions.
+
+  Returns:
+    ``{'precision', 'recall', 'f1'}``: float64 [C]; ``'support'``: int64 [C]
+    (true count per class); ``'std'``: ``{'precision', 'recall', 'f1'}`` floats.
+
+  Raises:
+    ValueError: as :func:`multilabel_metrics`.
+  """
+  truth, predicted = _checked_multi_hot_pair("per_class_metrics", label_sets, predicted_sets)
+  p, r, f, support = skm.precision_recall_fscore_support(
+      truth, predicted, average=None, zero_division=0)
+  out = {"precision": p.astype(np.float64), "recall": r.astype(np.float64),
+         "f1": f.astype(np.float64), "support": support.astype(np.int64)}
+  out["std"] = {k: float(np.std(out[k])) for k in ("precision", "recall", "f1")}
+  return out
 
 
 # --------------------------------------------------------------------------------------

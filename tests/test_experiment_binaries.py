@@ -202,3 +202,53 @@ def test_hparam_search_runs_grid_points_in_parallel_workers(smoke):
   expected_tau = 0.3 if accuracy[0.3] > accuracy[0.1] else 0.1
   assert chosen["temperature"] == expected_tau
   assert chosen["validation"]["mean"] == pytest.approx(100 * accuracy[expected_tau])
+
+
+def test_goemotions_multilabel_smoke_report_carries_the_seeds_numbers(smoke):
+  """Issue 9's binary: a direct model, an LCL pair and seed 003's two-stage + per-class
+  threshold row; both decision-rule columns, the seeds' numbers, Tables 5/6, figures."""
+  rows = "direct_bert,lcl_bert+bert,s003_06"
+  out = _run(smoke, "goemotions_multilabel", f"--rows={rows}", "--seeds=0")
+  assert "3 runs, 0 already finished, 3 to run" in out
+  base = smoke["root"] / "goemotions_multilabel"
+  direct = _run_results(base / "direct_bert" / "ce" / "seed0")
+  lcl = _run_results(base / "lcl_bert+bert" / "lcl" / "seed0")
+  s003 = _run_results(base / "s003_06" / "ce" / "seed0")
+  config = json.loads((base / "s003_06" / "ce" / "seed0" / "config.json").read_text())["config"]
+  assert (config["head"], config["lr_schedule"], config["classifier_dropout"]) == (
+      "dense1", "linear", 0.1)
+  assert s003["two_stage"]["stage2_epochs"] == 1 and s003["epochs_trained"] == 2
+  direct_config = json.loads(
+      (base / "direct_bert" / "ce" / "seed0" / "config.json").read_text())["config"]
+  assert direct_config["baseline_views"] == "texts" and direct_config["head"] == "direct"
+  lcl_config = json.loads((base / "lcl_bert+bert" / "lcl" / "seed0" / "config.json").read_text())
+  assert lcl_config["config"]["head"] == "direct"
+  assert lcl_config["config"]["lr_schedule"] == "constant"
+  assert lcl_config["config"]["texts_per_batch"] == 16
+  report_dir = smoke["root"] / "reports" / "goemotions28"
+  cells = _cells(report_dir)
+  # Global-threshold column: the run's own test metrics; per-class column: the fitted ones,
+  # recomputed here from the saved predictions and thresholds.json.
+  cell = cells[("global", "direct_bert", "macro_f1")]
+  assert cell["values"] == {"0": pytest.approx(100 * direct["test"]["macro_f1"])}
+  assert cell["paper"] == 46.2
+  assert cells[("global", "lcl_bert+bert", "macro_recall")]["paper"] == 44.5
+  assert cells[("per_class", "s003_06", "macro_f1")]["paper"] == 38.0
+  assert cells[("per_class", "s003_06", "exact_match")]["paper"] == 23.0
+  run_dir = base / "lcl_bert+bert" / "lcl" / "seed0"
+  arrays = np.load(run_dir / "predictions" / "best_test.npz")
+  fitted = json.loads((run_dir / "thresholds.json").read_text())["per_class"]
+  preds = (arrays["probabilities"] >= np.asarray(fitted)).astype(int)
+  assert cells[("per_class", "lcl_bert+bert", "macro_f1")]["values"]["0"] == pytest.approx(
+      100 * sk_metrics.f1_score(arrays["labels"], preds, average="macro", zero_division=0))
+  assert arrays["features"].shape == (40, 32)
+  report = (report_dir / "report.md").read_text()
+  assert "Seed 000 Table 5" in report and "Seed 000 Table 6" in report
+  assert "CharBert" in report and "not run" in report
+  for name in ("tsne.png", "per_class_f1.png"):
+    assert (report_dir / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  tsne = list(csv.DictReader(io.StringIO((report_dir / "figures" / "tsne.csv").read_text())))
+  single = int((arrays["labels"].sum(1) == 1).sum())
+  assert len(tsne) == 2 * single
+  assert {r["group"] for r in tsne} <= {"positive", "negative", "ambiguous", "neutral"}
+  assert lcl["per_class_thresholds"]["fit_split"] == "validation"

@@ -299,7 +299,7 @@ def test_sigterm_handled_by_the_trainer_in_a_last_epoch_stops_the_sweep(tmp_path
 
   def train(cfg):
     calls.append(cfg.dataset)
-    with real_trainer._SigtermFlag() as flag:
+    with real_trainer._StopSignals() as flag:
       os.kill(os.getpid(), signal.SIGTERM)
       deadline = time.time() + 5
       while not flag.raised and time.time() < deadline:

@@ -85,6 +85,48 @@ def test_multilabel_metrics_match_sklearn_zero_division_0(seed, n, num_classes):
     )
 
 
+@pytest.mark.parametrize("seed,n,num_classes", [(11, 40, 6), (12, 400, 28)])
+def test_multilabel_weighted_exact_match_and_per_class_match_sklearn(seed, n, num_classes):
+  truth, predicted = _multilabel_case(seed, n, num_classes)
+  predicted[: n // 4] = truth[: n // 4]  # some exact matches
+  predicted[:, 1] = 0  # class 1 stays never predicted
+  result = metrics.multilabel_metrics(truth, predicted)
+  p, r, f, _ = skm.precision_recall_fscore_support(truth, predicted, average="weighted",
+                                                   zero_division=0)
+  np.testing.assert_allclose([result["weighted_precision"], result["weighted_recall"],
+                              result["weighted_f1"]], [p, r, f], rtol=1e-12, atol=1e-15)
+  # Exact match by hand: rows whose whole label set is right.
+  assert result["exact_match"] == np.mean(np.all(truth == predicted, axis=1))
+  assert result["exact_match"] > 0
+  per_class = metrics.per_class_metrics(truth, predicted)
+  # Independent per-class transcription (0/0 = 0).
+  for c in range(num_classes):
+    tp = np.sum((truth[:, c] == 1) & (predicted[:, c] == 1))
+    n_pred, n_true = predicted[:, c].sum(), truth[:, c].sum()
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    np.testing.assert_allclose([per_class["precision"][c], per_class["recall"][c],
+                                per_class["f1"][c]], [precision, recall, f1], rtol=1e-12)
+    assert per_class["support"][c] == n_true
+  assert per_class["support"][0] == 0 and per_class["precision"][1] == 0.0
+  assert per_class["f1"][2] == 0.0  # never present, never predicted: F1 0 (and counted)
+  np.testing.assert_allclose(np.mean(per_class["f1"]), result["macro_f1"], rtol=1e-12)
+  for key in ("precision", "recall", "f1"):
+    np.testing.assert_allclose(per_class["std"][key],
+                               math.sqrt(np.mean((per_class[key] - per_class[key].mean()) ** 2)),
+                               rtol=1e-12)
+
+
+def test_per_class_std_reproduces_seed000_table5_row():
+  """Seed 000's Table 5 std row (0.18 / 0.19 / 0.17) from its own per-class columns."""
+  from lcl_jax.experiment import paper_numbers
+  table = paper_numbers.SEED000_TABLE5
+  for key, printed in (("precision", 0.18), ("recall", 0.19), ("f1", 0.17)):
+    values = np.array([table[e][key] for e in paper_numbers.GOEMOTIONS28_LABELS])
+    assert round(float(np.std(values)), 2) == printed
+
+
 def test_multilabel_metrics_with_no_predictions_at_all():
   truth = np.array([[1, 0], [0, 1], [1, 1]])
   result = metrics.multilabel_metrics(truth, np.zeros_like(truth))
@@ -157,6 +199,7 @@ BAD_INPUTS = [
     ("multi-hot rank", lambda: metrics.multilabel_metrics([0, 1], [0, 1]), r"`label_sets`.*\(2,\)"),
     ("multi-hot values", lambda: metrics.multilabel_metrics([[0, 2]], [[0, 1]]), r"`label_sets`.*0/1"),
     ("multi-hot shapes", lambda: metrics.multilabel_metrics([[0, 1]], [[0, 1, 1]]), r"\(1, 2\).*\(1, 3\)"),
+    ("per-class empty", lambda: metrics.per_class_metrics(np.zeros((0, 3)), np.zeros((0, 3))), r"empty"),
     ("probability rank", lambda: metrics.topk_entropy_bits([0.5, 0.5], 1), r"`probabilities`.*\(2,\)"),
     ("negative probability", lambda: metrics.topk_entropy_bits([[1.5, -0.5]], 1), r"non-negative"),
     ("k too large", lambda: metrics.topk_entropy_bits([[0.5, 0.5]], 3), r"`k`.*\[1, 2\]"),

@@ -262,3 +262,40 @@ def test_bad_inputs_name_the_argument(minilm, kwargs, message):
   module, params = minilm
   with pytest.raises(ValueError, match=message):
     module.apply({"params": params}, **kwargs)
+
+
+@pytest.mark.parametrize("kind,shapes,default_dropout", [
+    ("direct", {("dense", "kernel"): (64, 64), ("dense", "bias"): (64,),
+                ("out", "kernel"): (64, 5), ("out", "bias"): (5,)}, 0.3),
+    ("dense1", {("out", "kernel"): (64, 5), ("out", "bias"): (5,)}, 0.0),
+    ("dense2", {("hidden", "kernel"): (64, 64), ("hidden", "bias"): (64,),
+                ("out", "kernel"): (64, 5), ("out", "bias"): (5,)}, 0.0),
+])
+def test_issue9_head_variants_have_documented_shapes(kind, shapes, default_dropout):
+  """Seed 000's direct head and seed 003's DenseLayer(1)/(2): params, logits and the
+  documented computation ([CLS] only) on random hidden states."""
+  from flax import traverse_util
+  cls = models.CLASSIFIERS[kind]
+  module = cls(TINY_BERT, 5)
+  assert module.head_dropout_rate() == default_dropout
+  assert cls(TINY_BERT, 5, classifier_dropout=0.2).head_dropout_rate() == 0.2
+  head = module.build_head()
+  hidden = jax.random.normal(jax.random.key(0), (3, 7, 64))
+  params = head.init(jax.random.key(1), hidden)["params"]
+  flat = {k: v.shape for k, v in traverse_util.flatten_dict(params).items()}
+  assert flat == shapes
+  logits = head.apply({"params": params}, hidden)
+  assert logits.shape == (3, 5) and logits.dtype == jnp.float32
+  cls_only = np.asarray(hidden[:, 0], np.float64)
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+  if kind == "direct":
+    expected = np.tanh(cls_only @ p["dense"]["kernel"] + p["dense"]["bias"])
+  elif kind == "dense2":
+    expected = np.maximum(cls_only @ p["hidden"]["kernel"] + p["hidden"]["bias"], 0)
+  else:
+    expected = cls_only
+  expected = expected @ p["out"]["kernel"] + p["out"]["bias"]
+  np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-5)
+  dropped = cls(TINY_BERT, 5, classifier_dropout=0.5).build_head().apply(
+      {"params": params}, hidden, deterministic=False, rngs={"dropout": jax.random.key(2)})
+  assert not np.allclose(np.asarray(dropped), np.asarray(logits))

@@ -60,8 +60,9 @@ def _run_ours(params, grads_seq, **optimizer_kwargs):
     return [np.asarray(x) for x in jax.tree.leaves(p)]
 
 
-@pytest.mark.parametrize("grad_scale", [0.01, 10.0])  # below and above the clip norm
-def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
+@pytest.mark.parametrize("grad_scale,schedule", [(0.01, "linear"), (10.0, "linear"),
+                                                 (10.0, "constant")])  # below/above the clip norm
+def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale, schedule):
   params, grads_seq = _float64_problem(1, grad_scale, 4)
   total_steps, lr, wd = 5, 2e-3, 0.01
 
@@ -74,7 +75,8 @@ def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
             {"params": [t for n, t in zip(names, tensors) if no_decay(n)], "weight_decay": 0.0}]
   opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6)
   sched = torch.optim.lr_scheduler.LambdaLR(
-      opt, lambda step: max(0.0, (total_steps - step) / total_steps))
+      opt, (lambda step: max(0.0, (total_steps - step) / total_steps)) if schedule == "linear"
+      else (lambda step: 1.0))
   for grads in grads_seq:
     for t, g in zip(tensors, jax.tree.leaves(grads)):
       t.grad = torch.tensor(g)
@@ -85,7 +87,7 @@ def test_matches_torch_adamw_linear_schedule_per_network_clipping(grad_scale):
     sched.step()
 
   ours = _run_ours(params, grads_seq, learning_rate=lr, total_steps=total_steps,
-                   weight_decay=wd)
+                   weight_decay=wd, schedule=schedule)
 
   # NOTE: optax evaluates the schedule in float32 (relative error ~5e-8); a missing
   # weight decay alone would move these parameters by ~2e-5 relative.
@@ -107,6 +109,34 @@ def test_clipping_is_per_network():
   np.testing.assert_allclose(u_small["primary"]["w"], u_big["primary"]["w"], rtol=1e-6)
   with pytest.raises(ValueError, match="networks"):
     tx.update({"primary": small["primary"]}, state, params)
+
+
+@pytest.mark.parametrize("epsilon_mode", ["optax", "legacy_hf"])
+def test_freeze_encoders_updates_heads_only_as_a_head_only_optimizer(epsilon_mode):
+  """Stage 2 of two-stage training: zero encoder updates; the heads get exactly the
+  updates (clipping by the head's own norm, AdamW) of an optimiser over the heads alone."""
+  rng = np.random.default_rng(2)
+  params = {net: {"encoder": {"w": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)},
+                  "head": {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float32),
+                           "bias": jnp.zeros(2)}}
+            for net in ("primary", "weighting")}
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape) * 5, jnp.float32), params)
+  frozen = optim.make_optimizer(params, learning_rate=1e-2, total_steps=4, weight_decay=0.1,
+                                schedule="constant", freeze_encoders=True,
+                                epsilon_mode=epsilon_mode)
+  heads = {net: {"head": p["head"]} for net, p in params.items()}
+  reference = optim.make_optimizer(heads, learning_rate=1e-2, total_steps=4, weight_decay=0.1,
+                                   schedule="constant", epsilon_mode=epsilon_mode)
+  state, ref_state = frozen.init(params), reference.init(heads)
+  for _ in range(3):
+    updates, state = frozen.update(grads, state, params)
+    ref_updates, ref_state = reference.update(
+        {net: {"head": g["head"]} for net, g in grads.items()}, ref_state, heads)
+    for net in params:
+      assert not np.any(np.asarray(updates[net]["encoder"]["w"]))
+      jax.tree.map(np.testing.assert_array_equal, updates[net]["head"], ref_updates[net]["head"])
+  with pytest.raises(ValueError, match="schedule"):
+    optim.make_optimizer(params, learning_rate=1.0, total_steps=2, schedule="cosine")
 
 
 def _legacy_hf_adamw_numpy(params, grads_seq, *, lr, total_steps, wd, b1=0.9, b2=0.999,

@@ -218,3 +218,119 @@ def test_each_objective_learns_minilm(objective, data_dir, tmp_path):
     losses.append(float(m["loss"]))
   assert np.all(np.isfinite(losses)), losses
   assert losses[-1] < losses[0] - 0.05, losses
+
+
+def test_multilabel_per_class_thresholds_are_fitted_on_validation_saved_and_applied(
+    tiny_bert_dir, data_dir, tmp_path):
+  """Issue 9: seed 000's direct head, a constant rate; per-class thresholds fitted on the
+  best epoch's validation predictions (thresholds.json) and applied to test."""
+  from lcl_jax import thresholds as thresholds_lib
+  run = tmp_path / "ml"
+  results = trainer.train(_tiny_config(
+      tiny_bert_dir, data_dir, run, dataset="goemotions_multilabel", objective="ce",
+      head="direct", lr_schedule="constant", epochs=1, thresholds=0.3))
+  val = np.load(run / "predictions" / "best_validation.npz")
+  test = np.load(run / "predictions" / "best_test.npz")
+  fitted = thresholds_lib.fit_per_class_thresholds(val["labels"], val["probabilities"],
+                                                   default=0.3)
+  record = results["per_class_thresholds"]
+  assert record["fit_split"] == "validation"
+  np.testing.assert_array_equal(record["thresholds"], fitted)
+  saved = json.loads((run / "thresholds.json").read_text())
+  assert saved["per_class"] == record["thresholds"] and saved["labels"][-1] == "neutral"
+  assert len(saved["per_class"]) == 28 and saved["global"] == [0.3] * 28
+  preds = (test["probabilities"] >= fitted).astype(int)  # column c against fitted[c]
+  for average in ("micro", "macro", "weighted"):
+    assert record["test"][f"{average}_f1"] == pytest.approx(
+        skm.f1_score(test["labels"], preds, average=average, zero_division=0))
+  assert record["test"]["exact_match"] == pytest.approx(skm.accuracy_score(test["labels"], preds))
+  per_class = results["per_class_test"]["per_class_thresholds"]
+  np.testing.assert_allclose(per_class["f1"], skm.f1_score(test["labels"], preds, average=None,
+                                                           zero_division=0))
+  assert per_class["support"] == test["labels"].sum(0).tolist()
+  glob = results["per_class_test"]["global"]
+  np.testing.assert_allclose(glob["recall"], skm.recall_score(
+      test["labels"], test["predictions"], average=None, zero_division=0))
+  # Seed 003's choice: fit on train (one more evaluation pass with the best params).
+  on_train = trainer.train(_tiny_config(
+      tiny_bert_dir, data_dir, tmp_path / "ml_train", dataset="goemotions_multilabel",
+      objective="ce", head="direct", lr_schedule="constant", epochs=1, thresholds=0.3,
+      threshold_fit="train", max_train_examples=24))
+  fitted_train = np.asarray(on_train["per_class_thresholds"]["thresholds"])
+  assert on_train["per_class_thresholds"]["fit_split"] == "train"
+  test = np.load(tmp_path / "ml_train" / "predictions" / "best_test.npz")
+  assert on_train["per_class_thresholds"]["test"]["macro_f1"] == pytest.approx(skm.f1_score(
+      test["labels"], test["probabilities"] >= fitted_train, average="macro", zero_division=0))
+
+
+def test_two_stage_freezes_encoders_bit_identically_and_trains_new_heads(
+    tiny_bert_dir, data_dir, tmp_path, monkeypatch):
+  """Stage 2: every encoder leaves stage 2 exactly as it ended stage 1; the heads are
+  re-initialised and change during stage 2."""
+  boundary = {}
+  original = trainer._reinitialise_heads
+
+  def capture(host_state, modules, seed):
+    boundary["state"] = jax.tree.map(np.array, host_state)
+    out = original(host_state, modules, seed)
+    boundary["new"] = jax.tree.map(np.array, out)
+    return out
+
+  monkeypatch.setattr(trainer, "_reinitialise_heads", capture)
+  run = tmp_path / "two"
+  results = trainer.train(_tiny_config(tiny_bert_dir, data_dir, run, objective="lcl",
+                                       epochs=1, head_epochs=1, head_learning_rate=5e-3,
+                                       lr_schedule="constant"))
+  assert results["epochs_trained"] == 2 and results["two_stage"]["stage2_start_step"] == 6
+  assert int(boundary["state"]["step"]) == 6
+  ckpt = checkpoint_lib.RunCheckpoints(run)
+  final, _ = ckpt.restore_latest(jax.tree.map(np.asarray, boundary["state"]))
+  assert int(final["step"]) == 12
+  for net in ("primary", "weighting"):
+    jax.tree.map(np.testing.assert_array_equal, final["params"][net]["encoder"],
+                 boundary["state"]["params"][net]["encoder"])
+    old, new, end = (boundary["state"]["params"][net]["head"],
+                     boundary["new"]["params"][net]["head"], final["params"][net]["head"])
+    for a, b, c in zip(jax.tree.leaves(old), jax.tree.leaves(new), jax.tree.leaves(end)):
+      assert a.shape == b.shape == c.shape
+      if a.ndim == 2:  # kernels: re-initialised, then trained
+        assert not np.array_equal(a, b) and not np.array_equal(b, c)
+
+
+def test_run_killed_in_stage_two_resumes_bit_identically(tiny_bert_dir, data_dir, tmp_path):
+  """Two-stage training through the binary: SIGKILL after stage 2 has checkpointed, re-run:
+  the final state (every parameter and optimiser moment) equals an uninterrupted run's."""
+  import orbax.checkpoint as ocp
+
+  extra = ["--epochs=1", "--head_epochs=3", "--head_learning_rate=5e-3",
+           "--lr_schedule=constant"]
+  reference = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "ref") + extra)
+  out, _ = reference.communicate(timeout=600)
+  assert reference.returncode == 0, out.decode()[-3000:]
+  ref_dir = tmp_path / "ref" / "scl" / "seed1"
+  ref = json.loads((ref_dir / "results.json").read_text())
+  stage2_start = ref["two_stage"]["stage2_start_step"]
+  assert ref["epochs_trained"] == 4 and stage2_start == 8
+
+  run_dir = tmp_path / "killed" / "scl" / "seed1"
+  ckpt_dir = run_dir / "checkpoints"
+  proc = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "killed") + extra)
+  started = _wait_for(ckpt_dir, lambda: ckpt_dir.is_dir() and any(
+      p.name.isdigit() and int(p.name) > stage2_start for p in ckpt_dir.iterdir()), proc)
+  assert started, "the run finished before it could be interrupted in stage 2"
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate(timeout=300)
+  assert not (run_dir / "results.json").exists()
+  resumed = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "killed") + extra)
+  out, _ = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, out.decode()[-3000:]
+  assert _comparable(json.loads((run_dir / "results.json").read_text())) == _comparable(ref)
+
+  def final_state(directory):
+    step = max(int(p.name) for p in (directory / "checkpoints").iterdir() if p.name.isdigit())
+    return step, ocp.StandardCheckpointer().restore(directory / "checkpoints" / str(step) / "state")
+
+  (ref_step, ref_state), (got_step, got_state) = final_state(ref_dir), final_state(run_dir)
+  assert ref_step == got_step == 32
+  assert jax.tree.structure(ref_state) == jax.tree.structure(got_state)
+  jax.tree.map(np.testing.assert_array_equal, got_state, ref_state)

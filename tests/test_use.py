@@ -57,7 +57,8 @@ def multilabel_run(tmp_path_factory, tiny_bert_dir, data_dir):
       dataset="goemotions_multilabel", objective="ce", encoder=str(tiny_bert_dir),
       data_dir=str(data_dir), workdir=str(workdir), epochs=1, max_train_examples=16,
       max_eval_examples=16, max_steps_per_epoch=1, texts_per_batch=8, eval_batch_size=16,
-      max_length=32, length_buckets=(32,), progress_bar=False, thresholds=0.4))
+      max_length=32, length_buckets=(32,), progress_bar=False, thresholds=0.4,
+      threshold_fit="none"))
   return workdir
 
 
@@ -198,10 +199,10 @@ def test_multilabel_thresholds_from_results_override_the_config(multilabel_run):
   probs = predictor.probabilities(TEXTS)["primary"]
   np.testing.assert_allclose(probs, 1 / (1 + np.exp(-predictor.logits(TEXTS)["primary"])),
                              rtol=1e-6)
-  # Per-class thresholds fitted after training are saved in results.json: they win.
+  # Per-class thresholds fitted after training (threshold_fit) are in results.json: they win.
   thresholds = np.quantile(probs, 0.5, axis=0)
   results = _results(multilabel_run)
-  results["thresholds"] = thresholds.tolist()
+  results["per_class_thresholds"] = {"thresholds": thresholds.tolist()}
   (multilabel_run / "results.json").write_text(json.dumps(results))
   predictor = inference.Predictor.load(multilabel_run)
   np.testing.assert_allclose(predictor.thresholds, thresholds)

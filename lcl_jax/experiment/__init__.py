@@ -10,6 +10,8 @@
 * :mod:`~lcl_jax.experiment.subsets` -- Table 3's data-driven hard-subset selection.
 * :mod:`~lcl_jax.experiment.entropy` -- Figure 2's top-k entropy curves and plot.
 * :mod:`~lcl_jax.experiment.report` -- report.md, results.json and results.csv.
+* :mod:`~lcl_jax.experiment.multilabel` -- the GoEmotions-28 studies of seeds 000 and
+  003: rows, decision-rule columns, Tables 5/6 and the t-SNE / per-class F1 figures.
 * :mod:`~lcl_jax.experiment.cli` -- the absl flags every experiment binary shares.
 
 Nothing here initialises a JAX backend in the sweep's parent process (it must not claim

@@ -36,6 +36,7 @@ from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.models.encoder import TransformerEncoder
 from lcl_jax.models.heads import (BertClassificationHead, ClassifierOutput,
+                                  DenseLayer1Head, DenseLayer2Head, DirectHead,
                                   ElectraClassificationHead, PaperHead,
                                   resolve_classifier_dropout)
 
@@ -147,11 +148,50 @@ class BertSequenceClassifier(_EncoderClassifier):
   HF_ARCHITECTURE = "BertForSequenceClassification"
 
 
+class _OwnHeadClassifier(_EncoderClassifier):
+  """A head transformers has no class for (params at the top of the checkpoint, like
+  the paper head); its dropout is `classifier_dropout`, else `DEFAULT_DROPOUT`."""
+
+  HEAD_PARTS = (HeadPart(key=None, module_path="", in_base_model=False),)
+  DEFAULT_DROPOUT: ClassVar[float] = 0.0
+
+  @nn.nowrap
+  def head_dropout_rate(self) -> float:
+    rate = self.DEFAULT_DROPOUT if self.classifier_dropout is None else self.classifier_dropout
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f"classifier_dropout must be in [0, 1), got {rate}")
+    return rate
+
+
+class DirectClassifier(_OwnHeadClassifier):
+  """Seed 000's direct model: [CLS] -> Dense(H) + tanh -> dropout(0.3) -> Dense(C)."""
+
+  HEAD_CLASS = DirectHead
+  DEFAULT_DROPOUT = 0.3
+
+
+class DenseLayer1Classifier(_OwnHeadClassifier):
+  """Seed 003's DenseLayer(1) head: [CLS] -> dropout(p) -> Dense(C) (default p = 0)."""
+
+  HEAD_CLASS = DenseLayer1Head
+
+
+class DenseLayer2Classifier(_OwnHeadClassifier):
+  """Seed 003's DenseLayer(2) head: [CLS] -> dropout -> Dense(H) -> ReLU -> dropout -> Dense(C)."""
+
+  HEAD_CLASS = DenseLayer2Head
+
+
 CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "paper": PaperClassifier,
     "electra": ElectraSequenceClassifier,
     "bert": BertSequenceClassifier,
+    "direct": DirectClassifier,
+    "dense1": DenseLayer1Classifier,
+    "dense2": DenseLayer2Classifier,
 }
+# Heads a run may put on Φ in place of the paper head (TrainConfig.head).
+PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")
 
 
 def head_kind(module: nn.Module) -> str:
@@ -238,7 +278,8 @@ def build_classifier(
   """A classifier with its encoder loaded from a checkpoint and its head new (or loaded).
 
   Args:
-    head: ``"paper"`` (Φ), ``"electra"`` (Ψ) or ``"bert"`` (BERT baseline).
+    head: ``"paper"`` (Φ), ``"electra"`` (Ψ), ``"bert"`` (BERT baseline),
+      ``"direct"`` (seed 000) or ``"dense1"`` / ``"dense2"`` (seed 003).
     checkpoint: a local directory, hub id, or a `pretrained.Checkpoint` already
       read (to build several networks from one read).
     num_classes: C.

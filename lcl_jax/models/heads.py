@@ -166,3 +166,78 @@ class BertClassificationHead(nn.Module):
                                std=self.config.initializer_range)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier", **inits)(pooled)
     return logits.astype(jnp.float32)
+
+
+class _MultiLabelStudyHead(nn.Module):
+  """Fields and input handling shared by the issue-9 heads (same fields as the heads above)."""
+
+  config: EncoderConfig
+  num_classes: int
+  dropout_rate: float = 0.0
+  init_scheme: str = "hf"
+  dtype: DType = jnp.float32
+
+  @nn.nowrap
+  def cls_and_initializers(self, hidden_states: Array) -> tuple[Array, dict[str, Any]]:
+    """The [CLS] vectors [B, H] and the Dense initialisers of `init_scheme`."""
+    _check_hidden(hidden_states, self.config)
+    return hidden_states[:, 0], dense_initializers(
+        self.init_scheme, fan_in=self.config.hidden_size, std=self.config.initializer_range)
+
+
+class DirectHead(_MultiLabelStudyHead):
+  """Seed 000's direct-implementation head (params ``dense``, ``out``).
+
+  [CLS] -> Dense(H) + tanh -> dropout(p) -> Dense(C) (Huang & Wen, Sec. 5.2.1: "a
+  linear layer with Tanh activation ... connected to our output layers ... a dropout
+  layer ... 0.3"; sigmoid + BCE on the logits). Default p = 0.3.
+  """
+
+  dropout_rate: float = 0.3
+
+  @nn.compact
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    x, inits = self.cls_and_initializers(hidden_states)
+    x = nn.Dense(self.config.hidden_size, dtype=self.dtype, name="dense", **inits)(x)
+    x = jnp.tanh(x)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="out", **inits)(x)
+    return logits.astype(jnp.float32)
+
+
+class DenseStackHead(_MultiLabelStudyHead):
+  """Seed 003's "DenseLayer(1)" / "DenseLayer(2)" heads (params ``hidden``, ``out``).
+
+  The poster names only the number of dense layers and the dropout; lcl_jax reads
+  DenseLayer(1) as [CLS] -> dropout(p) -> Dense(C) and DenseLayer(2) as [CLS] ->
+  dropout(p) -> Dense(H) -> ReLU -> dropout(p) -> Dense(C). Default p = 0 (the rows
+  without "Dropout(...)").
+
+  Attributes:
+    num_layers: 1 or 2.
+  """
+
+  num_layers: int = 1
+
+  @nn.compact
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    if self.num_layers not in (1, 2):
+      raise ValueError(f"DenseStackHead.num_layers={self.num_layers}; expected 1 or 2")
+    x, inits = self.cls_and_initializers(hidden_states)
+    x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    if self.num_layers == 2:
+      x = jax.nn.relu(nn.Dense(self.config.hidden_size, dtype=self.dtype, name="hidden",
+                               **inits)(x))
+      x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="out", **inits)(x)
+    return logits.astype(jnp.float32)
+
+
+class DenseLayer1Head(DenseStackHead):
+  """Seed 003's DenseLayer(1): [CLS] -> dropout(p) -> Dense(C)."""
+  num_layers: int = 1
+
+
+class DenseLayer2Head(DenseStackHead):
+  """Seed 003's DenseLayer(2): [CLS] -> dropout(p) -> Dense(H) -> ReLU -> dropout(p) -> Dense(C)."""
+  num_layers: int = 2

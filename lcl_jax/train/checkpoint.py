@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
+import secrets
 from typing import Any
 
 import jax
@@ -21,12 +21,30 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-  """Writes `data` to `path` via a temporary file + rename (never a partial file)."""
-  path = pathlib.Path(path)
+def _create_temporary(path: pathlib.Path) -> tuple[int, pathlib.Path]:
+  """An exclusive new file beside `path`, created with mode 0666 & ~umask (the mode any
+  ordinary `open(path, "w")` would give; `tempfile.mkstemp` would force 0600)."""
   path.parent.mkdir(parents=True, exist_ok=True)
+  for _ in range(100):
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+      return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+    except FileExistsError:
+      continue
+  raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+  """Writes `data` to `path` via a temporary file + rename (never a partial file).
+
+  The file's mode follows the process umask, like any file `open()` creates.
+
+  Raises:
+    OSError: the folder cannot be written (e.g. read-only); nothing is left behind.
+  """
+  path = pathlib.Path(path)
   mode = "wb" if isinstance(data, bytes) else "w"
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  fd, tmp = _create_temporary(path)
   try:
     with os.fdopen(fd, mode) as f:
       f.write(data)
@@ -34,25 +52,84 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
       os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
+    tmp.unlink(missing_ok=True)
     raise
 
 
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+  """`value` as indented, key-sorted JSON via `write_atomic`."""
   write_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+  """`np.savez_compressed(path, **arrays)` via a temporary file + rename (umask mode)."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  fd, tmp = _create_temporary(path)
   try:
     with os.fdopen(fd, "wb") as f:
       np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
   except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
+    tmp.unlink(missing_ok=True)
     raise
+
+
+class WorkdirInUseError(RuntimeError):
+  """Another live process holds the workdir's lock."""
+
+
+class WorkdirLock:
+  """An exclusive `fcntl.flock` on `<workdir>/.lock`, holding the owner's pid.
+
+  Taken for the whole of a run so that two commands never write one workdir. The
+  kernel drops the lock when its process exits (or is killed), so a stale lock file
+  left by a dead process never blocks a new run. `acquire` does not wait.
+  """
+
+  NAME = ".lock"
+
+  def __init__(self, workdir: str | os.PathLike):
+    self.path = pathlib.Path(workdir) / self.NAME
+    self._fd: int | None = None
+
+  def acquire(self) -> "WorkdirLock":
+    """Takes the lock (creating the workdir).
+
+    Raises:
+      WorkdirInUseError: another process holds it; the message gives its pid.
+    """
+    import fcntl
+
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+      os.close(fd)
+      raise WorkdirInUseError(
+          f"{self.path.parent} is in use by pid {owner} (lock {self.path}); wait for that "
+          "run to finish or use another --workdir") from None
+    except BaseException:
+      os.close(fd)
+      raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    """Drops the lock (the file stays; its content is only informative)."""
+    if self._fd is not None:
+      os.close(self._fd)  # closing the last descriptor releases the flock
+      self._fd = None
+
+  def __enter__(self) -> "WorkdirLock":
+    return self.acquire()
+
+  def __exit__(self, *exc) -> bool:
+    self.release()
+    return False
 
 
 def _json_default(value: Any) -> Any:

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from typing import Any, Sequence
 
+# [CLS] + one token + [SEP]: the shortest input a classifier can read.
+MIN_MAX_LENGTH = 3
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
 PARALLELISM = ("jit", "pmap")
 BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
+LR_SCHEDULES = ("linear", "constant")
+PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
+THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
@@ -68,6 +75,18 @@ class TrainConfig:
   adam_b2: float = 0.999
   adam_eps: float = 1e-6
   clip_norm: float = 1.0
+  # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
+  lr_schedule: str = "linear"
+
+  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release), 'direct' (seed 000:
+  # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
+  head: str = "paper"
+  classifier_dropout: float | None = None  # None: the head's default (0.1 / 0.3 / 0)
+
+  # Two-stage training (seed 003): after `epochs`, `head_epochs` more with every encoder
+  # frozen and the heads re-initialised, at `head_learning_rate` (None: learning_rate).
+  head_epochs: int = 0
+  head_learning_rate: float | None = None
 
   # Data.
   max_length: int = 128
@@ -78,9 +97,16 @@ class TrainConfig:
   max_train_examples: int | None = None  # smoke runs / tests: a deterministic subset
   max_eval_examples: int | None = None
   max_steps_per_epoch: int | None = None
+  # Seed 003's data expansion: this many extra training rows, each two training texts
+  # joined by a space with the union of their labels (multi-label datasets only).
+  concat_expansion: int = 0
 
   # Multi-label (GoEmotions-28): per-class thresholds on sigmoid probabilities.
   thresholds: tuple[float, ...] | float = 0.5
+  # Per-class thresholds maximising each class's F1, fitted after training on the best
+  # epoch's predictions of this split ('validation', 'train' as seed 003, or 'none') and
+  # applied to test, beside the global `thresholds`.
+  threshold_fit: str = "validation"
 
   # Compute.
   dtype: str = "float32"
@@ -89,6 +115,7 @@ class TrainConfig:
   dropout_rng_impl: str = "threefry2x32"  # measured: not slower than rbg (BUILD_NOTES)
   checkpoint_every_steps: int = 200
   export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
+  save_features: bool = False  # Φ's test/validation [CLS] vectors in predictions/*.npz
   # What a finished run keeps: "best" drops the latest-state checkpoint (optimiser state,
   # ~3x the params) once results.json is written; "all" keeps it.
   keep_checkpoints: str = "best"
@@ -114,7 +141,12 @@ class TrainConfig:
   head_init: str = "normal_0.02"
 
   def resolved(self) -> "TrainConfig":
-    """A copy with the presets filled in and every field validated."""
+    """A copy with the presets filled in and every field validated.
+
+    Raises:
+      ValueError: a field is invalid; the message names its flag (see `validate`).
+    """
+    self.validate()
     preset = dataset_preset(self.dataset)
     cfg = dataclasses.replace(
         self,
@@ -129,9 +161,27 @@ class TrainConfig:
     return cfg
 
   def validate(self) -> None:
-    def bad(name: str, why: str) -> ValueError:
-      return ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
+    """Checks every field; raises `ValueError` naming the flag (`--name`, the field).
 
+    Run before anything is written (the trainer calls it through `resolved()`).
+    """
+    def bad(name: str, why: str) -> ValueError:
+      return ValueError(f"--{name}={getattr(self, name)!r}: {why} (TrainConfig.{name})")
+
+    def is_int(value) -> bool:
+      return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    def is_real(value) -> bool:
+      return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+    for name in ("dataset", "objective", "encoder", "workdir", "dtype", "parallelism",
+                 "dropout_rng_impl"):
+      if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+        raise bad(name, "must be a non-empty string")
+    for name in ("weighting_encoder", "data_dir"):
+      value = getattr(self, name)
+      if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise bad(name, "must be a non-empty string or None")
     if self.objective not in OBJECTIVES:
       raise bad("objective", f"must be one of {OBJECTIVES}")
     if self.parallelism not in PARALLELISM:
@@ -145,22 +195,75 @@ class TrainConfig:
       jax.random.key(0, impl=self.dropout_rng_impl)
     except ValueError as e:
       raise bad("dropout_rng_impl", str(e)) from None
-    if self.learning_rate is not None and not self.learning_rate > 0:
-      raise bad("learning_rate", "must be > 0")
-    if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
-      raise bad("alpha", "must be in [0, 1]")
-    if self.temperature is not None and not self.temperature > 0:
-      raise bad("temperature", "must be > 0")
-    for name in ("epochs", "texts_per_batch", "max_length", "eval_batch_size",
-                 "checkpoint_every_steps", "log_every_steps"):
-      if int(getattr(self, name)) < 1:
-        raise bad(name, "must be >= 1")
-    if self.patience is not None and self.patience < 1:
-      raise bad("patience", "must be >= 1 or None")
-    if not self.length_buckets or min(self.length_buckets) < 2:
-      raise bad("length_buckets", "needs at least one length >= 2")
-    if not 0.0 <= self.augment_p <= 1.0:
-      raise bad("augment_p", "must be in [0, 1]")
+    if self.classes is not None and (
+        isinstance(self.classes, str) or not len(self.classes)
+        or any(not isinstance(c, str) or not c.strip() for c in self.classes)):
+      raise bad("classes", "must be a non-empty list of class names or None")
+    if not is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
+      raise bad("seed", "must be an integer in [0, 2**31 - 1)")
+    # Positive finite reals; None means the dataset preset (filled in by resolved()).
+    for name, optional in (("learning_rate", True), ("temperature", True),
+                           ("adam_eps", False), ("clip_norm", False)):
+      value = getattr(self, name)
+      if value is None and optional:
+        continue
+      if not is_real(value) or not math.isfinite(value) or not value > 0:
+        raise bad(name, "must be a finite number > 0")
+    for name, low, high, high_open in (("alpha", 0.0, 1.0, False), ("augment_p", 0.0, 1.0, False),
+                                       ("adam_b1", 0.0, 1.0, True), ("adam_b2", 0.0, 1.0, True),
+                                       ("weight_decay", 0.0, math.inf, True)):
+      value = getattr(self, name)
+      if value is None and name == "alpha":
+        continue
+      ok = is_real(value) and math.isfinite(value) and low <= value and (
+          value < high if high_open else value <= high)
+      if not ok:
+        raise bad(name, f"must be a finite number in [{low}, {high}{')' if high_open else ']'}")
+    for name in ("epochs", "texts_per_batch", "eval_batch_size", "checkpoint_every_steps",
+                 "log_every_steps"):
+      if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+        raise bad(name, "must be an integer >= 1")
+    for name in ("patience", "max_train_examples", "max_eval_examples", "max_steps_per_epoch"):
+      value = getattr(self, name)
+      if value is not None and (not is_int(value) or value < 1):
+        raise bad(name, "must be an integer >= 1 (or unset: no limit)")
+    if not is_int(self.max_length) or self.max_length < MIN_MAX_LENGTH:
+      raise bad("max_length", f"must be an integer >= {MIN_MAX_LENGTH} ([CLS], at least one "
+                "token and [SEP])")
+    buckets = self.length_buckets
+    if (isinstance(buckets, (str, bytes)) or not isinstance(buckets, Sequence) or not buckets
+        or any(not is_int(b) for b in buckets)):
+      raise bad("length_buckets", "must be a non-empty list of integers")
+    if min(buckets) < MIN_MAX_LENGTH:
+      raise bad("length_buckets", f"every length must be >= {MIN_MAX_LENGTH}")
+    thresholds = (self.thresholds,) if is_real(self.thresholds) else self.thresholds
+    if (isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence)
+        or not thresholds or any(not is_real(t) or not 0.0 < t < 1.0 for t in thresholds)):
+      raise bad("thresholds", "must be one number or a list of numbers, each in (0, 1)")
+    for name in ("fresh_views_per_epoch", "remat", "export_hf", "progress_bar"):
+      if not isinstance(getattr(self, name), bool):
+        raise bad(name, "must be true or false")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise bad("lr_schedule", f"must be one of {LR_SCHEDULES}")
+    if self.head not in PRIMARY_HEADS:
+      raise bad("head", f"must be one of {PRIMARY_HEADS}")
+    if self.head != "paper" and self.objective == "bert_ce":
+      raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
+    if self.classifier_dropout is not None and not (
+        is_real(self.classifier_dropout) and 0.0 <= self.classifier_dropout < 1.0):
+      raise bad("classifier_dropout", "must be a number in [0, 1) or unset")
+    if not is_int(self.head_epochs) or self.head_epochs < 0:
+      raise bad("head_epochs", "must be an integer >= 0")
+    if self.head_learning_rate is not None and not (
+        is_real(self.head_learning_rate) and math.isfinite(self.head_learning_rate)
+        and self.head_learning_rate > 0):
+      raise bad("head_learning_rate", "must be a finite number > 0 or unset")
+    if self.threshold_fit not in THRESHOLD_FITS:
+      raise bad("threshold_fit", f"must be one of {THRESHOLD_FITS}")
+    if not is_int(self.concat_expansion) or self.concat_expansion < 0:
+      raise bad("concat_expansion", "must be an integer >= 0")
+    if not isinstance(self.save_features, bool):
+      raise bad("save_features", "must be true or false")
     self._validate_fidelity_options(bad)
 
   def _validate_fidelity_options(self, bad) -> None:
@@ -206,10 +309,16 @@ def parse_thresholds(spec: str | float | Sequence[float]) -> tuple[float, ...] |
   """'0.5' -> 0.5; '0.3,0.4,...' -> per-class tuple; validates the range."""
   if isinstance(spec, str):
     parts = [p for p in spec.split(",") if p.strip()]
-    values = [float(p) for p in parts]
+    try:
+      values = [float(p) for p in parts]
+    except ValueError:
+      raise ValueError(f"--thresholds={spec!r}: not a number or a comma-separated list of "
+                       "numbers") from None
+    if not values:
+      raise ValueError(f"--thresholds={spec!r}: empty")
     spec = values[0] if len(values) == 1 else tuple(values)
   values = (spec,) if isinstance(spec, (int, float)) else tuple(spec)
   for v in values:
     if not 0.0 < float(v) < 1.0:
-      raise ValueError(f"thresholds: {v} is not in (0, 1)")
+      raise ValueError(f"--thresholds: {v} is not in (0, 1)")
   return float(spec) if isinstance(spec, (int, float)) else tuple(float(v) for v in spec)

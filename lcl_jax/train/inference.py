@@ -5,7 +5,8 @@
 * a finished run directory (`<workdir>/<objective>/seed<k>` with results.json): the
   best-validation parameters from `best/`, the network(s), tokenizer, lengths, batch
   size and thresholds from its config.json (multi-label thresholds: results.json's
-  `thresholds` when the run fitted per-class ones, else the config's);
+  `per_class_thresholds.thresholds` when the run fitted per-class ones, else the
+  config's);
 * a folder written by `--export_hf` (`<run>/export/<network>`): config.json
   (`lcl_jax_head`, `id2label`, the `lcl_jax` metadata), model.safetensors, tokenizer.
 
@@ -47,7 +48,8 @@ def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any],
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
   spec = objectives.get_spec(cfg.objective)
-  heads = {"primary": (spec.primary_head, cfg.encoder)}
+  primary = cfg.head if spec.primary_head == "paper" else spec.primary_head  # as the trainer
+  heads = {"primary": (primary, cfg.encoder)}
   if spec.uses_weighting_network:
     heads["weighting"] = (objectives.WEIGHTING_HEAD, cfg.weighting_encoder or cfg.encoder)
   dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
@@ -177,7 +179,9 @@ class Predictor:
       raise RunNotUsableError(f"--run={run_dir}: {e}") from None
     thresholds = None
     if multilabel:
-      values = results.get("thresholds", cfg.thresholds)
+      # Per-class thresholds fitted after training (threshold_fit) win over the config's.
+      values = ((results.get("per_class_thresholds") or {}).get("thresholds")
+                or results.get("thresholds", cfg.thresholds))
       thresholds = np.broadcast_to(np.asarray(values, np.float64), (num_classes,)).copy()
     info = {"kind": "run", "dataset": cfg.dataset, "objective": cfg.objective,
             "encoder": cfg.encoder, "weighting_encoder": results.get("weighting_encoder"),

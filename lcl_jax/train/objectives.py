@@ -1,7 +1,9 @@
 """The fine-tuning objectives: which networks a run trains and the loss it minimises.
 
 * `ce`      — primary encoder Φ with the paper's head, cross-entropy.
-* `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021).
+* `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021,
+              whose lambda = 1 - alpha weights SupCon; alpha as in the third-party
+              baseline script of the release, see BUILD_NOTES "SCL vs CE").
 * `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head);
               alpha * (L_w + L_e) + (1 - alpha) * L_LCL with Ψ's logits as the weights
               (the paper's Eq. 6; the release's loss_1 + loss_2).
@@ -66,6 +68,8 @@ def build_networks(
     dtype: Any = jnp.float32,
     remat: bool = False,
     head_init: str = "normal_0.02",
+    primary_head: str | None = None,
+    classifier_dropout: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
 
@@ -74,6 +78,9 @@ def build_networks(
   0.02 for every checkpoint used here; zero bias) or 'torch_default' (`nn.Linear`'s
   default, as the release). The ELECTRA head of Ψ and the BERT baseline's head are
   transformers classes in the release, initialised by `_init_weights` (normal 0.02).
+  `primary_head` replaces the paper head of Φ ('direct', 'dense1', 'dense2'; issue 9,
+  initialised by `head_init` too) and `classifier_dropout` sets Φ's head dropout (None:
+  the head's default).
   """
   from lcl_jax import models  # Heavy import kept out of module import time.
   from lcl_jax.train.data_pipeline import resolve_checkpoint
@@ -85,8 +92,8 @@ def build_networks(
     raise ValueError(f"head_init={head_init!r}; expected one of {sorted(_HEAD_INIT_SCHEMES)}")
   primary_init = _HEAD_INIT_SCHEMES[head_init] if spec.primary_head == "paper" else "hf"
   modules["primary"], params["primary"] = models.build_classifier(
-      spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype,
-      remat=remat, head_init=primary_init)
+      primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
+      dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))

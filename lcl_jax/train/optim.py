@@ -50,16 +50,22 @@ def decay_mask(params: Any) -> Any:
   return jax.tree_util.tree_map_with_path(decays, params)
 
 
-def learning_rate_schedule(learning_rate: float, total_steps: int) -> optax.Schedule:
-  """The paper's schedule: linear decay from `learning_rate` to 0 over `total_steps`, no
-  warm-up. `schedule(n)` is the rate of the (n+1)-th update (optax counts from 0).
+def learning_rate_schedule(learning_rate: float, total_steps: int,
+                           schedule: str = "linear") -> optax.Schedule:
+  """The rate of each update: 'linear' (the paper: decay from `learning_rate` to 0 over
+  `total_steps`, no warm-up) or 'constant'. `rate(n)` is the rate of the (n+1)-th update
+  (optax counts from 0); the trainer logs it with each step.
 
   Raises:
-    ValueError: total_steps < 1.
+    ValueError: total_steps < 1 or an unknown schedule.
   """
   if total_steps < 1:
     raise ValueError(f"total_steps={total_steps} must be >= 1")
-  return optax.linear_schedule(learning_rate, 0.0, total_steps)
+  schedules = {"linear": lambda: optax.linear_schedule(learning_rate, 0.0, total_steps),
+               "constant": lambda: optax.constant_schedule(learning_rate)}
+  if schedule not in schedules:
+    raise ValueError(f"schedule={schedule!r}; expected one of {sorted(schedules)}")
+  return schedules[schedule]()
 
 
 def make_optimizer(
@@ -72,29 +78,53 @@ def make_optimizer(
     b2: float = 0.999,
     eps: float = 1e-6,
     clip_norm: float = 1.0,
+    schedule: str = "linear",
+    freeze_encoders: bool = False,
     epsilon_mode: str = "optax",
 ) -> optax.GradientTransformation:
   """AdamW over `params = {network_name: network_params, ...}`.
 
   Each top-level network (e.g. 'primary', 'weighting') is clipped to `clip_norm`
-  by its own global norm, as the release clips each model separately; the
-  learning rate decays linearly from `learning_rate` to 0 over `total_steps`.
-  `epsilon_mode` picks the AdamW rule: ``"optax"`` (`optax.adamw`) or
-  ``"legacy_hf"`` (`legacy_hf_adamw`, the release's ``transformers.AdamW``); see
-  the module docstring. Raises ValueError for `total_steps < 1` or an unknown mode.
+  by its own global norm, as the release clips each model separately.
+
+  Args:
+    schedule: 'linear' -- the rate decays linearly from `learning_rate` to 0 over
+      `total_steps` (the paper); 'constant' -- `learning_rate` at every step (seeds
+      000 and 003's "fixed lr").
+    freeze_encoders: stage 2 of two-stage training: every network's 'encoder'
+      sub-tree gets zero updates (and no optimiser state); clipping and AdamW see
+      the 'head' sub-tree alone.
+    epsilon_mode: the AdamW rule: ``"optax"`` (`optax.adamw`) or ``"legacy_hf"``
+      (`legacy_hf_adamw`, the release's ``transformers.AdamW``); see the module
+      docstring.
+
+  Raises:
+    ValueError: total_steps < 1, an unknown schedule or epsilon mode.
   """
   if epsilon_mode not in EPSILON_MODES:
     raise ValueError(f"adam_epsilon_mode={epsilon_mode!r}: must be one of {EPSILON_MODES}")
-  schedule = learning_rate_schedule(learning_rate, total_steps)
+  rate = learning_rate_schedule(learning_rate, total_steps, schedule)
+
+  def trainable_optimizer():
+    # `decay_mask` is given as a function of the params it sees (under `freeze_encoders`
+    # the head sub-tree alone).
+    if epsilon_mode == "legacy_hf":
+      adamw = legacy_hf_adamw(rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                              mask=decay_mask)
+    else:
+      adamw = optax.adamw(rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
+                          mask=decay_mask)
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adamw)
 
   def network_optimizer(network_params):
-    if epsilon_mode == "legacy_hf":
-      adamw = legacy_hf_adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-                              mask=decay_mask(network_params))
-    else:
-      adamw = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-                          mask=decay_mask(network_params))
-    return optax.chain(optax.clip_by_global_norm(clip_norm), adamw)
+    if not freeze_encoders:
+      return trainable_optimizer()
+    if "encoder" not in network_params:
+      raise ValueError(f"freeze_encoders: network params have no 'encoder' "
+                       f"(keys {sorted(network_params)})")
+    labels = {part: ("frozen" if part == "encoder" else "trainable") for part in network_params}
+    return optax.multi_transform(
+        {"trainable": trainable_optimizer(), "frozen": optax.set_to_zero()}, labels)
 
   return per_network({name: network_optimizer(p) for name, p in params.items()})
 
@@ -179,7 +209,8 @@ def legacy_hf_adamw(
     if weight_decay:
       if params is None:
         raise ValueError("legacy_hf_adamw with weight_decay needs params in update()")
-      decay_on = mask if mask is not None else jax.tree.map(lambda _: True, params)
+      decay_on = (mask(params) if callable(mask) else mask) if mask is not None else (
+          jax.tree.map(lambda _: True, params))
       # The decay multiplies the already-updated parameter p' = p + adam.
       adam = jax.tree.map(
           lambda a, p, on: a - (lr * weight_decay * (p + a)).astype(a.dtype) if on else a,

@@ -47,6 +47,21 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
   flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
   flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
+  flags.DEFINE_enum("lr_schedule", "linear", ["linear", "constant"],
+                    "Learning-rate schedule: linear decay to 0 (the paper) or constant.")
+  flags.DEFINE_enum("head", "paper", ["paper", "direct", "dense1", "dense2"],
+                    "Φ's head: the LCL release's (paper), seed 000's direct head (dense + "
+                    "tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) (dense1/dense2).")
+  flags.DEFINE_float("classifier_dropout", None, "Head dropout p (default: the head's own).")
+  flags.DEFINE_integer("head_epochs", 0, "Two-stage training: epochs of stage 2 (encoders "
+                       "frozen, heads re-initialised) after --epochs; 0 = one stage.")
+  flags.DEFINE_float("head_learning_rate", None,
+                     "Stage-2 learning rate (default: --learning_rate).")
+  flags.DEFINE_enum("threshold_fit", "validation", ["validation", "train", "none"],
+                    "Multi-label: split on which per-class thresholds (max F1 per class) "
+                    "are fitted and then applied to test, beside --thresholds.")
+  flags.DEFINE_integer("concat_expansion", 0, "Multi-label: extra training rows made by "
+                       "concatenating two training texts (union of labels), per seed.")
   flags.DEFINE_bool("export_hf", False,
                     "Also write the best-validation networks as Hugging Face checkpoints "
                     "(<run>/export/<network>, safetensors, tokenizer and a model card "
@@ -71,6 +86,19 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                     "'torch_default' (torch.nn.Linear's default, as the release).")
 
 
+def _length_buckets(values: Any) -> tuple[int, ...]:
+  """--length_buckets '32,64,128' -> (32, 64, 128); a clear error naming the flag."""
+  items = values.split(",") if isinstance(values, str) else list(values or ())
+  try:
+    buckets = tuple(int(str(b).strip()) for b in items if str(b).strip())
+  except ValueError:
+    raise ValueError(f"--length_buckets={','.join(map(str, items))!r}: expected a "
+                     "comma-separated list of integers (token lengths)") from None
+  if not buckets:
+    raise ValueError("--length_buckets is empty: give at least one token length")
+  return buckets
+
+
 def _flag_value(name: str) -> Any:
   return FLAGS[name].value
 
@@ -80,12 +108,12 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
   --smoke settings) and `overrides` set fields directly (dataset, objective, seed, ...)."""
   value = value or _flag_value
   max_length = int(value("max_length"))
-  buckets = tuple(int(b) for b in value("length_buckets"))
+  buckets = _length_buckets(value("length_buckets"))
   fields = dict(
       encoder=value("encoder"), weighting_encoder=value("weighting_encoder"),
       data_dir=value("data_dir"), learning_rate=value("learning_rate"),
       alpha=value("alpha"), temperature=value("temperature"),
-      epochs=int(value("epochs") or 5), patience=value("patience"),
+      epochs=5 if value("epochs") is None else int(value("epochs")), patience=value("patience"),
       texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
       length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
       eval_batch_size=int(value("eval_batch_size")),
@@ -99,6 +127,10 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       progress_bar=bool(value("progress_bar")), export_hf=bool(value("export_hf")),
       baseline_views=value("baseline_views"), adam_epsilon_mode=value("adam_epsilon_mode"),
       view_seed=value("view_seed"), head_init=value("head_init"),
+      lr_schedule=value("lr_schedule"), head=value("head"),
+      classifier_dropout=value("classifier_dropout"), head_epochs=int(value("head_epochs")),
+      head_learning_rate=value("head_learning_rate"), threshold_fit=value("threshold_fit"),
+      concat_expansion=int(value("concat_expansion")),
       keep_checkpoints=value("keep_checkpoints"),
   )
   fields.update(overrides)

@@ -23,9 +23,22 @@ import optax
 from lcl_jax.train import objectives
 
 
-def init_state(params: Any, optimizer: optax.GradientTransformation) -> dict[str, Any]:
-  return {"params": params, "opt_state": optimizer.init(params),
-          "step": jnp.zeros((), jnp.int32)}
+def all_finite(tree: Any) -> jax.Array:
+  """A bool scalar: no NaN/inf in any floating leaf of `tree` (one reduction a leaf)."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
+
+
+def init_state(params: Any, optimizer: optax.GradientTransformation,
+               stage2_optimizer: optax.GradientTransformation | None = None) -> dict[str, Any]:
+  """The initial state; with a stage-2 optimiser (two-stage training) `opt_state` is
+  `{'stage1': ..., 'stage2': ...}` from the start, so checkpoints of both stages share
+  one structure."""
+  opt_state = optimizer.init(params)
+  if stage2_optimizer is not None:
+    opt_state = {"stage1": opt_state, "stage2": stage2_optimizer.init(params)}
+  return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
 
 def make_train_step(
@@ -39,12 +52,24 @@ def make_train_step(
     dropout_key: jax.Array,
     use_dropout: bool = True,
     axis_name: str | None = None,
+    stage2_optimizer: optax.GradientTransformation | None = None,
+    stage2_start_step: int | None = None,
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
+  The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
+  `finite` (1.0 when the loss, the gradients and the updated params and optimiser
+  state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
+
+  Two-stage training (seed 003): from step `stage2_start_step` on, `stage2_optimizer`
+  (built with `freeze_encoders=True`) updates the heads and every network's
+  'encoder' params are carried over unchanged (bit for bit); before it, `optimizer`
+  updates everything. Each optimiser's state advances only in its own stage.
   """
+  if (stage2_optimizer is None) != (stage2_start_step is None):
+    raise ValueError("stage2_optimizer and stage2_start_step go together")
 
   def loss_fn(params, batch, key):
     outputs = objectives.forward(modules, params, batch, dropout_key=key,
@@ -65,31 +90,58 @@ def make_train_step(
         state["params"], batch, key)
     if axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
-    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
+    if stage2_optimizer is None:
+      updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+      params = optax.apply_updates(state["params"], updates)
+    else:
+      params, opt_state = _staged_update(state, grads)
     metrics = {name: value.astype(jnp.float32) for name, value in components.items()}
     metrics["loss"] = loss.astype(jnp.float32)
     for name, network_grads in grads.items():
       metrics[f"grad_norm_{name}"] = optax.tree.norm(network_grads)
+    # 1.0 iff the loss, every gradient and every number of the new state are finite;
+    # checked on the host before any evaluation or checkpoint (trainer.flush_pending).
+    metrics["finite"] = all_finite((loss, grads, params, opt_state)).astype(jnp.float32)
     new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
     return new_state, metrics
+
+  def _staged_update(state, grads):
+    old, in_stage2 = state["opt_state"], state["step"] >= stage2_start_step
+
+    def stage1(_):
+      updates, new = optimizer.update(grads, old["stage1"], state["params"])
+      return optax.apply_updates(state["params"], updates), {"stage1": new,
+                                                             "stage2": old["stage2"]}
+
+    def stage2(_):
+      updates, new = stage2_optimizer.update(grads, old["stage2"], state["params"])
+      params = optax.apply_updates(state["params"], updates)
+      params = {name: {**p, "encoder": state["params"][name]["encoder"]}
+                for name, p in params.items()}  # frozen: the very same arrays
+      return params, {"stage1": old["stage1"], "stage2": new}
+
+    return jax.lax.cond(in_stage2, stage2, stage1, None)
 
   return train_step
 
 
 def make_eval_step(
     modules: Mapping[str, Any],
+    *,
+    with_features: bool = False,
 ) -> Callable[[Any, Mapping[str, jax.Array]], dict[str, jax.Array]]:
   """Returns `eval_step(params, batch) -> {'logits'[, 'weight_logits'], 'example_index'}`.
 
   Logits are float32; `example_index` is passed through so that the rows of every
-  device and host can be put back in dataset order after gathering.
+  device and host can be put back in dataset order after gathering. With
+  `with_features`, also Φ's last-layer [CLS] vectors `features` [R, H] float32 (for
+  the t-SNE figures of the multi-label studies).
   """
+  names = ("logits", "weight_logits") + (("features",) if with_features else ())
 
   def eval_step(params, batch):
     outputs = objectives.forward(modules, params, batch, dropout_key=None, deterministic=True)
-    result = {name: outputs[name].astype(jnp.float32)
-              for name in ("logits", "weight_logits") if name in outputs}
+    result = {name: outputs[name].astype(jnp.float32) for name in names if name in outputs}
     result["example_index"] = batch["example_index"]
     return result
 

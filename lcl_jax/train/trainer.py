@@ -9,10 +9,12 @@
   an optional patience stops training early;
 * checkpoints the latest state every `checkpoint_every_steps` steps and at each epoch
   end, and the best-validation params; re-running the same command resumes (a finished
-  run returns its results.json at once); SIGTERM saves and exits;
+  run returns its results.json at once); SIGTERM or a Ctrl-C saves and exits (a second
+  Ctrl-C aborts at once); an exclusive lock keeps a second command out of the workdir;
 * writes config.json, metrics.jsonl, TensorBoard events, predictions of the best epoch
   (predictions/best_{validation,test}.npz) and results.json (atomically), from process
-  0 only; stops with a clear error on a NaN loss, keeping the last good checkpoint.
+  0 only; stops with a clear error on a NaN/inf loss, gradient or parameter, keeping
+  the last good checkpoint (no non-finite state is ever evaluated or saved).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import math
 import pathlib
 import shutil
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -31,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax import metrics as metrics_lib
+from lcl_jax import thresholds as thresholds_lib
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
 from lcl_jax.train.config import TrainConfig
@@ -43,7 +47,13 @@ _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
 
 
 class TrainingInterrupted(RuntimeError):
-  """Raised after a SIGTERM (preemption): the state was saved; re-run to resume."""
+  """Raised after a SIGTERM (preemption) or a Ctrl-C (SIGINT): the state was saved; re-run
+  the same command to resume. `exit_code` is the shell's for that signal (143, 130)."""
+
+  def __init__(self, message: str, *, signum: int = signal.SIGTERM):
+    super().__init__(message)
+    self.signum = signum
+    self.exit_code = 128 + int(signum)
 
 
 class ConfigMismatchError(ValueError):
@@ -51,48 +61,76 @@ class ConfigMismatchError(ValueError):
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN/inf; the last good checkpoint is kept."""
+  """The loss, a gradient or the updated state became NaN/inf; nothing after the last
+  good (all-finite) checkpoint was saved or evaluated."""
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop checks between steps (main thread only)."""
+class _StopSignals:
+  """Turns SIGTERM and a first Ctrl-C (SIGINT) into a flag the loop checks between steps
+  (it then saves and stops); a second Ctrl-C raises KeyboardInterrupt at once, without
+  saving. Installed from the main thread only (signals cannot be caught elsewhere)."""
+
+  _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
-    self.raised = False
-    self._previous = None
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  @property
+  def raised(self) -> bool:
+    return self.signum is not None
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signum).name if self.signum is not None else ""
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in self._SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.raised = True
+    del frame
+    if signum == signal.SIGINT and self.signum is not None:
+      raise KeyboardInterrupt("second Ctrl-C: aborted without saving")
+    if self.signum is None:
+      self.signum = signum
+    if signum == signal.SIGINT:
+      print("\nCtrl-C: saving the state after this step, then stopping "
+            "(Ctrl-C again aborts without saving)", file=sys.stderr, flush=True)
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      # A SIGTERM handled here while the run went on to finish (its last epoch) is
-      # handed on to an enclosing Python handler (a sweep then stops before its next
-      # run); the state is saved, so a re-run only writes results.json.
-      if self.raised and exc[0] is None and callable(self._previous):
-        self._previous(signal.SIGTERM, None)
+    previous_handlers, self._previous = self._previous, {}
+    for signum, previous in previous_handlers.items():
+      signal.signal(signum, previous)
+    # A signal handled here while the run went on to finish (its last epoch) is handed
+    # on to an enclosing Python handler (a sweep then stops before its next run; a
+    # plain Ctrl-C raises KeyboardInterrupt and the binary exits 130); the state is
+    # saved, so a re-run only writes results.json.
+    previous = previous_handlers.get(self.signum)
+    if self.raised and exc[0] is None and callable(previous):
+      previous(self.signum, None)
     return False
 
 
 class _Outputs:
   """metrics.jsonl + TensorBoard + stdout, from process 0 only."""
 
-  def __init__(self, workdir: pathlib.Path, enabled: bool):
+  def __init__(self, workdir: pathlib.Path, enabled: bool, *, start_step: int = 0):
+    """Appends to the run's outputs; on a resume from `start_step`, records of later
+    (replayed) steps are dropped first, so every step appears once."""
     self.enabled = enabled
     self._jsonl = None
     self._tb = None
     if enabled:
+      _truncate_metrics(workdir / "metrics.jsonl", start_step)
       self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(str(workdir / "tensorboard"))
+        resumed = (workdir / "tensorboard").exists()
+        self._tb = SummaryWriter(str(workdir / "tensorboard"),
+                                 purge_step=start_step + 1 if resumed else None)
       except ImportError:  # pragma: no cover - tensorboardX is a dependency
         log.warning("tensorboardX not installed: no TensorBoard events")
 
@@ -114,6 +152,71 @@ class _Outputs:
       self._jsonl.close()
     if self._tb:
       self._tb.close()
+
+
+def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
+  """Keeps the records of metrics.jsonl with step <= last_step (the resumed state's);
+  a torn last line of a killed run is dropped too. Rewritten atomically."""
+  if not path.exists():
+    return
+  kept, dropped = [], 0
+  for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+      record = json.loads(line)
+      keep = int(record.get("step", 0)) <= last_step
+    except (ValueError, TypeError, AttributeError):
+      keep = False
+    if keep:
+      kept.append(line)
+    else:
+      dropped += 1
+  if dropped:
+    log.info("metrics.jsonl: dropped %d record(s) after step %d (replayed on resume)",
+             dropped, last_step)
+    checkpoint_lib.write_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def preflight(cfg: TrainConfig) -> None:
+  """The checks of a resolved config that need the registries, before anything is
+  written: a known --dataset, and --max_length within each encoder's
+  max_position_embeddings (read from the checkpoint's config.json).
+
+  Raises:
+    ValueError: naming the flag.
+    models.pretrained.CheckpointNotFoundError: --encoder names no checkpoint.
+  """
+  from lcl_jax import data as data_lib
+  from lcl_jax.models import pretrained
+  from lcl_jax.models.config import EncoderConfig
+
+  if cfg.dataset not in data_lib.dataset_names():
+    raise ValueError(f"--dataset={cfg.dataset!r} is unknown; known datasets: "
+                     f"{', '.join(data_lib.dataset_names())}")
+  networks = [("encoder", cfg.encoder)]
+  if objectives.get_spec(cfg.objective).uses_weighting_network:
+    networks.append(("weighting_encoder", cfg.weighting_encoder))
+  for flag, name in networks:
+    try:
+      directory = pretrained.resolve_checkpoint_dir(data_pipeline.resolve_checkpoint(name))
+    except pretrained.CheckpointNotFoundError as e:
+      raise pretrained.CheckpointNotFoundError(f"--{flag}={name}: {e}") from None
+    positions = EncoderConfig.from_json_file(directory / "config.json").max_position_embeddings
+    if cfg.max_length > positions:
+      raise ValueError(
+          f"--max_length={cfg.max_length} exceeds --{flag}={name}'s "
+          f"max_position_embeddings={positions}; use --max_length<={positions}")
+
+
+def _check_resume_data(workdir: pathlib.Path, fingerprint: str, cfg: TrainConfig) -> None:
+  path = workdir / "config.json"
+  if not path.exists():
+    return
+  saved = json.loads(path.read_text()).get("dataset", {}).get("fingerprint")
+  if saved is not None and saved != fingerprint:
+    raise ValueError(
+        f"{workdir} was trained on other data than --data_dir={cfg.data_dir} gives for "
+        f"{cfg.dataset} now (texts/labels fingerprint {saved[:12]}... vs {fingerprint[:12]}...); "
+        "point --data_dir at the data of that run, or use another --workdir")
 
 
 def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
@@ -190,7 +293,22 @@ def evaluate_logits(eval_step, dp, params, batches, num_examples: int, *,
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-  """Runs (or resumes, or returns the finished results of) one training job."""
+  """Runs (or resumes, or returns the finished results of) one training job.
+
+  Order (nothing is written into the workdir before the checks that can fail on user
+  input): validate every field (`TrainConfig.resolved`); return a finished run's
+  results.json (read only: a read-only workdir is fine); `preflight` (--dataset, and
+  --max_length against each encoder's positions); lock the workdir; check a resumed run's config; load the data (refusing a batch larger than
+  the training set) and check its fingerprint against the resumed run's; build the
+  networks; only then write config.json.
+
+  Raises:
+    ValueError: a bad setting or a resume with another config or other data (the
+      message names the flag).
+    checkpoint.WorkdirInUseError: another live process is running in the workdir.
+    NonFiniteLossError: a NaN/inf loss, gradient or parameter (last good checkpoint kept).
+    TrainingInterrupted: SIGTERM/SIGINT; the state was saved (`exit_code` 143/130).
+  """
   cfg = config.resolved()
   workdir = pathlib.Path(cfg.workdir).absolute()
   results_path = workdir / "results.json"
@@ -198,13 +316,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
     _check_resume_config(workdir, cfg)
     log.info("%s already finished; returning its results", workdir)
     return json.loads(results_path.read_text())
+  preflight(cfg)
   is_main = jax.process_index() == 0
-  workdir.mkdir(parents=True, exist_ok=True)
+  lock = checkpoint_lib.WorkdirLock(workdir)
+  if is_main:
+    lock.acquire()
+  try:
+    if results_path.exists():  # finished while this command started
+      _check_resume_config(workdir, cfg)
+      return json.loads(results_path.read_text())
+    return _train_locked(cfg, workdir, is_main)
+  finally:
+    lock.release()
+
+
+def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dict[str, Any]:
+  results_path = workdir / "results.json"
   _check_resume_config(workdir, cfg)
 
   spec = objectives.get_spec(cfg.objective)
   dp = parallel.make_data_parallel(cfg.parallelism)
   data = data_pipeline.prepare(cfg, num_devices=dp.num_devices)
+  fingerprint = data.fingerprint()
+  _check_resume_data(workdir, fingerprint, cfg)
   multilabel = data.multilabel
   num_classes = data.num_classes
   if multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != num_classes:
@@ -213,7 +347,38 @@ def train(config: TrainConfig) -> dict[str, Any]:
   thresholds = (np.broadcast_to(np.asarray(cfg.thresholds, np.float64), (num_classes,))
                 if multilabel else 0.5)
 
-  if is_main:
+  dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
+  modules, params = objectives.build_networks(
+      spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
+      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
+      head_init=cfg.head_init,
+      primary_head=cfg.head if spec.primary_head == "paper" else None,
+      classifier_dropout=cfg.classifier_dropout)
+  steps_per_epoch = data.steps_per_epoch
+  total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
+  stage1_steps = steps_per_epoch * cfg.epochs
+  stage1_rate = optim.learning_rate_schedule(cfg.learning_rate, stage1_steps, cfg.lr_schedule)
+  stage2_rate = (optim.learning_rate_schedule(cfg.head_learning_rate or cfg.learning_rate,
+                                              steps_per_epoch * cfg.head_epochs,
+                                              cfg.lr_schedule) if cfg.head_epochs else None)
+
+  def learning_rate(s: int) -> float:
+    """The rate of update number s (1-based), as the optimiser (stage 1 or 2) used it."""
+    if stage2_rate is None or s <= stage1_steps:
+      return float(stage1_rate(s - 1))
+    return float(stage2_rate(s - 1 - stage1_steps))
+  optimizer_options = dict(weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2,
+                           eps=cfg.adam_eps, clip_norm=cfg.clip_norm, schedule=cfg.lr_schedule,
+                           epsilon_mode=cfg.adam_epsilon_mode)
+  optimizer = optim.make_optimizer(params, learning_rate=cfg.learning_rate,
+                                   total_steps=stage1_steps, **optimizer_options)
+  stage2_optimizer = None
+  if cfg.head_epochs:
+    stage2_optimizer = optim.make_optimizer(
+        params, learning_rate=cfg.head_learning_rate or cfg.learning_rate,
+        total_steps=steps_per_epoch * cfg.head_epochs, freeze_encoders=True,
+        **optimizer_options)
+  if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
     checkpoint_lib.write_json_atomic(workdir / "config.json", {
         "config": json.loads(cfg.to_json()),
         "dataset": data.describe(),
@@ -221,26 +386,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
     })
-
-  dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
-  modules, params = objectives.build_networks(
-      spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
-      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
-      head_init=cfg.head_init)
-  steps_per_epoch = data.steps_per_epoch
-  total_steps = steps_per_epoch * cfg.epochs
-  lr_schedule = optim.learning_rate_schedule(cfg.learning_rate, total_steps)
-  optimizer = optim.make_optimizer(
-      params, learning_rate=cfg.learning_rate, total_steps=total_steps,
-      weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
-      clip_norm=cfg.clip_norm, epsilon_mode=cfg.adam_epsilon_mode)
   dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
   train_step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
-      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name))
-  eval_step = dp.compile_eval_step(steps.make_eval_step(modules))
+      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
+      stage2_optimizer=stage2_optimizer,
+      stage2_start_step=stage1_steps if stage2_optimizer is not None else None))
+  eval_step = dp.compile_eval_step(steps.make_eval_step(modules,
+                                                        with_features=cfg.save_features))
 
-  host_state = steps.init_state(params, optimizer)
+  host_state = steps.init_state(params, optimizer, stage2_optimizer)
   state = dp.put_state(host_state)
   ckpt = checkpoint_lib.RunCheckpoints(workdir)
   progress: dict[str, Any] = {"history": [], "best_epoch": None, "best_value": None,
@@ -253,40 +408,54 @@ def train(config: TrainConfig) -> dict[str, Any]:
   del host_state, params
   start_step = int(np.asarray(dp.host_state(state)["step"]))
 
-  outputs = _Outputs(workdir, enabled=is_main)
+  outputs = _Outputs(workdir, enabled=is_main, start_step=start_step)
   selection = _selection_metric(multilabel)
   shapes_seen: set[tuple] = set()
   throughput = {"rows": 0, "seconds": 0.0}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
 
   def flush_pending() -> None:
-    """Pulls pending step metrics to the host; raises on a non-finite loss."""
+    """Pulls the pending steps' metrics to the host and checks each step's `finite`
+    (loss, gradients, new params and optimiser state all finite) and loss.
+
+    The guard of every checkpoint and evaluation: it is called before each of them and
+    covers every step since the previous call, however rarely metrics are logged.
+    """
     if not pending:
       return
     host = [(s, dp.fetch_scalars(m)) for s, m in pending]
     pending.clear()
     for s, m in host:
-      if not math.isfinite(float(m["loss"])):
+      loss = float(m["loss"])
+      if not math.isfinite(loss) or float(m["finite"]) < 1.0:
+        what = (f"the loss is {loss}" if not math.isfinite(loss) else
+                f"the loss is finite ({loss:.4g}) but the gradients or the updated "
+                "parameters hold NaN/inf")
+        ckpt.wait()
         last = ckpt.latest_step
+        kept = (f"the last good checkpoint (step {last}) is kept in {workdir / 'checkpoints'}"
+                if last is not None else "no checkpoint was saved")
         raise NonFiniteLossError(
-            f"{cfg.objective} on {cfg.dataset}: loss is {float(m['loss'])} at step {s}; "
-            f"stopping. The last good checkpoint (step {last}) is kept in "
-            f"{workdir / 'checkpoints'}; try a lower --learning_rate or --dtype=float32")
+            f"{cfg.objective} on {cfg.dataset}: {what} at step {s}; stopping without "
+            f"saving or evaluating that state; {kept}. Try a lower --learning_rate "
+            "or --dtype=float32")
     s, m = host[-1]
     record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
     record.update({k: float(v) for k, v in m.items()})
-    record["learning_rate"] = float(lr_schedule(s - 1))  # the rate of update number s
+    record["learning_rate"] = learning_rate(s)
     if throughput["seconds"] > 0:
       record["sequences_per_second"] = throughput["rows"] / throughput["seconds"]
     outputs.write(record)
 
   def evaluate(split_name: str, params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     split = data.eval_split(split_name)
-    logits = evaluate_logits(eval_step, dp, params, split.batches(), split.num_examples,
-                             what=f"evaluation on {split_name}")
+    outputs = evaluate_logits(eval_step, dp, params, split.batches(), split.num_examples,
+                              what=f"evaluation on {split_name}")
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
-    for name, values in logits.items():
+    if "features" in outputs:  # Φ's [CLS] vectors, saved with the predictions
+      arrays["features"] = outputs.pop("features")
+    for name, values in outputs.items():
       probs = probabilities(values, multilabel)
       m, predictions = split_metrics(split.labels, probs, multilabel=multilabel,
                                      thresholds=thresholds)
@@ -302,10 +471,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
   step = start_step
   completed_epochs = len(progress["history"])
   try:
-    with _SigtermFlag() as sigterm:
-      for epoch in range(completed_epochs, cfg.epochs):
+    with _StopSignals() as stop:
+      for epoch in range(completed_epochs, total_epochs):
         if progress["stopped_early"]:
           break
+        if epoch >= cfg.epochs and not progress.get("heads_reinitialised"):
+          # Stage 2 (two-stage training): new heads, encoders frozen from here on.
+          state = dp.put_state(_reinitialise_heads(dp.host_state(state), modules, cfg.seed))
+          progress["heads_reinitialised"] = True
+          log.info("stage 2: encoders frozen, heads re-initialised, %d epoch(s)",
+                   cfg.head_epochs)
         epoch_start_step = epoch * steps_per_epoch
         first = step - epoch_start_step  # > 0 when resuming inside this epoch
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
@@ -334,13 +509,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if compiled:
               _restart_rate(bar)
           at_epoch_end = step == epoch_start_step + steps_per_epoch
-          if sigterm.raised and not at_epoch_end:
+          if stop.raised and not at_epoch_end:
             flush_pending()
             ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
             ckpt.wait()
             raise TrainingInterrupted(
-                f"SIGTERM at step {step}: state saved in {workdir / 'checkpoints'}; "
-                "re-run the same command to resume")
+                f"{stop.name} at step {step}: state saved in {workdir / 'checkpoints'}; "
+                "re-run the same command to resume", signum=stop.signum)
           if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
             flush_pending()
             ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
@@ -372,14 +547,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
           progress["stopped_early"] = True
         outputs.write({"kind": "eval", **_flatten(record)})
         if is_main:
-          log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, cfg.epochs,
+          log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, total_epochs,
                    _fmt(val_metrics), _fmt(test_metrics), "  (best)" if improved else "")
         ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
-        if sigterm.raised and epoch + 1 < cfg.epochs:
+        if stop.raised and epoch + 1 < total_epochs:
           ckpt.wait()
           raise TrainingInterrupted(
-              f"SIGTERM at the end of epoch {epoch + 1}: state saved in "
-              f"{workdir / 'checkpoints'}; re-run the same command to resume")
+              f"{stop.name} at the end of epoch {epoch + 1}: state saved in "
+              f"{workdir / 'checkpoints'}; re-run the same command to resume",
+              signum=stop.signum)
   finally:
     ckpt.wait()
     outputs.close()
@@ -408,13 +584,26 @@ def train(config: TrainConfig) -> dict[str, Any]:
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if cfg.head_epochs:
+    results["two_stage"] = {"stage1_epochs": cfg.epochs, "stage2_epochs": cfg.head_epochs,
+                            "stage2_learning_rate": cfg.head_learning_rate or cfg.learning_rate,
+                            "stage2_start_step": stage1_steps}
+  if multilabel:
+    fit_scores = None
+    if cfg.threshold_fit == "train":  # every process takes part in the evaluation
+      best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
+      fit_scores = evaluate("train", _device_params(dp, state, best_params))[1]
+    if is_main:
+      results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
+                                           train_arrays=fit_scores))
   if is_main:
     results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
   if cfg.export_hf and is_main:
     results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
                                      workdir / "export", cfg=cfg, results=results,
                                      label_names=data.label_names,
-                                     thresholds=thresholds if multilabel else None)
+                                     thresholds=_decision_thresholds(results, thresholds)
+                                     if multilabel else None)
   ckpt.close()
   if is_main:
     # What the finished run occupies once the keep_checkpoints policy has been applied.
@@ -427,6 +616,93 @@ def train(config: TrainConfig) -> dict[str, Any]:
     log.info("%s: results %s (%.1f MB on disk)", cfg.objective, results_path,
              results["disk_bytes"] / 1e6)
   return results
+
+
+
+
+def _reinitialise_heads(host_state: dict[str, Any], modules, seed: int) -> dict[str, Any]:
+  """The state with every network's head freshly initialised (deterministic per seed)."""
+  params = dict(host_state["params"])
+  base = jax.random.fold_in(jax.random.key(seed), 0x57A6E2)
+  for index, name in enumerate(sorted(modules)):
+    module = modules[name]
+    dummy = jnp.zeros((1, 1, module.config.hidden_size), jnp.float32)
+    head = module.build_head().init(jax.random.fold_in(base, index), dummy)["params"]
+    params[name] = {**params[name], "head": jax.tree.map(np.asarray, head)}
+  return {**host_state, "params": params}
+
+
+def _device_params(dp, state, host_params):
+  """`host_params` placed like the params of `state` (via a state round trip)."""
+  host_state = dp.host_state(state)
+  return dp.params_of(dp.put_state({**host_state, "params": host_params}))
+
+
+class _RunScores:
+  """Labels and Φ's probabilities of a finished run's splits, read lazily per split
+  (`thresholds.ScoreSource`): validation/test from predictions/best_*.npz, train from
+  an evaluation of the best params."""
+
+  def __init__(self, workdir: pathlib.Path, train_arrays: dict[str, np.ndarray] | None):
+    self._workdir, self._train = workdir, train_arrays
+
+  def split_scores(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "train":
+      if self._train is None:
+        raise ValueError("train-split scores were not computed (threshold_fit != 'train')")
+      arrays = self._train
+    else:
+      arrays = np.load(self._workdir / "predictions" / f"best_{name}.npz")
+    return np.asarray(arrays["labels"]), np.asarray(arrays["probabilities"], np.float64)
+
+
+def _per_class_record(labels, predictions, label_names) -> dict[str, Any]:
+  per_class = metrics_lib.per_class_metrics(labels, predictions)
+  return {"labels": list(label_names),
+          **{k: per_class[k].tolist() for k in ("precision", "recall", "f1", "support")},
+          "std": per_class["std"]}
+
+
+def _multilabel_decisions(workdir: pathlib.Path, cfg: TrainConfig, label_names,
+                          global_thresholds: np.ndarray, *,
+                          train_arrays: dict[str, np.ndarray] | None) -> dict[str, Any]:
+  """Per-class test metrics under the global thresholds and, unless threshold_fit is
+  'none', per-class thresholds fitted on the fitting split (never test) and applied to
+  validation and test; writes <workdir>/thresholds.json."""
+  scores = _RunScores(workdir, train_arrays)
+  out: dict[str, Any] = {}
+  test_labels, test_probs = scores.split_scores("test")
+  out["per_class_test"] = {"global": _per_class_record(
+      test_labels, thresholds_lib.apply_thresholds(test_probs, global_thresholds), label_names)}
+  if cfg.threshold_fit == "none":
+    return out
+  # Fitted on the fitting split alone; test is only read above/below to apply them.
+  fitted = thresholds_lib.fit_thresholds(scores, fit_split=cfg.threshold_fit,
+                                         default=float(np.mean(global_thresholds)))
+  record: dict[str, Any] = {"fit_split": cfg.threshold_fit, "thresholds": fitted.tolist()}
+  for split in ("validation", "test"):
+    labels, probs = scores.split_scores(split)
+    record[split] = metrics_lib.multilabel_metrics(
+        labels, thresholds_lib.apply_thresholds(probs, fitted))
+  out["per_class_test"]["per_class_thresholds"] = _per_class_record(
+      test_labels, thresholds_lib.apply_thresholds(test_probs, fitted), label_names)
+  out["per_class_thresholds"] = record
+  checkpoint_lib.write_json_atomic(workdir / "thresholds.json", {
+      "fit_split": cfg.threshold_fit,
+      "candidates": [float(thresholds_lib.DEFAULT_CANDIDATES[0]),
+                     float(thresholds_lib.DEFAULT_CANDIDATES[-1]),
+                     len(thresholds_lib.DEFAULT_CANDIDATES)],
+      "global": np.asarray(global_thresholds).tolist(),
+      "labels": list(label_names),
+      "per_class": fitted.tolist(),
+  })
+  return out
+
+
+def _decision_thresholds(results: dict[str, Any], configured) -> list[float]:
+  """The per-class thresholds fitted after training when there are any, else the config's."""
+  fitted = (results.get("per_class_thresholds") or {}).get("thresholds")
+  return list(fitted) if fitted is not None else np.asarray(configured).tolist()
 
 
 def _write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dict[str, str]:
@@ -503,5 +779,5 @@ def _progress_bar(cfg: TrainConfig, is_main: bool, epoch: int, total: int, initi
   if not (is_main and cfg.progress_bar):
     return None
   from tqdm import tqdm
-  return tqdm(total=total, initial=initial, desc=f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs}",
+  return tqdm(total=total, initial=initial, desc=f"{cfg.objective} epoch {epoch + 1}/{cfg.epochs + cfg.head_epochs}",
               unit="step", dynamic_ncols=True, leave=False)
