@@ -79,7 +79,8 @@ def main(argv):
   markdown = use.evaluation_markdown(report)
   write_atomic(output_dir / "report.md", markdown)
   for network, entry in report["networks"].items():
-    shown = "  ".join(f"{k}={100 * v:.2f}" for k, v in entry["metrics"].items())
+    shown = "  ".join(f"{k}={v:.4f}" if k == "loss" else f"{k}={100 * v:.2f}"
+                      for k, v in entry["metrics"].items())
     print(f"{network}: {shown}")
   print(f"report: {output_dir / 'report.md'}\nmetrics: {output_dir / 'metrics.json'}")
 

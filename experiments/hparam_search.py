@@ -10,7 +10,13 @@ learning rate 2e-5 (ISEAR 3e-5), alpha 0.5 (GoEmotions 0.1), tau 0.3 (SST-5 0.1)
   python -m experiments.hparam_search --datasets=isear --objectives=lcl \
     --data_dir=../shared/data --workdir=runs/paper --parallel_runs=4
 
-Runs go to <workdir>/hparam/<dataset>/lr<lr>_alpha<a>_tau<t>/<objective>/seed<k>; the
+`--preset=reimplementation` searches seed 001's grid instead (its SST-5 search: alpha
+{0.1, 0.2, 0.7} x tau {0.07, 7, 10, 100, 1000} x batch {4, 8, 32} texts, learning rate
+2e-5 as it does not give one; its best: alpha 0.2, tau 10, batch 32):
+
+  python -m experiments.hparam_search --preset=reimplementation --datasets=sst5     --objectives=lcl --data_dir=../shared/data --workdir=runs/paper
+
+Runs go to <workdir>/hparam/<dataset>/lr<lr>_alpha<a>_tau<t>[_batch<b>]/<objective>/seed<k>; the
 report (every grid point ranked, the best, the paper's preset) and best.json (the
 chosen values per dataset and objective) to <workdir>/reports/hparam_search/. Use the
 chosen values with the table binaries' --learning_rate/--alpha/--temperature (and a
@@ -25,7 +31,8 @@ from typing import Any
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, stats, sweep
+from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, stats
+from lcl_jax.experiment import study_numbers, sweep
 from lcl_jax.train.config import dataset_preset
 
 cli.define_flags(seeds="0", datasets=("isear",), objectives=("lcl",),
@@ -35,11 +42,24 @@ flags.DEFINE_list("learning_rates", [f"{v:g}" for v in paper.HPARAM_LEARNING_RAT
 flags.DEFINE_list("alphas", [f"{v:g}" for v in paper.HPARAM_ALPHAS], "Alpha grid (SCL, LCL).")
 flags.DEFINE_list("temperatures", [f"{v:g}" for v in paper.HPARAM_TEMPERATURES],
                   "Temperature grid (SCL, LCL).")
+flags.DEFINE_list("batch_sizes", [], "Grid of texts per batch (default: --texts_per_batch only).")
+flags.DEFINE_enum("preset", "paper", ["paper", "reimplementation"],
+                  "Grid defaults: the LCL paper's Appendix B, or seed 001's re-implementation "
+                  "grid (flags given explicitly still win).")
 FLAGS = flags.FLAGS
+
+# Seed 001's grid (study_numbers.GRID_*); it names no learning rate: the paper's 2e-5.
+REIMPLEMENTATION_GRID = {
+    "learning_rates": ["2e-5"],
+    "alphas": [f"{v:g}" for v in study_numbers.GRID_ALPHAS],
+    "temperatures": [f"{v:g}" for v in study_numbers.GRID_TEMPERATURES],
+    "batch_sizes": [str(v) for v in study_numbers.GRID_BATCH_SIZES],
+}
 
 NAME = "hparam_search"
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
-SMOKE_GRID = {"learning_rates": ["2e-5"], "alphas": ["0.5"], "temperatures": ["0.1", "0.3"]}
+SMOKE_GRID = {"learning_rates": ["2e-5"], "alphas": ["0.5"], "temperatures": ["0.1", "0.3"],
+              "batch_sizes": []}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +67,26 @@ class Point:
   learning_rate: float
   alpha: float | None
   temperature: float | None
+  texts_per_batch: int | None = None  # None: --texts_per_batch
 
   @property
   def variant(self) -> str:
     name = f"lr{self.learning_rate:g}"
     if self.alpha is not None:
       name += f"_alpha{self.alpha:g}_tau{self.temperature:g}"
+    if self.texts_per_batch is not None:
+      name += f"_batch{self.texts_per_batch}"
     return name
 
 
 def _grid_values(name: str) -> list[float]:
   values = FLAGS[name].value
+  if FLAGS.preset == "reimplementation" and not FLAGS[name].present:
+    values = REIMPLEMENTATION_GRID[name]
   if FLAGS.smoke and not FLAGS[name].present:
     values = SMOKE_GRID[name]
+  if name == "batch_sizes" and not values:
+    return [None]
   try:
     parsed = [float(v) for v in values]
   except ValueError as e:
@@ -72,10 +99,11 @@ def _grid_values(name: str) -> list[float]:
 def grid(objective: str) -> list[Point]:
   """The grid points of `objective`, in search order (learning rate outermost)."""
   lrs = _grid_values("learning_rates")
+  batches = [None if b is None else int(b) for b in _grid_values("batch_sizes")]
   if objective in ("ce", "bert_ce"):
-    return [Point(lr, None, None) for lr in lrs]
-  return [Point(lr, a, t) for lr, a, t in itertools.product(
-      lrs, _grid_values("alphas"), _grid_values("temperatures"))]
+    return [Point(lr, None, None, b) for lr, b in itertools.product(lrs, batches)]
+  return [Point(lr, a, t, b) for lr, a, t, b in itertools.product(
+      lrs, _grid_values("alphas"), _grid_values("temperatures"), batches)]
 
 
 def main(argv):
@@ -97,6 +125,8 @@ def main(argv):
           overrides: dict[str, Any] = {"learning_rate": point.learning_rate}
           if point.alpha is not None:
             overrides.update(alpha=point.alpha, temperature=point.temperature)
+          if point.texts_per_batch is not None:
+            overrides["texts_per_batch"] = point.texts_per_batch
           spec = sweep.make_spec(root, base, dataset=dataset, objective=objective, seed=seed,
                                  variant=point.variant, **overrides)
           specs.append(spec)
@@ -128,6 +158,7 @@ def main(argv):
         rows.append([str(rank) if val.n else "–", f"{point.learning_rate:g}",
                      "–" if point.alpha is None else f"{point.alpha:g}",
                      "–" if point.temperature is None else f"{point.temperature:g}",
+                     "–" if point.texts_per_batch is None else str(point.texts_per_batch),
                      str(val.n), report_lib.format_mean_sd(val),
                      report_lib.format_mean_sd(test), marks])
         ranking_json.append({"dataset": dataset, "objective": objective,
@@ -138,8 +169,8 @@ def main(argv):
           f"Ranked by mean validation {metric} (%); test {metric} beside it. Paper preset: "
           f"lr {preset['learning_rate']:g}, alpha {preset['alpha']:g}, tau "
           f"{preset['temperature']:g}.\n\n" + report_lib.markdown_table(
-              ["rank", "lr", "alpha", "tau", "n", f"validation {metric}", f"test {metric}",
-               ""], rows))))
+              ["rank", "lr", "alpha", "tau", "batch", "n", f"validation {metric}",
+               f"test {metric}", ""], rows))))
       if best is not None:
         point, val, test, metric = best
         best_json.setdefault(dataset, {})[objective] = {
@@ -150,11 +181,14 @@ def main(argv):
   report_lib.write_text_atomic(out_dir / "best.json", json.dumps(
       report_lib.json_safe(best_json), indent=2) + "\n")
   report = report_lib.Report(
-      name=NAME, title="Hyper-parameter search (Appendix B grid)", split="validation",
+      name=NAME, title=("Hyper-parameter search (Appendix B grid)" if FLAGS.preset == "paper"
+                       else "Hyper-parameter search (seed 001's re-implementation grid)"), split="validation",
       columns=[], methods=objectives, metrics=[], cells=[],
       settings=cli.settings(seeds, workdir=str(root), learning_rates=_grid_values("learning_rates"),
                             alphas=_grid_values("alphas"),
-                            temperatures=_grid_values("temperatures")),
+                            temperatures=_grid_values("temperatures"),
+                            batch_sizes=[b for b in _grid_values("batch_sizes") if b],
+                            preset=FLAGS.preset),
       sections=sections, extra={"grid": ranking_json, "best": best_json},
       runs=[report_lib.run_record(report_lib.Observation(s.config.dataset, s.config.objective,
                                                          s.config.seed, execution.results[s.key],

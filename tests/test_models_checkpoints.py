@@ -376,7 +376,7 @@ def test_missing_directory_and_weights_are_named(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"model_type": "roberta"}, "model_type='roberta' is not supported"),
+    ({"model_type": "gpt2"}, "model_type='gpt2' is not supported"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
     ({"hidden_act": "mish"}, "hidden_act='mish'"),
     ({"num_attention_heads": 5}, "not a multiple of num_attention_heads"),

@@ -92,6 +92,9 @@ _BAD_VALUES = {
     "threshold_fit": ["test"],
     "concat_expansion": [-1, 2.5],
     "save_features": ["yes"],
+    "feature_pooling": ["max"],
+    "glove_path": ["glove.txt"],
+    "early_stopping_on": ["accuracy"],
 }
 
 

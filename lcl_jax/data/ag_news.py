@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from lcl_jax.data import tfds_stock
-from lcl_jax.data.split import Split, stratified_partition
+from lcl_jax.data.split import Split, holdout_split
 
 LABELS: tuple[str, ...] = ("World", "Sports", "Business", "Sci/Tech")
 TFDS_NAME = "ag_news_subset"
@@ -43,10 +43,7 @@ def read_split(split: str, *, tfds_data_dir: os.PathLike[str] | str | None = Non
   texts = [text(r) for r in records]
   labels = np.asarray([int(r["label"]) for r in records], dtype=np.int32)
   if split != "test":
-    n_val = int(round(VALIDATION_FRACTION * len(labels)))
-    train_idx, val_idx = stratified_partition(labels, [len(labels) - n_val, n_val],
-                                              seed=VALIDATION_SEED)
-    idx = train_idx if split == "train" else val_idx
-    texts, labels = [texts[i] for i in idx.tolist()], labels[idx]
+    texts, labels = holdout_split(texts, labels, split, fraction=VALIDATION_FRACTION,
+                                  seed=VALIDATION_SEED)
   return Split(dataset="ag_news", split=split, texts=tuple(texts), labels=labels,
                label_names=LABELS)

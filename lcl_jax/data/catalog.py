@@ -14,6 +14,7 @@ name                             classes  examples
 ===============================  =======  ================================
 goemotions                       27       23,485 / 2,956 / 2,984
 goemotions_multilabel            28 (mh)  43,410 / 5,426 / 5,427
+goemotions_first_label           27       30,587 / 3,834 / 3,821 (seed 001)
 sst5                             5        8,544 / 1,101 / 2,210
 sst2                             2        6,920 / 872 / 1,821
 isear                            7        4,599 / 1,533 / 1,534 (authors' split)
@@ -28,6 +29,8 @@ empathetic_dialogues_4_hard_b    4        2,360 / 343 / 323
 empathetic_dialogues_4_hard_c    4        2,425 / 302 / 283
 empathetic_dialogues_4_hard_d    4        2,597 / 324 / 312
 ag_news                          4        114,000 / 6,000 / 7,600 (TFDS)
+tsa                              2        the user's files (80/20 train split)
+parsinlu_sentiment               7        the user's files (overall aspect)
 synthetic                        9        360 / 90 / 90 (generated)
 ===============================  =======  ================================
 """
@@ -38,8 +41,13 @@ import dataclasses
 import pathlib
 
 from lcl_jax.data import (ag_news, emoint, empathetic_dialogues, files, goemotions, isear,
-                          sst, synthetic)
+                          parsinlu, sst, synthetic, tsa)
 from lcl_jax.data.split import Split
+
+# DatasetSpec.source values: release files in shared/data, files the user supplies
+# (public formats not shipped here; no TFDS builder), TFDS only, generated.
+SPEC_SOURCES = ("files", "user_files", "tfds_stock", "generated")
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -49,10 +57,12 @@ class DatasetSpec:
     name: the registry name.
     label_names: class names, index = class id.
     multilabel: labels are multi-hot ``[N, C]``.
-    source: ``"files"`` (release files in ``data_dir``), ``"tfds_stock"`` (only
-      through a stock TFDS builder) or ``"generated"`` (no files).
+    source: ``"files"`` (release files in ``data_dir``), ``"user_files"`` (public
+      files the user places in ``data_dir``, not shipped in ``shared/data``; no TFDS
+      builder), ``"tfds_stock"`` (only through a stock TFDS builder) or
+      ``"generated"`` (no files).
     sizes: expected ``(train, validation, test)`` sizes (documentation; the tests
-      assert them).
+      assert them); None for ``user_files`` datasets.
     description: one line for logs, reports and TFDS.
     folder: the release folder under ``data_dir`` (``None`` if no files).
   """
@@ -61,7 +71,7 @@ class DatasetSpec:
   label_names: tuple[str, ...]
   multilabel: bool
   source: str
-  sizes: tuple[int, int, int]
+  sizes: tuple[int, int, int] | None
   description: str
   folder: str | None = None
 
@@ -88,6 +98,10 @@ _SPECS = [
                 (43410, 5426, 5427),
                 "GoEmotions, all comments, multi-hot over 28 labels incl. neutral",
                 "goemotions"),
+    DatasetSpec("goemotions_first_label", goemotions.EMOTIONS[:goemotions.NEUTRAL_ID], False,
+                "files", (30587, 3834, 3821),
+                "GoEmotions, every comment with a non-neutral label, labelled with its first "
+                "(seed 001's re-implementation; 27 classes)", "goemotions"),
     DatasetSpec("sst5", sst.SST5_LABELS, False, "files", (8544, 1101, 2210),
                 "SST-5: Stanford Sentiment Treebank sentences, root label (5 classes)",
                 "sst"),
@@ -117,6 +131,13 @@ _SPECS = [
     DatasetSpec("ag_news", ag_news.LABELS, False, "tfds_stock", (114000, 6000, 7600),
                 "AG News topics (4 classes) via TFDS ag_news_subset; validation = a seeded "
                 "stratified 5% of train"),
+    DatasetSpec("tsa", tsa.LABELS, False, "user_files", None,
+                "Twitter sentiment analysis (TSATC corpus), negative / positive; validation "
+                "= a seeded stratified 20% of train (seed 001's Table 2)", tsa.FOLDER),
+    DatasetSpec("parsinlu_sentiment", parsinlu.LABELS, False, "user_files", None,
+                "ParsiNLU Persian review sentiment, overall aspect, labels -3..3; train and "
+                "validation food + movie, test movie only (seed 001's Table 2)",
+                parsinlu.FOLDER),
     DatasetSpec("synthetic", synthetic.LABEL_NAMES, False, "generated", (360, 90, 90),
                 synthetic.DESCRIPTION),
 ]
@@ -132,6 +153,9 @@ _RELEASE_PATTERNS: dict[str, tuple[str, ...]] = {
     "empathetic_dialogues": ("empathetic_dialogues/train.csv",
                              "empathetic_dialogues/valid.csv",
                              "empathetic_dialogues/test.csv"),
+    tsa.FOLDER: tuple(f"{tsa.FOLDER}/{name}" for name in tsa.FILE_NAMES.values()),
+    parsinlu.FOLDER: tuple(f"{parsinlu.FOLDER}/{name}"
+                           for names in parsinlu.SPLIT_FILES.values() for name in names),
 }
 
 
@@ -168,11 +192,17 @@ def release_files(name: str, data_dir: pathlib.Path, *,
 
 
 def read_files(name: str, split: str, data_dir: pathlib.Path) -> Split:
-  """Split ``split`` (canonical) of a ``source="files"`` dataset, read by its reader."""
+  """Split ``split`` (canonical) of a ``files`` / ``user_files`` dataset, read by its reader."""
   if name == "goemotions":
     return goemotions.read_split(data_dir, split)
   if name == "goemotions_multilabel":
     return goemotions.read_split(data_dir, split, multilabel=True)
+  if name == "goemotions_first_label":
+    return goemotions.read_split(data_dir, split, first_label=True)
+  if name == "tsa":
+    return tsa.read_split(data_dir, split)
+  if name == "parsinlu_sentiment":
+    return parsinlu.read_split(data_dir, split)
   if name == "sst5":
     return sst.read_split(data_dir, split)
   if name == "sst2":

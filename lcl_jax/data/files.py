@@ -8,6 +8,8 @@ The data directory (``data_dir``) holds one folder per dataset, as in the projec
   <data_dir>/isear/isear_data.csv
   <data_dir>/emoint/{anger,fear,joy,sadness}-ratings-0to1.{train,dev.gold,test.gold}.txt
   <data_dir>/empathetic_dialogues/{train,valid,test}.csv
+  <data_dir>/tsa/{train_150k,test_62k}.txt                (not shipped: lcl_jax/data/tsa.py)
+  <data_dir>/parsinlu_sentiment/{food,movie}_{train,dev,test}.jsonl  (not shipped)
 
 It comes from the ``data_dir`` argument (the binaries' ``--data_dir`` flag) or, when
 that is ``None``, from the environment variable ``LCL_DATA_DIR``.
@@ -90,6 +92,10 @@ _LAYOUT_HINTS = {
     "isear": "isear/isear_data.csv",
     "emoint": "emoint/<emotion>-ratings-0to1.{train,dev.gold,test.gold}.txt",
     "empathetic_dialogues": "empathetic_dialogues/{train,valid,test}.csv",
+    "tsa": "tsa/train_150k.txt and tsa/test_62k.txt (the TSATC corpus, "
+           "carblacac/twitter-sentiment-analysis)",
+    "parsinlu": "parsinlu_sentiment/{food,movie}_{train,dev,test}.jsonl (persiannlp/parsinlu "
+                "data/sentiment-analysis)",
 }
 
 

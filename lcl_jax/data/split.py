@@ -332,3 +332,27 @@ def sklearn_split_sizes(n: int, fractions: Sequence[float]) -> list[int]:
     remaining, remaining_frac = held_out, remaining_frac - f
   sizes.append(remaining)
   return sizes
+
+
+def holdout_split(texts: Sequence[str], labels: np.ndarray, split: str, *,
+                  fraction: float, seed: int) -> tuple[list[str], np.ndarray]:
+  """The ``train`` or ``validation`` part of a train file with no validation split.
+
+  ``validation`` = a seeded stratified ``fraction`` of the rows
+  (:func:`stratified_partition`, ``round(fraction * N)`` rows), ``train`` = the rest;
+  both in file order. Used by AG News (5%) and TSA (20%).
+
+  Args:
+    texts, labels: the whole train file (``labels`` int ``[N]``).
+    split: ``"train"`` or ``"validation"``.
+    fraction: share of the rows held out, in (0, 1).
+    seed: seed of the partition.
+  """
+  if split not in ("train", "validation"):
+    raise ValueError(f"holdout_split: split must be train or validation, got {split!r}")
+  labels = np.asarray(labels)
+  n_val = int(round(fraction * len(labels)))
+  train_idx, val_idx = stratified_partition(labels, [len(labels) - n_val, n_val], seed=seed)
+  idx = train_idx if split == "train" else val_idx
+  return [texts[i] for i in idx.tolist()], labels[idx]
+

@@ -245,12 +245,14 @@ def evaluation_markdown(report: dict[str, Any]) -> str:
   out = [f"# Evaluation of {report['model']}", "",
          f"- data: {report['data']} ({report['num_examples']} examples)",
          f"- command: `{report.get('command', '')}`", "",
-         "Metrics in %, computed as in training (`results.json`); per-class precision, "
+         "Metrics in % (the loss: mean cross-entropy, nats), computed as in training (`results.json`); per-class precision, "
          "recall and F1 by scikit-learn; confusion matrix rows = true class, columns = "
          "predicted.", ""]
   for network, entry in report["networks"].items():
     out += [f"## {network}", "", _table(["metric", "value"], [
-        [k.replace("_", " "), f"{100 * v:.2f}"] for k, v in entry["metrics"].items()]), ""]
+        [k.replace("_", " ") + (" (nats)" if k == "loss" else ""),
+         f"{v:.4f}" if k == "loss" else f"{100 * v:.2f}"]
+        for k, v in entry["metrics"].items()]), ""]
     out += ["### Per class", "", _table(
         ["label", "precision", "recall", "F1", "support"],
         [[c["label"], f"{100 * c['precision']:.2f}", f"{100 * c['recall']:.2f}",

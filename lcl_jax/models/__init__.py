@@ -1,4 +1,4 @@
-"""Flax BERT/ELECTRA encoders, Hugging Face checkpoint conversion, and the LCL heads.
+"""Flax BERT/ELECTRA/RoBERTa-family encoders, Hugging Face checkpoint conversion, and the LCL heads.
 
 Typical use::
 
@@ -11,13 +11,15 @@ Typical use::
 """
 from lcl_jax.models.classifiers import (CLASSIFIERS, BertSequenceClassifier, DualNetwork,
                                         ElectraSequenceClassifier, PaperClassifier,
-                                        build_classifier, build_dual_network,
-                                        save_classifier)
+                                        RobertaSequenceClassifier, build_classifier,
+                                        build_dual_network, save_classifier,
+                                        weighting_head_for)
 from lcl_jax.models.config import ConfigError, EncoderConfig
 from lcl_jax.models.convert import CheckpointMismatchError, LoadReport
 from lcl_jax.models.encoder import BertPooler, TransformerEncoder
-from lcl_jax.models.heads import (BertClassificationHead, ClassifierOutput,
-                                  ElectraClassificationHead, PaperHead)
+from lcl_jax.models.heads import (FEATURE_POOLINGS, BertClassificationHead, ClassifierOutput,
+                                  ElectraClassificationHead, PaperHead,
+                                  RobertaClassificationHead, pool_features)
 from lcl_jax.models.pretrained import (Checkpoint, CheckpointNotFoundError,
                                        from_pretrained, load_checkpoint,
                                        load_pretrained_pooler, load_tokenizer,
@@ -27,8 +29,9 @@ __all__ = [
     "BertClassificationHead", "BertPooler", "BertSequenceClassifier", "CLASSIFIERS",
     "Checkpoint", "CheckpointMismatchError", "CheckpointNotFoundError", "ClassifierOutput",
     "ConfigError", "DualNetwork", "ElectraClassificationHead", "ElectraSequenceClassifier",
-    "EncoderConfig", "LoadReport", "PaperClassifier", "PaperHead", "TransformerEncoder",
+    "EncoderConfig", "FEATURE_POOLINGS", "LoadReport", "PaperClassifier", "PaperHead",
+    "RobertaClassificationHead", "RobertaSequenceClassifier", "TransformerEncoder",
     "build_classifier", "build_dual_network", "from_pretrained", "load_checkpoint",
-    "load_pretrained_pooler", "load_tokenizer", "minilm_checkpoint_dir", "save_classifier",
-    "save_pretrained",
+    "load_pretrained_pooler", "load_tokenizer", "minilm_checkpoint_dir", "pool_features",
+    "save_classifier", "save_pretrained", "weighting_head_for",
 ]

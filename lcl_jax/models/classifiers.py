@@ -7,12 +7,15 @@ Every classifier module is called as::
   -> ClassifierOutput(logits [B, C] float32, features [B, H] float32)
 
 with ``params = {'encoder': <HF-layout encoder params>, 'head': {...}}`` and
-``features`` the last layer's [CLS] hidden state (unnormalised).
+``features`` the last layer's [CLS] hidden state, or with ``feature_pooling="mean"``
+the mean of the last layer over non-padding tokens (unnormalised).
 
 * `PaperClassifier` -- the primary encoder Φ of the LCL paper (`heads.PaperHead`);
 * `ElectraSequenceClassifier` -- the weighting network Ψ
   (``ElectraForSequenceClassification``);
-* `BertSequenceClassifier` -- the BERT baseline (``BertForSequenceClassification``).
+* `BertSequenceClassifier` -- the BERT baseline (``BertForSequenceClassification``);
+* `RobertaSequenceClassifier` -- ``RobertaForSequenceClassification`` (RoBERTa,
+  BERTweet, XLM-R), also Ψ when the weighting checkpoint is of that family.
 
 `build_classifier` loads one from a checkpoint; `build_dual_network` builds the
 pair (Φ, Ψ); `save_classifier` writes one back as a Hugging Face checkpoint.
@@ -35,9 +38,10 @@ from lcl_jax.models import convert
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.models.encoder import TransformerEncoder
-from lcl_jax.models.heads import (BertClassificationHead, ClassifierOutput,
+from lcl_jax.models.heads import (FEATURE_POOLINGS, BertClassificationHead, ClassifierOutput,
                                   DenseLayer1Head, DenseLayer2Head, DirectHead,
                                   ElectraClassificationHead, PaperHead,
+                                  RobertaClassificationHead, pool_features,
                                   resolve_classifier_dropout)
 
 _logger = logging.getLogger(__name__)
@@ -77,6 +81,9 @@ class _EncoderClassifier(nn.Module):
       (paper head 0.1; HF heads config.classifier_dropout or hidden dropout).
     head_init: ``"hf"`` (normal(initializer_range), zero bias) or ``"torch"``
       (``torch.nn.Linear`` default, as the authors' release) for new heads.
+    feature_pooling: ``"cls"`` (the paper) or ``"mean"`` (masked token mean),
+      the ``features`` the contrastive losses see (`heads.pool_features`); the
+      heads keep reading [CLS].
   """
 
   config: EncoderConfig
@@ -86,11 +93,14 @@ class _EncoderClassifier(nn.Module):
   attention_implementation: str | None = None
   classifier_dropout: float | None = None
   head_init: str = "hf"
+  feature_pooling: str = "cls"
 
   # The head module, where its parameters live in a HF checkpoint, and its HF class.
   HEAD_CLASS: ClassVar[type[nn.Module]]
   HEAD_PARTS: ClassVar[tuple[HeadPart, ...]] = ()
   HF_ARCHITECTURE: ClassVar[str | None] = None
+  # transformers' class per model type where it differs from HF_ARCHITECTURE (XLM-R).
+  HF_ARCHITECTURE_BY_TYPE: ClassVar[Mapping[str, str]] = {}
 
   @nn.nowrap
   def head_dropout_rate(self) -> float:
@@ -115,7 +125,8 @@ class _EncoderClassifier(nn.Module):
                                 name="encoder")(input_ids, attention_mask, token_type_ids,
                                                 deterministic=deterministic)
     logits = self.build_head(name="head")(hidden, deterministic=deterministic)
-    return ClassifierOutput(logits=logits, features=hidden[:, 0].astype(jnp.float32))
+    features = pool_features(hidden, attention_mask, self.feature_pooling)
+    return ClassifierOutput(logits=logits, features=features)
 
 
 class PaperClassifier(_EncoderClassifier):
@@ -182,6 +193,15 @@ class DenseLayer2Classifier(_OwnHeadClassifier):
   HEAD_CLASS = DenseLayer2Head
 
 
+class RobertaSequenceClassifier(_EncoderClassifier):
+  """``RobertaForSequenceClassification`` / ``XLMRobertaForSequenceClassification``."""
+
+  HEAD_CLASS = RobertaClassificationHead
+  HEAD_PARTS = (HeadPart(key=None, module_path="classifier", in_base_model=False),)
+  HF_ARCHITECTURE = "RobertaForSequenceClassification"
+  HF_ARCHITECTURE_BY_TYPE = {"xlm-roberta": "XLMRobertaForSequenceClassification"}
+
+
 CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "paper": PaperClassifier,
     "electra": ElectraSequenceClassifier,
@@ -189,9 +209,15 @@ CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "direct": DirectClassifier,
     "dense1": DenseLayer1Classifier,
     "dense2": DenseLayer2Classifier,
+    "roberta": RobertaSequenceClassifier,
 }
 # Heads a run may put on Φ in place of the paper head (TrainConfig.head).
 PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")
+
+
+def weighting_head_for(config: EncoderConfig) -> str:
+  """Ψ's head kind for an encoder: the paper's ``"electra"``, or ``"roberta"`` for that family."""
+  return "roberta" if config.is_roberta else "electra"
 
 
 def head_kind(module: nn.Module) -> str:
@@ -270,6 +296,7 @@ def build_classifier(
     attention_implementation: str | None = None,
     config_overrides: Mapping[str, Any] | None = None,
     head_init: str = "hf",
+    feature_pooling: str = "cls",
     load_head: bool | None = None,
     allow_missing: Sequence[str] = (),
     allow_unexpected: Sequence[str] = (),
@@ -279,7 +306,8 @@ def build_classifier(
 
   Args:
     head: ``"paper"`` (Φ), ``"electra"`` (Ψ), ``"bert"`` (BERT baseline),
-      ``"direct"`` (seed 000) or ``"dense1"`` / ``"dense2"`` (seed 003).
+      ``"roberta"`` (RoBERTa family's head), ``"direct"`` (seed 000) or
+      ``"dense1"`` / ``"dense2"`` (seed 003).
     checkpoint: a local directory, hub id, or a `pretrained.Checkpoint` already
       read (to build several networks from one read).
     num_classes: C.
@@ -290,6 +318,7 @@ def build_classifier(
     attention_implementation: None (automatic), ``"xla"`` or ``"cudnn"``.
     config_overrides: `EncoderConfig` fields to change (e.g. dropout rates).
     head_init: initialisation of new head layers, ``"hf"`` or ``"torch"``.
+    feature_pooling: ``"cls"`` or ``"mean"``, the contrastive features.
     load_head: None -- load the head from the checkpoint when its tensors are
       there (e.g. a fine-tuned ``ElectraForSequenceClassification`` or a
       directory written by `save_classifier`), else initialise it; True --
@@ -303,13 +332,15 @@ def build_classifier(
     ``(module, {'encoder': ..., 'head': ...})`` (plus the report).
 
   Raises:
-    ValueError: unknown ``head`` or a bad ``num_classes``.
+    ValueError: unknown ``head`` / ``feature_pooling`` or a bad ``num_classes``.
     convert.CheckpointMismatchError: the strict load failed (names listed).
   """
   if head not in CLASSIFIERS:
     raise ValueError(f"head={head!r}; expected one of {sorted(CLASSIFIERS)}")
   if not isinstance(num_classes, int) or num_classes < 1:
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+  if feature_pooling not in FEATURE_POOLINGS:
+    raise ValueError(f"feature_pooling={feature_pooling!r}; expected one of {FEATURE_POOLINGS}")
   if not isinstance(checkpoint, pretrained.Checkpoint):
     checkpoint = pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
   elif config_overrides:
@@ -319,7 +350,8 @@ def build_classifier(
   cls = CLASSIFIERS[head]
   module = cls(config, num_classes, dtype=dtype, remat=remat,
                attention_implementation=attention_implementation,
-               classifier_dropout=classifier_dropout, head_init=head_init)
+               classifier_dropout=classifier_dropout, head_init=head_init,
+               feature_pooling=feature_pooling)
   encoder_rng, head_rng = jax.random.split(rng)
 
   reader = checkpoint.reader()
@@ -376,8 +408,9 @@ def build_dual_network(
     classifier_dropout: float | None = None,
     attention_implementation: str | None = None,
     config_overrides: Mapping[str, Any] | None = None,
-    weighting_head: str = "electra",
+    weighting_head: str | None = None,
     head_init: str = "hf",
+    feature_pooling: str = "cls",
 ) -> DualNetwork:
   """Builds Φ (paper head) and Ψ (ELECTRA classification head) from one or two checkpoints.
 
@@ -389,7 +422,10 @@ def build_dual_network(
     weighting_checkpoint: Ψ's checkpoint; None means the same as Φ's (read once).
     num_classes: C (both networks).
     rng: PRNG key (split for the two new heads).
-    weighting_head: Ψ's head, ``"electra"`` (the paper) or ``"bert"``.
+    weighting_head: Ψ's head, ``"electra"`` (the paper) or ``"bert"``; None: the
+      paper's ``"electra"``, or ``"roberta"`` for a RoBERTa-family checkpoint
+      (`weighting_head_for`).
+    feature_pooling: Φ's contrastive features, ``"cls"`` or ``"mean"``.
     Other arguments: as `build_classifier`, applied to both networks.
   """
   def read(checkpoint):
@@ -408,7 +444,10 @@ def build_dual_network(
                  attention_implementation=attention_implementation, head_init=head_init,
                  config_overrides=config_overrides)
   primary, primary_params = build_classifier("paper", primary_checkpoint, num_classes,
-                                             rng=primary_rng, **options)
+                                             rng=primary_rng, feature_pooling=feature_pooling,
+                                             **options)
+  if weighting_head is None:
+    weighting_head = weighting_head_for(secondary_checkpoint.config)
   weighting, weighting_params = build_classifier(weighting_head, secondary_checkpoint,
                                                  num_classes, rng=weighting_rng, **options)
   return DualNetwork(primary, primary_params, weighting, weighting_params)
@@ -420,12 +459,13 @@ def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
                     overwrite: bool = False) -> pathlib.Path:
   """Writes a classifier as a Hugging Face checkpoint (encoder + head, safetensors).
 
-  The encoder tensors carry the base-model prefix (``bert.``/``electra.``) and
+  The encoder tensors carry the base-model prefix (``bert.``/``electra.``/``roberta.``) and
   the head its HF names, so that:
 
   * ``electra`` head -> ``ElectraForSequenceClassification.from_pretrained`` loads
     it completely;
   * ``bert`` head -> ``BertForSequenceClassification.from_pretrained`` likewise;
+  * ``roberta`` head -> ``RobertaForSequenceClassification`` (XLM-R: ``XLMRoberta...``);
   * ``paper`` head -> transformers' ``BertModel``/``ElectraModel`` load the
     encoder (the head tensors ``pooler_fc.*``/``label.*`` have no transformers
     class).
@@ -462,7 +502,8 @@ def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
                   "id2label": {str(i): name for i, name in enumerate(names)},
                   "label2id": {name: i for i, name in enumerate(names)},
                   "lcl_jax_head": kind, **(extra_config or {})}
-  architectures = [type(module).HF_ARCHITECTURE
+  architectures = [type(module).HF_ARCHITECTURE_BY_TYPE.get(config.model_type)
+                   or type(module).HF_ARCHITECTURE
                    or pretrained.ARCHITECTURES[config.model_type]]
   return pretrained.save_pretrained(
       directory, config, params["encoder"], pooler_params=pooler_params,

@@ -1,9 +1,15 @@
 """Encoder configuration read from a Hugging Face ``config.json``.
 
-`EncoderConfig` holds exactly the fields the Flax encoder needs for the two
-architectures this package supports, BERT (``model_type == "bert"``) and the
-ELECTRA discriminator/generator (``model_type == "electra"``). Everything else
-in a ``config.json`` is kept verbatim in `EncoderConfig.extra` so that
+`EncoderConfig` holds exactly the fields the Flax encoder needs for the
+architectures this package supports: BERT (``model_type == "bert"``, also
+multilingual BERT, which differs only in ``vocab_size``), the ELECTRA
+discriminator/generator (``"electra"``) and the RoBERTa family (``"roberta"`` --
+RoBERTa and BERTweet -- and ``"xlm-roberta"``). The RoBERTa family is BERT's
+post-LayerNorm encoder with two differences, both switched on by the model type:
+position ids start past the padding index (``pad_token_id + 1``, padding tokens
+get position ``pad_token_id``; transformers' ``create_position_ids_from_input_ids``)
+and the checkpoints store the base model under ``roberta.``. Everything else in a
+``config.json`` is kept verbatim in `EncoderConfig.extra` so that
 `save_pretrained` can write it back unchanged.
 """
 from __future__ import annotations
@@ -15,7 +21,15 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-SUPPORTED_MODEL_TYPES = ("bert", "electra")
+SUPPORTED_MODEL_TYPES = ("bert", "electra", "roberta", "xlm-roberta")
+
+# Model types whose position ids are offset past the padding index (RoBERTa family).
+ROBERTA_MODEL_TYPES = ("roberta", "xlm-roberta")
+
+# Prefix of the base-model tensors in transformers' headed checkpoints
+# (``*PreTrainedModel.base_model_prefix``).
+BASE_MODEL_PREFIXES = {"bert": "bert", "electra": "electra", "roberta": "roberta",
+                       "xlm-roberta": "roberta"}
 
 # Hugging Face activation names (transformers.activations.ACT2FN) this package
 # implements, with the jax function each maps to (see encoder.activation_fn).
@@ -40,10 +54,10 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-  """Architecture of a BERT or ELECTRA encoder (Hugging Face field names).
+  """Architecture of a BERT, ELECTRA or RoBERTa-family encoder (HF field names).
 
   Attributes:
-    model_type: ``"bert"`` or ``"electra"``.
+    model_type: one of `SUPPORTED_MODEL_TYPES`.
     vocab_size: rows of the word-embedding table.
     hidden_size: width H of the transformer layers.
     embedding_size: width E of the embedding tables; ELECTRA projects E -> H
@@ -54,7 +68,8 @@ class EncoderConfig:
     intermediate_size: width of the feed-forward layer.
     hidden_act: Hugging Face activation name of the feed-forward layer
       (``"gelu"`` is the exact erf GELU, ``"gelu_new"`` the tanh approximation).
-    max_position_embeddings: rows of the absolute position table (max length).
+    max_position_embeddings: rows of the absolute position table; the longest
+      input is this minus `position_offset` (RoBERTa's 514 rows give 512).
     type_vocab_size: rows of the token-type (segment) table.
     layer_norm_eps: LayerNorm epsilon.
     hidden_dropout_prob: dropout on embeddings and on every sub-layer output.
@@ -101,15 +116,35 @@ class EncoderConfig:
     """Whether ELECTRA's E -> H projection exists (embedding_size != hidden_size)."""
     return self.embedding_size != self.hidden_size
 
+  @property
+  def is_roberta(self) -> bool:
+    """RoBERTa family: positions offset past the padding index, ``roberta.`` prefix."""
+    return self.model_type in ROBERTA_MODEL_TYPES
+
+  @property
+  def position_offset(self) -> int:
+    """Rows of the position table before the first real position (0 or pad_token_id + 1)."""
+    return self.pad_token_id + 1 if self.is_roberta else 0
+
+  @property
+  def max_length(self) -> int:
+    """The longest input in tokens (`max_position_embeddings` - `position_offset`)."""
+    return self.max_position_embeddings - self.position_offset
+
+  @property
+  def base_model_prefix(self) -> str:
+    """``"bert"``, ``"electra"`` or ``"roberta"``: the base model's name in headed checkpoints."""
+    return BASE_MODEL_PREFIXES[self.model_type]
+
   def validate(self) -> None:
     """Raises `ConfigError` naming the offending field."""
     if self.model_type not in SUPPORTED_MODEL_TYPES:
       raise ConfigError(
           f"model_type={self.model_type!r} is not supported; this encoder implements "
-          f"{SUPPORTED_MODEL_TYPES} (BERT and the ELECTRA discriminator)")
-    if self.model_type == "bert" and self.embedding_size != self.hidden_size:
+          f"{SUPPORTED_MODEL_TYPES} (BERT, the ELECTRA discriminator, RoBERTa family)")
+    if self.model_type != "electra" and self.embedding_size != self.hidden_size:
       raise ConfigError(
-          f"BERT has no embedding projection: embedding_size={self.embedding_size} must "
+          f"{self.model_type} has no embedding projection: embedding_size={self.embedding_size} must "
           f"equal hidden_size={self.hidden_size}")
     for name in ("vocab_size", "hidden_size", "embedding_size", "num_hidden_layers",
                  "num_attention_heads", "intermediate_size", "max_position_embeddings",
@@ -129,6 +164,10 @@ class EncoderConfig:
       value = getattr(self, name)
       if value is not None and not 0.0 <= value < 1.0:
         raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+    if self.max_length < 1:
+      raise ConfigError(
+          f"max_position_embeddings={self.max_position_embeddings} leaves no position "
+          f"after the RoBERTa padding offset pad_token_id + 1 = {self.position_offset}")
     if not self.layer_norm_eps > 0:
       raise ConfigError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
 
@@ -155,7 +194,7 @@ class EncoderConfig:
     if model_type not in SUPPORTED_MODEL_TYPES:
       raise ConfigError(
           f"{source}: model_type={model_type!r} is not supported; this encoder implements "
-          f"{SUPPORTED_MODEL_TYPES} (BERT and the ELECTRA discriminator)")
+          f"{SUPPORTED_MODEL_TYPES} (BERT, the ELECTRA discriminator, RoBERTa family)")
     position_type = raw.get("position_embedding_type", "absolute")
     if position_type != "absolute":
       raise ConfigError(
@@ -196,7 +235,7 @@ class EncoderConfig:
     out = dict(self.extra)
     for key in _FIELD_KEYS:
       out[key] = getattr(self, key)
-    if self.model_type == "bert":
+    if self.model_type != "electra":
       del out["embedding_size"]
     out["position_embedding_type"] = "absolute"
     return out

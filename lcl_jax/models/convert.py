@@ -26,6 +26,8 @@ import jax
 import numpy as np
 from flax import traverse_util
 
+from lcl_jax.models.config import BASE_MODEL_PREFIXES
+
 _logger = logging.getLogger(__name__)
 
 Params = dict[str, Any]
@@ -43,6 +45,7 @@ _LEGACY_SUFFIXES = {".weight": ".gamma", ".bias": ".beta"}
 KNOWN_HEAD_PATTERNS: dict[str, str] = {
     "cls.predictions.*": "BERT masked-LM pre-training head",
     "cls.seq_relationship.*": "BERT next-sentence pre-training head",
+    "lm_head.*": "RoBERTa masked-LM pre-training head",
     "discriminator_predictions.*": "ELECTRA replaced-token-detection head",
     "generator_predictions.*": "ELECTRA generator masked-LM head",
     "generator_lm_head.*": "ELECTRA generator masked-LM head",
@@ -91,7 +94,7 @@ class LoadReport:
 
   Attributes:
     source: the checkpoint file(s) read.
-    base_prefix: ``"bert."``, ``"electra."`` or ``""`` -- the prefix of the
+    base_prefix: ``"bert."``, ``"electra."``, ``"roberta."`` or ``""`` -- the prefix of the
       base-model tensors found in the checkpoint.
     loaded: checkpoint names that filled a parameter.
     ignored: checkpoint name -> reason, for tensors known not to belong to what
@@ -158,8 +161,12 @@ def _matches_any(name: str, patterns: Iterable[str]) -> bool:
 
 
 def detect_base_prefix(names: Iterable[str], model_type: str) -> str:
-  """``"bert."`` / ``"electra."`` when the checkpoint holds a headed model, else ``""``."""
-  prefix = f"{model_type}."
+  """``"bert."`` / ``"electra."`` / ``"roberta."`` for a headed model's checkpoint, else ``""``.
+
+  The prefix is transformers' ``base_model_prefix`` of ``model_type`` (XLM-R's
+  is ``roberta``, see `config.BASE_MODEL_PREFIXES`).
+  """
+  prefix = BASE_MODEL_PREFIXES.get(model_type, model_type) + "."
   return prefix if any(name.startswith(prefix) for name in names) else ""
 
 

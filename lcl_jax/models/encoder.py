@@ -1,4 +1,7 @@
-"""Flax (linen) transformer encoder for BERT and the ELECTRA discriminator.
+"""Flax (linen) transformer encoder for BERT, the ELECTRA discriminator and RoBERTa.
+
+RoBERTa, BERTweet and XLM-R are the same encoder; `EncoderConfig.is_roberta`
+switches the position ids to transformers' RoBERTa rule (`position_ids`).
 
 The module tree mirrors Hugging Face's PyTorch modules, so that converting a
 checkpoint is a rename plus transposes (see `lcl_jax.models.convert`)::
@@ -161,6 +164,22 @@ def _layer_norm(config: EncoderConfig, name: str) -> nn.LayerNorm:
                       param_dtype=jnp.float32, use_fast_variance=False, name=name)
 
 
+def position_ids(input_ids: Array, config: EncoderConfig) -> Array:
+  """Absolute position ids ``[B, T]`` (int32) of a batch of token ids.
+
+  BERT / ELECTRA: ``0 .. T-1`` on every row. RoBERTa family
+  (transformers' ``create_position_ids_from_input_ids``): non-padding tokens
+  count from ``pad_token_id + 1`` in order, padding tokens (``input_ids ==
+  pad_token_id``) get ``pad_token_id``; so a sentence has the same positions
+  whether its batch is left- or right-padded.
+  """
+  batch, length = input_ids.shape
+  if not config.is_roberta:
+    return jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32)[None, :], (batch, length))
+  real = (input_ids != config.pad_token_id).astype(jnp.int32)
+  return jnp.cumsum(real, axis=1) * real + config.pad_token_id
+
+
 class Embeddings(nn.Module):
   """Word + absolute position + token-type embeddings, LayerNorm, dropout."""
 
@@ -178,11 +197,10 @@ class Embeddings(nn.Module):
                       embedding_init=nn.initializers.normal(config.initializer_range),
                       name=name)
 
-    length = input_ids.shape[1]
     words = embed(config.vocab_size, "word_embeddings")(input_ids)
     token_types = embed(config.type_vocab_size, "token_type_embeddings")(token_type_ids)
     positions = embed(config.max_position_embeddings, "position_embeddings")(
-        jnp.arange(length)[None, :])
+        position_ids(input_ids, config))
     # Same summation order as transformers: (words + token types) + positions.
     embeddings = _layer_norm(config, "LayerNorm")((words + token_types) + positions)
     embeddings = nn.Dropout(config.hidden_dropout_prob)(embeddings,
@@ -323,12 +341,12 @@ def check_inputs(input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
       raise ValueError(f"{name} has shape {np.shape(value)}; expected input_ids' shape "
                        f"{ids_shape}")
   if ids_shape[1] > max_length:
-    raise ValueError(f"input length {ids_shape[1]} exceeds max_position_embeddings="
-                     f"{max_length}")
+    raise ValueError(f"input length {ids_shape[1]} exceeds the encoder's maximum {max_length} "
+                     "(max_position_embeddings minus the RoBERTa padding offset)")
 
 
 class TransformerEncoder(nn.Module):
-  """BERT / ELECTRA encoder returning the last hidden states.
+  """BERT / ELECTRA / RoBERTa-family encoder returning the last hidden states.
 
   Attributes:
     config: the architecture (`EncoderConfig.from_json_file`).
@@ -361,8 +379,7 @@ class TransformerEncoder(nn.Module):
       padding positions are finite but meaningless.
     """
     config = self.config
-    check_inputs(input_ids, attention_mask, token_type_ids,
-                 max_length=config.max_position_embeddings)
+    check_inputs(input_ids, attention_mask, token_type_ids, max_length=config.max_length)
     if token_type_ids is None:
       token_type_ids = jnp.zeros_like(input_ids)
     key_mask = jnp.asarray(attention_mask) > 0

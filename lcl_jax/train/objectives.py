@@ -4,7 +4,8 @@
 * `scl`     — Φ, alpha * CE + (1 - alpha) * SupCon on Φ's [CLS] (Gunel et al. 2021,
               whose lambda = 1 - alpha weights SupCon; alpha as in the third-party
               baseline script of the release, see BUILD_NOTES "SCL vs CE").
-* `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head);
+* `lcl`     — Φ plus the weighting network Ψ (ELECTRA sequence-classification head;
+              RoBERTa's for a RoBERTa-family weighting checkpoint);
               alpha * (L_w + L_e) + (1 - alpha) * L_LCL with Ψ's logits as the weights
               (the paper's Eq. 6; the release's loss_1 + loss_2).
 * `bert_ce` — BertForSequenceClassification head (pooler), cross-entropy (Table 1's
@@ -23,6 +24,7 @@ below simply cover every valid row of the batch they are given.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Mapping
 
 import jax
@@ -46,7 +48,6 @@ OBJECTIVE_SPECS: dict[str, ObjectiveSpec] = {
     "bert_ce": ObjectiveSpec("bert_ce", "bert", False, "ce"),
 }
 
-WEIGHTING_HEAD = "electra"
 # TrainConfig.head_init -> lcl_jax.models head init scheme (see heads.dense_initializers).
 _HEAD_INIT_SCHEMES = {"normal_0.02": "hf", "torch_default": "torch"}
 
@@ -70,6 +71,9 @@ def build_networks(
     head_init: str = "normal_0.02",
     primary_head: str | None = None,
     classifier_dropout: float | None = None,
+    feature_pooling: str = "cls",
+    tokenizer: Any = None,
+    glove_path: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
 
@@ -81,25 +85,48 @@ def build_networks(
   `primary_head` replaces the paper head of Φ ('direct', 'dense1', 'dense2'; issue 9,
   initialised by `head_init` too) and `classifier_dropout` sets Φ's head dropout (None:
   the head's default).
+  `feature_pooling` ('cls' | 'mean') chooses Φ's contrastive features. A baseline
+  encoder name (bilstm, gru, rnn, charcnn; `lcl_jax.models.baselines`) builds that
+  network freshly initialised instead, its vocabulary from `tokenizer` (the data
+  pipeline's) and, for the word models, its embeddings from `glove_path` if given.
   """
   from lcl_jax import models  # Heavy import kept out of module import time.
+  from lcl_jax.models import baselines
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 
+  def build_baseline(name: str, key: jax.Array):
+    matrix = None
+    if glove_path and name != "charcnn":
+      from lcl_jax.data import glove
+      matrix, found = glove.embedding_matrix(glove_path, tokenizer.get_vocab(),
+                                             pad_token_id=tokenizer.pad_token_id)
+      logging.getLogger("lcl_jax.train").info(
+          "GloVe %s: %d of %d vocabulary words found", glove_path, found, len(matrix))
+    return baselines.build_baseline(name, vocab_size=len(tokenizer), num_classes=num_classes,
+                                     rng=key, embedding_matrix=matrix)
+
   primary_rng, weighting_rng = jax.random.split(rng)
-  primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules, params = {}, {}
+  if baselines.is_baseline(encoder):
+    modules["primary"], params["primary"] = build_baseline(encoder, primary_rng)
+    if spec.uses_weighting_network:
+      modules["weighting"], params["weighting"] = build_baseline(weighting_encoder,
+                                                                 weighting_rng)
+    return modules, params
   if head_init not in _HEAD_INIT_SCHEMES:
     raise ValueError(f"head_init={head_init!r}; expected one of {sorted(_HEAD_INIT_SCHEMES)}")
   primary_init = _HEAD_INIT_SCHEMES[head_init] if spec.primary_head == "paper" else "hf"
+  primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
   modules["primary"], params["primary"] = models.build_classifier(
       primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
-      dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout)
+      dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout,
+      feature_pooling=feature_pooling)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
     modules["weighting"], params["weighting"] = models.build_classifier(
-        WEIGHTING_HEAD, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
-        remat=remat)
+        models.weighting_head_for(weighting_checkpoint.config), weighting_checkpoint,
+        num_classes, rng=weighting_rng, dtype=dtype, remat=remat)
   return modules, params
 
 

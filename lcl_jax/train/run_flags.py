@@ -29,9 +29,18 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                        "3 for the synthetic built-in dataset of experiments.train; 1 with "
                        "--smoke.")
   flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: none).")
+  flags.DEFINE_enum("early_stopping_on", "metric", ["metric", "loss"],
+                    "What --patience watches: the validation accuracy / macro F1, or the "
+                    "validation loss (seed 000's biLSTM).")
   flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
   flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
   flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
+  flags.DEFINE_enum("feature_pooling", "cls", ["cls", "mean"],
+                    "Contrastive features of SCL/LCL: the [CLS] state (the paper) or the mean "
+                    "over non-padding tokens (seed 001).")
+  flags.DEFINE_string("glove_path", None,
+                      "GloVe text file for the word embeddings of --encoder=bilstm/gru/rnn "
+                      "(seed 000: glove.twitter.27B.200d.txt); default: trained from scratch.")
   flags.DEFINE_integer("texts_per_batch", 10, "K: texts per batch (plus K augmented views).")
   flags.DEFINE_integer("max_length", 128, "Token truncation length.")
   flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
@@ -113,7 +122,9 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       encoder=value("encoder"), weighting_encoder=value("weighting_encoder"),
       data_dir=value("data_dir"), learning_rate=value("learning_rate"),
       alpha=value("alpha"), temperature=value("temperature"),
+      feature_pooling=value("feature_pooling"), glove_path=value("glove_path"),
       epochs=5 if value("epochs") is None else int(value("epochs")), patience=value("patience"),
+      early_stopping_on=value("early_stopping_on"),
       texts_per_batch=int(value("texts_per_batch")), max_length=max_length,
       length_buckets=tuple(b for b in buckets if b <= max_length) or (max_length,),
       eval_batch_size=int(value("eval_batch_size")),

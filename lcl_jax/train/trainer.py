@@ -37,7 +37,7 @@ from lcl_jax import metrics as metrics_lib
 from lcl_jax import thresholds as thresholds_lib
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
-from lcl_jax.train.config import TrainConfig
+from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
 log = logging.getLogger("lcl_jax.train")
 
@@ -196,6 +196,8 @@ def preflight(cfg: TrainConfig) -> None:
   if objectives.get_spec(cfg.objective).uses_weighting_network:
     networks.append(("weighting_encoder", cfg.weighting_encoder))
   for flag, name in networks:
+    if name in BASELINE_ENCODERS:  # trained from scratch: no checkpoint, no position limit
+      continue
     try:
       directory = pretrained.resolve_checkpoint_dir(data_pipeline.resolve_checkpoint(name))
     except pretrained.CheckpointNotFoundError as e:
@@ -251,6 +253,15 @@ def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
+def _mean_loss(labels: np.ndarray, probs: np.ndarray, multilabel: bool) -> float:
+  """Mean cross-entropy (nats per example; multi-label: binary CE averaged over classes)."""
+  p = np.clip(probs.astype(np.float64), 1e-12, 1.0 - 1e-12)
+  if multilabel:
+    y = np.asarray(labels, np.float64)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+  return float(-np.mean(np.log(p[np.arange(len(labels)), np.asarray(labels)])))
+
+
 def split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
                   thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
   """The metrics the runs report (fractions) and the predictions they are computed from.
@@ -261,9 +272,12 @@ def split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
   num_classes = probs.shape[-1]
   if multilabel:
     predictions = (probs >= np.asarray(thresholds)).astype(np.int32)
-    return metrics_lib.multilabel_metrics(labels, predictions), predictions
-  predictions = probs.argmax(axis=-1).astype(np.int32)
-  return metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes), predictions
+    m = metrics_lib.multilabel_metrics(labels, predictions)
+  else:
+    predictions = probs.argmax(axis=-1).astype(np.int32)
+    m = metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes)
+  m["loss"] = _mean_loss(labels, probs, multilabel)  # early stopping on validation loss
+  return m, predictions
 
 
 def evaluate_logits(eval_step, dp, params, batches, num_examples: int, *,
@@ -353,7 +367,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
       head_init=cfg.head_init,
       primary_head=cfg.head if spec.primary_head == "paper" else None,
-      classifier_dropout=cfg.classifier_dropout)
+      classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
+      tokenizer=data.tokenizer, glove_path=cfg.glove_path)
   steps_per_epoch = data.steps_per_epoch
   total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
   stage1_steps = steps_per_epoch * cfg.epochs
@@ -542,8 +557,16 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
                                            **test_arrays)
         else:
           progress["epochs_since_improvement"] += 1
+        stalled = progress["epochs_since_improvement"]
+        if cfg.early_stopping_on == "loss":  # seed 000's biLSTM schedule
+          loss_value = val_metrics["loss"]
+          if progress.get("best_loss") is None or loss_value < progress["best_loss"]:
+            progress.update(best_loss=loss_value, epochs_since_loss_improvement=0)
+          else:
+            progress["epochs_since_loss_improvement"] += 1
+          stalled = progress["epochs_since_loss_improvement"]
         progress["history"].append(record)
-        if cfg.patience is not None and progress["epochs_since_improvement"] >= cfg.patience:
+        if cfg.patience is not None and stalled >= cfg.patience:
           progress["stopped_early"] = True
         outputs.write({"kind": "eval", **_flatten(record)})
         if is_main:

@@ -1,0 +1,83 @@
+"""The numbers of the two follow-up studies, printed beside ours by
+`experiments/reimplementation_study.py`.
+
+* Seed 001 (Modarres & Raeisi, "Happy is Farther From Sad Than Joyful", a PyTorch
+  re-implementation of SCL/LCL): Table 1 (test accuracy, %, best run; ED, GoEmotions with
+  the first label, EmoInt, SST-5, SST-2), Table 2 (AG News, TSA, ParsiNLU sentiment
+  "PNS", with mBERT for PNS) and its RNN / GRU accuracies on ED (25 %, 30 %). Blank cells
+  of its tables are absent here.
+* Seed 000 (Huang & Wen, GoEmotions-28 multi-label): the biLSTM's macro F1 0.42 (§5.1.3)
+  and Table 3's BERTweet macro P / R / F1 0.574 / 0.423 / 0.469; the CharCNN has no
+  number in the document ("performs not that well").
+
+Keys: dataset names of :mod:`lcl_jax.data`, row names of the binary (`ROWS`), metric
+names of the trainer's results (``accuracy``, ``macro_f1``, ``macro_precision``,
+``macro_recall``). Values in %.
+"""
+from __future__ import annotations
+
+from lcl_jax.experiment.paper_numbers import PaperTable
+
+MULTILINGUAL_BERT = "bert-base-multilingual-cased"
+BERTWEET_BASE = "vinai/bertweet-base"
+
+# Row -> label (the document's wording; ours name the encoder actually used).
+ROW_LABELS: dict[str, str] = {
+    "bert_ce": "BERT-base (mBERT on PNS) + CE",
+    "ce": "ELECTRA + CE",
+    "scl": "ELECTRA + SCL",
+    "lcl": "ELECTRA (mBERT on PNS) + LCL",
+    "rnn": "RNN",
+    "gru": "GRU",
+    "bilstm": "biLSTM, fixed epochs (seed 000)",
+    "bilstm_es": "biLSTM, early stopping (seed 000)",
+    "charcnn": "CharCNN (seed 000)",
+    "bertweet": "BERTweet + BCE (seed 000)",
+}
+ROWS = tuple(ROW_LABELS)
+
+SEED001_TABLE1_DATASETS = ("empathetic_dialogues", "goemotions_first_label", "emoint", "sst5",
+                           "sst2")
+SEED001_TABLE2_DATASETS = ("ag_news", "tsa", "parsinlu_sentiment")
+SEED000_DATASETS = ("goemotions_multilabel",)
+DATASETS = SEED001_TABLE1_DATASETS + SEED001_TABLE2_DATASETS + SEED000_DATASETS
+
+# Which rows each document ran on which dataset.
+ROW_DATASETS: dict[str, tuple[str, ...]] = {
+    "bert_ce": SEED001_TABLE1_DATASETS + SEED001_TABLE2_DATASETS,
+    "ce": SEED001_TABLE1_DATASETS,
+    "scl": SEED001_TABLE1_DATASETS,
+    "lcl": SEED001_TABLE1_DATASETS + SEED001_TABLE2_DATASETS,
+    "rnn": ("empathetic_dialogues",),
+    "gru": ("empathetic_dialogues",),
+    "bilstm": SEED000_DATASETS,
+    "bilstm_es": SEED000_DATASETS,
+    "charcnn": SEED000_DATASETS,
+    "bertweet": SEED000_DATASETS,
+}
+
+# Seed 001's grid on SST-5 (best: alpha 0.2, tau 10, batch 32).
+GRID_ALPHAS = (0.1, 0.2, 0.7)
+GRID_TEMPERATURES = (0.07, 7.0, 10.0, 100.0, 1000.0)
+GRID_BATCH_SIZES = (4, 8, 32)
+
+
+def _acc(value: float) -> dict[str, float]:
+  return {"accuracy": value}
+
+
+NUMBERS: PaperTable = {
+    "empathetic_dialogues": {"bert_ce": _acc(55.0), "ce": _acc(56.4), "scl": _acc(56.8),
+                             "lcl": _acc(57.7), "rnn": _acc(25.0), "gru": _acc(30.0)},
+    "goemotions_first_label": {"bert_ce": _acc(60.2), "scl": _acc(56.8), "lcl": _acc(64.1)},
+    "emoint": {"bert_ce": _acc(85.0), "scl": _acc(33.1), "lcl": _acc(34.2)},
+    "sst5": {"bert_ce": _acc(52.5), "ce": _acc(55.6), "scl": _acc(58.3), "lcl": _acc(57.1)},
+    "sst2": {"bert_ce": _acc(93.5), "ce": _acc(94.5), "scl": _acc(94.8), "lcl": _acc(94.8)},
+    "ag_news": {"bert_ce": _acc(94.5), "lcl": _acc(94.7)},
+    "tsa": {"bert_ce": _acc(84.2), "lcl": _acc(85.7)},
+    "parsinlu_sentiment": {"bert_ce": _acc(76.0), "lcl": _acc(76.0)},
+    "goemotions_multilabel": {
+        "bilstm": {"macro_f1": 42.0},
+        "bertweet": {"macro_precision": 57.4, "macro_recall": 42.3, "macro_f1": 46.9},
+    },
+}
