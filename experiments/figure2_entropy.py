@@ -69,7 +69,7 @@ def render_curves(curves, labels) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   datasets = cli.check_choices(FLAGS.datasets, KNOWN_DATASETS, "datasets")
   objectives = cli.check_choices(FLAGS.objectives, ("ce", "scl", "lcl"), "objectives")
   seeds = cli.seeds()
@@ -133,4 +133,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

@@ -109,7 +109,7 @@ def grid(objective: str) -> list[Point]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   if any(FLAGS[n].present for n in ("learning_rate", "alpha", "temperature")):
     raise app.UsageError("use --learning_rates/--alphas/--temperatures (grids) here")
   datasets = list(dict.fromkeys(FLAGS.datasets))
@@ -192,11 +192,11 @@ def main(argv):
       sections=sections, extra={"grid": ranking_json, "best": best_json},
       runs=[report_lib.run_record(report_lib.Observation(s.config.dataset, s.config.objective,
                                                          s.config.seed, execution.results[s.key],
-                                                         s.key))
+                                                         s.key, str(s.workdir)))
             for s in specs if s.key in execution.results],
       notes=["best.json holds the chosen values per dataset and objective."])
   return cli.finish(report, execution, specs=specs, name=NAME)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

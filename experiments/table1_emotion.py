@@ -65,7 +65,7 @@ def run_specs(datasets, objectives, seeds) -> list[sweep.RunSpec]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   datasets = cli.check_choices(FLAGS.datasets, paper.TABLE1_DATASETS, "datasets")
   objectives = cli.check_choices(FLAGS.objectives, paper.TABLE1_METHODS, "objectives")
   seeds = cli.seeds()
@@ -87,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

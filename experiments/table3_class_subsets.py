@@ -126,7 +126,7 @@ def render_selection(selection: dict[str, Any] | None, selection_key: str) -> st
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   columns = parse_columns(FLAGS.datasets)
   objectives = cli.check_choices(FLAGS.objectives, paper.TABLE3_METHODS, "objectives")
   seeds = cli.seeds()
@@ -199,4 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

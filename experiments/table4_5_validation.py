@@ -71,7 +71,7 @@ def _table(name: str, title: str, datasets, objectives, seeds, metrics, paper_ta
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli.setup_logging()
+  cli.setup_logging(cli.log_file())
   if FLAGS.parallel_runs != 1 or FLAGS.report_only:
     print("note: table4_5_validation never trains; --parallel_runs/--report_only are moot",
           file=sys.stderr)
@@ -105,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

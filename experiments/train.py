@@ -28,11 +28,12 @@ import pathlib
 import sys
 
 from absl import app, flags
-from absl import logging as absl_logging
 
+from lcl_jax.experiment import cli
 from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
+log = logging.getLogger("lcl_jax.train")
 
 flags.DEFINE_string("dataset", "synthetic", "Dataset name (see lcl_jax.data.DATASETS).")
 flags.DEFINE_list("objective", ["ce", "scl", "lcl"],
@@ -104,12 +105,17 @@ def format_results_table(results: list[dict]) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  # Orbax and TFDS log every checkpoint step at INFO through absl; keep ours only.
-  absl_logging.set_verbosity(absl_logging.WARNING)
-  logging.getLogger("lcl_jax").setLevel(logging.INFO)
-  os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-  from lcl_jax.train import compilation_cache
-  compilation_cache.enable(FLAGS.compilation_cache)
+  from lcl_jax.data import DATASETS
+  from lcl_jax.train.config import OBJECTIVES
+  if FLAGS.dataset not in DATASETS:
+    raise app.UsageError(f"--dataset={FLAGS.dataset!r} is not a known dataset; known: "
+                         f"{', '.join(DATASETS)}")
+  bad = [o for o in FLAGS.objective if o not in OBJECTIVES]
+  if bad or not FLAGS.objective:
+    raise app.UsageError(f"--objective: {bad or 'empty'}; choose among {list(OBJECTIVES)}")
+  root = pathlib.Path(FLAGS.workdir or os.path.join("runs", FLAGS.dataset))
+  # Our messages on the console without absl prefixes; everything in <workdir>/train.log.
+  cli.setup_logging(root / "train.log")
   if FLAGS.distributed:
     from lcl_jax.train import parallel
     parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
@@ -123,10 +129,15 @@ def main(argv):
     for cfg in configs:
       trainer.preflight(cfg)
   except (ValueError, CheckpointNotFoundError) as e:
+    if cli.verbose():
+      raise
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   results = []
-  for cfg in configs:
+  for index, cfg in enumerate(configs):
+    log.info("[%d/%d] %s on %s (encoder %s, seed %d, %d epochs) -> %s", index + 1,
+             len(configs), cfg.objective, FLAGS.dataset, cfg.encoder, FLAGS.seed, cfg.epochs,
+             cfg.workdir)
     try:
       results.append(trainer.train(cfg))
     except trainer.TrainingInterrupted as e:
@@ -142,18 +153,22 @@ def main(argv):
   if jax.process_index() == 0:
     table = format_results_table(results)
     print(table)
+    print(f"runs: {', '.join(str(pathlib.Path(c.workdir) / 'results.json') for c in configs)}")
     if FLAGS.workdir or len(results) > 1:
-      root = pathlib.Path(cfg.workdir).parents[1]
       try:
         checkpoint.write_atomic(root / f"summary_seed{FLAGS.seed}.md", table + "\n")
         checkpoint.write_atomic(
             root / f"summary_seed{FLAGS.seed}.json",
             json.dumps([{k: r[k] for k in r if k != "history"} for r in results],
                        indent=2) + "\n")
+        print(f"summary: {root / f'summary_seed{FLAGS.seed}.md'} (and .json); "
+              f"full log: {root / 'train.log'}")
       except OSError as e:  # e.g. a finished run's read-only workdir: results are above
         print(f"warning: the summary was not written ({e}); the results are printed "
               "above and kept in each run's results.json", file=sys.stderr)
+    print("plots of each run in <run>/plots/; use a run with "
+          f"`python -m experiments.predict --run={configs[-1].workdir} --text=...`")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

@@ -36,7 +36,7 @@ def _tiny_config(tiny_bert_dir, data_dir, workdir, **overrides):
 
 
 def _comparable(results):
-  drop = {"sequences_per_second"}
+  drop = {"sequences_per_second", "disk_bytes"}  # timings; log/event file sizes
   return {k: v for k, v in results.items() if k not in drop}
 
 

@@ -99,6 +99,7 @@ _BAD_VALUES = {
     "contrastive_tile_size": [0, 64.0],
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
+    "keep_checkpoints": ["none"],
 }
 
 

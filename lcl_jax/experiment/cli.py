@@ -14,10 +14,10 @@ with real ones.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import pathlib
-import shlex
 import sys
 from typing import Any, Sequence
 
@@ -28,6 +28,9 @@ from lcl_jax.train import run_flags
 from lcl_jax.train.config import TrainConfig
 
 FLAGS = flags.FLAGS
+# The flags defined below (by the functions of this module) are key flags of the binary
+# that calls them, so its --help lists them (not only --helpfull).
+flags.disclaim_key_flags()
 log = logging.getLogger("lcl_jax.experiment")
 
 # What --smoke sets (unless the flag is given explicitly).
@@ -115,6 +118,18 @@ def base_config() -> TrainConfig:
   return run_flags.run_config(value=_smoke_value, encoder=encoder())
 
 
+def program_name() -> str:
+  """The binary's short name (`table1_emotion` for `python -m experiments.table1_emotion`)."""
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  name = spec.name if spec is not None and spec.name else pathlib.Path(sys.argv[0]).stem
+  return name.rsplit(".", 1)[-1] or "lcl_jax"
+
+
+def log_file() -> pathlib.Path:
+  """Where the binary's full log goes: `<sweep root>/logs/<program>.log` (appended)."""
+  return root() / "logs" / f"{program_name()}.log"
+
+
 def check_choices(values: Sequence[str], allowed: Sequence[str], flag: str) -> list[str]:
   """`values` if all are in `allowed`, else a clear error naming the flag."""
   bad = [v for v in values if v not in allowed]
@@ -146,10 +161,8 @@ def method_labels(encoder: str, bert_encoder: str | None = None) -> dict[str, st
 
 def command_line() -> str:
   """How this binary was invoked (`python -m experiments.<name> ...` when run with -m)."""
-  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-  program = (["python", "-m", spec.name] if spec is not None and spec.name
-             else [pathlib.Path(sys.argv[0]).name])
-  return shlex.join(program + sys.argv[1:])
+  from lcl_jax.train import model_card  # pylint: disable=g-import-not-at-top
+  return model_card.invocation()
 
 
 def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
@@ -211,7 +224,7 @@ def observations(specs: Sequence[sweep.RunSpec], results: dict[str, dict[str, An
     if spec.key in results:
       column = column_of(spec) if column_of else spec.config.dataset
       out.append(report_lib.Observation(column, spec.config.objective, spec.config.seed,
-                                        results[spec.key], spec.key))
+                                        results[spec.key], spec.key, str(spec.workdir)))
   return out
 
 
@@ -236,14 +249,90 @@ def finish(report: report_lib.Report, execution: Execution, *,
   return 0
 
 
-def setup_logging() -> None:
-  """INFO from lcl_jax (progress of the sweep and the runs); WARNING from the libraries
-  (orbax logs every checkpoint write at INFO) unless --verbosity is given."""
+class _ConsoleFormatter(logging.Formatter):
+  """Our messages as a tool prints them: the bare text; 'warning: ' / 'error: ' before
+  those levels (no absl date/file prefix)."""
+
+  def format(self, record: logging.LogRecord) -> str:
+    message = super().format(record)
+    if record.levelno >= logging.WARNING:
+      return f"{record.levelname.lower()}: {message}"
+    return message
+
+
+_HANDLER_MARK = "_lcl_jax_cli_handler"
+
+
+def verbose() -> bool:
+  """--verbosity >= 1 (absl's -v): debug messages and tracebacks of user errors."""
+  return FLAGS.is_parsed() and FLAGS["verbosity"].value >= 1
+
+
+def setup_logging(log_file: str | os.PathLike | None = None) -> None:
+  """Console: lcl_jax's INFO messages without absl's prefixes (DEBUG with --verbosity=1);
+  the libraries at WARNING (orbax logs every checkpoint write at INFO) unless --verbosity
+  is given. `log_file`: also append everything (lcl_jax DEBUG, tracebacks, library
+  warnings) with timestamps to that file."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   if not FLAGS["verbosity"].present:
     absl_logging.set_verbosity(absl_logging.WARNING)
-  logging.getLogger("lcl_jax").setLevel(logging.INFO)
+  ours = logging.getLogger("lcl_jax")
+  ours.setLevel(logging.DEBUG)
+  ours.propagate = False  # not through absl's handler (its prefixes)
+  root = logging.getLogger()
+  for logger in (ours, root):
+    for handler in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+      logger.removeHandler(handler)
+      handler.close()
+  console = logging.StreamHandler(sys.stderr)
+  console.setLevel(logging.DEBUG if verbose() else logging.INFO)
+  console.setFormatter(_ConsoleFormatter("%(message)s"))
+  setattr(console, _HANDLER_MARK, True)
+  ours.addHandler(console)
+  if log_file is not None:
+    path = pathlib.Path(log_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    setattr(file_handler, _HANDLER_MARK, True)
+    ours.addHandler(file_handler)
+    root.addHandler(file_handler)
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
   from lcl_jax.train import compilation_cache  # pylint: disable=g-import-not-at-top
   compilation_cache.enable(FLAGS.compilation_cache)
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+  """Errors caused by the user's input (not bugs): a missing file, checkpoint or hub id
+  offline, WordNet missing, an unknown label, a changed config on resume, a bad input
+  file. The binaries print their message alone (the traceback with --verbosity=1)."""
+  # pylint: disable=g-import-not-at-top
+  from lcl_jax.data.augment import WordNetNotFoundError
+  from lcl_jax.data.files import MalformedRowError, UnknownLabelError
+  from lcl_jax.experiment.use import InputError
+  from lcl_jax.models.config import ConfigError
+  from lcl_jax.train.trainer import ConfigMismatchError
+  return (FileNotFoundError, WordNetNotFoundError, UnknownLabelError, MalformedRowError,
+          ConfigMismatchError, ConfigError, InputError)
+
+
+def report_user_errors(main):
+  """Wraps a binary's `main(argv)`: a user error prints one `error: ...` line and exits
+  with status 2; --verbosity=1 shows the traceback (it always goes to the log file)."""
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except user_error_types() as e:
+      if verbose():
+        raise
+      log.debug("traceback of the error below", exc_info=True)
+      print(f"error: {e}", file=sys.stderr)
+      print("(run with --verbosity=1 for the traceback)", file=sys.stderr)
+      return 2
+
+  return wrapped

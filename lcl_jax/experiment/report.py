@@ -41,6 +41,7 @@ class Observation:
   seed: int
   results: Mapping[str, Any]
   key: str = ""
+  workdir: str | None = None  # the run directory (for links to its plots)
 
 
 @dataclasses.dataclass
@@ -202,8 +203,12 @@ def run_record(obs: Observation) -> dict[str, Any]:
   keys = ("dataset", "objective", "encoder", "weighting_encoder", "seed", "synthetic",
           "best_epoch", "epochs_trained", "stopped_early", "steps", "sequences_per_second",
           "num_devices", "split_sizes", "validation", "test")
-  return {"key": obs.key, "column": obs.column, "method": obs.method,
-          **{k: r.get(k) for k in keys}}
+  record = {"key": obs.key, "column": obs.column, "method": obs.method,
+            **{k: r.get(k) for k in keys}}
+  if obs.workdir and r.get("plots"):
+    record["plots"] = {name: str(pathlib.Path(obs.workdir) / path)
+                       for name, path in r["plots"].items()}
+  return record
 
 
 # ---------------------------------------------------------------------------------------
@@ -321,7 +326,22 @@ def _banner(report: Report) -> list[str]:
   return lines
 
 
-def render_markdown(report: Report) -> str:
+def render_plots(report: Report, out_dir: str | os.PathLike | None = None) -> str:
+  """Links to each run's training plots (relative to `out_dir` when given)."""
+  lines = []
+  for run in report.runs:
+    plots = run.get("plots") or {}
+    if not plots:
+      continue
+    links = []
+    for name, path in plots.items():
+      target = os.path.relpath(path, out_dir) if out_dir else path
+      links.append(f"[{name.replace('_', ' ')}]({pathlib.PurePath(target).as_posix()})")
+    lines.append(f"- `{run.get('key')}`: " + " · ".join(links))
+  return "\n".join(lines)
+
+
+def render_markdown(report: Report, out_dir: str | os.PathLike | None = None) -> str:
   out = [f"# {report.title}", ""]
   banner = _banner(report)
   if banner:
@@ -351,6 +371,11 @@ def render_markdown(report: Report) -> str:
             "(or zero variance).", "", render_tests(report), ""]
   for heading, body in report.sections:
     out += [f"## {heading}", "", body.rstrip(), ""]
+  plots = render_plots(report, out_dir)
+  if plots:
+    out += ["## Training plots of each run", "",
+            "Loss and learning rate per step, validation metrics per epoch, and the best "
+            "epoch's normalised test confusion matrix (`<run>/plots/`).", "", plots, ""]
   if report.missing or report.failed:
     out += ["## Runs still to do (interrupted)" if report.interrupted
             else "## Runs not included", ""]
@@ -463,7 +488,7 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> dict[str, pathli
   out = pathlib.Path(out_dir)
   paths = {"markdown": out / "report.md", "json": out / "results.json",
            "csv": out / "results.csv", "tests_csv": out / "tests.csv"}
-  write_text_atomic(paths["markdown"], render_markdown(report))
+  write_text_atomic(paths["markdown"], render_markdown(report, out))
   write_text_atomic(paths["json"], json.dumps(to_json(report), indent=2, allow_nan=False) + "\n")
   write_text_atomic(paths["csv"], render_cells_csv(report))
   write_text_atomic(paths["tests_csv"], render_tests_csv(report))

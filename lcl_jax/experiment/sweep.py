@@ -221,7 +221,9 @@ def _run_in_process(pending: Sequence[RunSpec], outcome: SweepOutcome, *,
     except Exception as e:  # pylint: disable=broad-except
       if fail_fast:
         raise
-      log.error("%s failed:\n%s", spec.key, traceback.format_exc())
+      # The traceback goes to the log file (and the console with --verbosity=1).
+      log.error("%s failed: %s: %s", spec.key, type(e).__name__, e)
+      log.debug("%s", traceback.format_exc())
       outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
 
 

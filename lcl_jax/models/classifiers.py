@@ -220,7 +220,8 @@ def weighting_head_for(config: EncoderConfig) -> str:
   return "roberta" if config.is_roberta else "electra"
 
 
-def _head_kind(module: nn.Module) -> str:
+def head_kind(module: nn.Module) -> str:
+  """'paper', 'electra' or 'bert': the `CLASSIFIERS` key of a classifier module."""
   for kind, cls in CLASSIFIERS.items():
     if type(module) is cls:  # pylint: disable=unidiomatic-typecheck
       return kind
@@ -454,6 +455,7 @@ def build_dual_network(
 
 def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
                     params: Params, *, label_names: Sequence[str] | None = None,
+                    extra_config: Mapping[str, Any] | None = None,
                     overwrite: bool = False) -> pathlib.Path:
   """Writes a classifier as a Hugging Face checkpoint (encoder + head, safetensors).
 
@@ -475,9 +477,10 @@ def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
     module: the classifier module.
     params: its ``{'encoder': ..., 'head': ...}`` params.
     label_names: class names for ``id2label`` / ``label2id`` in config.json.
+    extra_config: further config.json keys (e.g. ``problem_type``, lcl_jax metadata).
     overwrite: replace an existing directory.
   """
-  kind = _head_kind(module)
+  kind = head_kind(module)
   config = module.config
   if label_names is not None and len(label_names) != module.num_classes:
     raise ValueError(f"{len(label_names)} label_names for {module.num_classes} classes")
@@ -498,7 +501,7 @@ def save_classifier(directory: pretrained.PathLike, module: _EncoderClassifier,
   extra_config = {"num_labels": module.num_classes,
                   "id2label": {str(i): name for i, name in enumerate(names)},
                   "label2id": {name: i for i, name in enumerate(names)},
-                  "lcl_jax_head": kind}
+                  "lcl_jax_head": kind, **(extra_config or {})}
   architectures = [type(module).HF_ARCHITECTURE_BY_TYPE.get(config.model_type)
                    or type(module).HF_ARCHITECTURE
                    or pretrained.ARCHITECTURES[config.model_type]]

@@ -133,9 +133,21 @@ class LoadReport:
     return "\n".join(lines)
 
   def log(self, logger: logging.Logger = _logger) -> None:
-    """Logs the summary: WARNING if anything was unexpected or missing, else INFO."""
+    """Logs the summary: WARNING if anything was unexpected or missing, else INFO.
+
+    An INFO summary already logged by this process (the same checkpoint loaded again,
+    e.g. once per objective of a sweep) is logged at DEBUG, so the console says it once.
+    """
+    summary = self.summary()
     level = logging.WARNING if (self.unexpected or self.missing) else logging.INFO
-    logger.log(level, "%s", self.summary())
+    if level == logging.INFO:
+      if summary in _LOGGED_SUMMARIES:
+        level = logging.DEBUG
+      _LOGGED_SUMMARIES.add(summary)
+    logger.log(level, "%s", summary)
+
+
+_LOGGED_SUMMARIES: set[str] = set()
 
 
 def _short_list(names: Sequence[str], limit: int = 12) -> str:

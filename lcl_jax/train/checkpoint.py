@@ -204,3 +204,57 @@ class RunCheckpoints:
   def close(self) -> None:
     self._latest.close()
     self._best.close()
+
+
+LATEST_DIR = "checkpoints"
+BEST_DIR = "best"
+
+
+def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[Any, dict[str, Any]]:
+  """The best-validation params of a run (read-only: creates nothing in `workdir`).
+
+  Args:
+    workdir: the run directory.
+    like_params: a pytree with the params' structure, shapes and dtypes (arrays or
+      `jax.ShapeDtypeStruct`s).
+
+  Returns:
+    `(params, info)`, info = {'epoch', 'step', <selection metric>}.
+
+  Raises:
+    FileNotFoundError: the run has no best/ checkpoint (not trained for one epoch).
+  """
+  directory = pathlib.Path(workdir).absolute() / BEST_DIR
+  manager = ocp.CheckpointManager(
+      directory, item_names=("params", "info"),
+      options=ocp.CheckpointManagerOptions(create=False)) \
+      if directory.is_dir() else None
+  step = manager.latest_step() if manager is not None else None
+  if step is None:
+    raise FileNotFoundError(f"{directory}: no best-validation checkpoint (the run has not "
+                            "finished an epoch)")
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(like_params)), info=ocp.args.JsonRestore()))
+  finally:
+    manager.close()
+  return restored["params"], dict(restored["info"])
+
+
+def disk_usage(path: str | os.PathLike, *, exclude: tuple[str, ...] = ()) -> int:
+  """Bytes of the regular files under `path`, skipping the top-level entries `exclude`."""
+  root = pathlib.Path(path)
+  total = 0
+  for entry in root.iterdir() if root.is_dir() else ():
+    if entry.name in exclude:
+      continue
+    if entry.is_file() and not entry.is_symlink():
+      total += entry.stat().st_size
+    elif entry.is_dir() and not entry.is_symlink():
+      for dirpath, _, filenames in os.walk(entry):
+        for name in filenames:
+          file = pathlib.Path(dirpath, name)
+          if not file.is_symlink():
+            total += file.stat().st_size
+  return total
+

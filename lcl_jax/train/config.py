@@ -31,6 +31,7 @@ HEAD_INITS = ("normal_0.02", "torch_default")
 LR_SCHEDULES = ("linear", "constant")
 PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
+KEEP_CHECKPOINTS = ("best", "all")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -131,6 +132,9 @@ class TrainConfig:
   checkpoint_every_steps: int = 200
   export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
   save_features: bool = False  # Φ's test/validation [CLS] vectors in predictions/*.npz
+  # What a finished run keeps: "best" drops the latest-state checkpoint (optimiser state,
+  # ~3x the params) once results.json is written; "all" keeps it.
+  keep_checkpoints: str = "best"
   log_every_steps: int = 10
   progress_bar: bool = True
 
@@ -227,6 +231,8 @@ class TrainConfig:
                 "vectors")
     if self.parallelism not in PARALLELISM:
       raise bad("parallelism", f"must be one of {PARALLELISM}")
+    if self.keep_checkpoints not in KEEP_CHECKPOINTS:
+      raise bad("keep_checkpoints", f"must be one of {KEEP_CHECKPOINTS}")
     if self.dtype not in ("float32", "bfloat16"):
       raise bad("dtype", "must be 'float32' or 'bfloat16'")
     try:

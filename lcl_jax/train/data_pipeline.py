@@ -53,7 +53,9 @@ def load_tokenizer(name: str, train_texts: list[str]) -> Any:
   return pretrained.load_tokenizer(resolve_checkpoint(name))
 
 
-def _fixed_subset(split, limit: int | None):
+def fixed_subset(split, limit: int | None):
+  """The first `limit` of a fixed permutation of `split` (seed 0; every seed of a sweep
+  and `experiments.evaluate` see the same subset), in file order; all if None."""
   if limit is None or len(split) <= limit:
     return split
   order = np.random.default_rng(_SUBSET_SEED).permutation(len(split))[:limit]
@@ -80,9 +82,9 @@ class PreparedData:
     self.cfg = cfg
     splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
               for s in SPLITS}
-    splits["train"] = _fixed_subset(splits["train"], cfg.max_train_examples)
+    splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
     for name in ("validation", "test"):
-      splits[name] = _fixed_subset(splits[name], cfg.max_eval_examples)
+      splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
     if cfg.concat_expansion:  # seed 003: extra rows from training texts only
       from lcl_jax.data.expansion import concatenation_expansion
       splits["train"] = concatenation_expansion(splits["train"], cfg.concat_expansion,

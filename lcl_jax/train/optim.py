@@ -50,6 +50,24 @@ def decay_mask(params: Any) -> Any:
   return jax.tree_util.tree_map_with_path(decays, params)
 
 
+def learning_rate_schedule(learning_rate: float, total_steps: int,
+                           schedule: str = "linear") -> optax.Schedule:
+  """The rate of each update: 'linear' (the paper: decay from `learning_rate` to 0 over
+  `total_steps`, no warm-up) or 'constant'. `rate(n)` is the rate of the (n+1)-th update
+  (optax counts from 0); the trainer logs it with each step.
+
+  Raises:
+    ValueError: total_steps < 1 or an unknown schedule.
+  """
+  if total_steps < 1:
+    raise ValueError(f"total_steps={total_steps} must be >= 1")
+  schedules = {"linear": lambda: optax.linear_schedule(learning_rate, 0.0, total_steps),
+               "constant": lambda: optax.constant_schedule(learning_rate)}
+  if schedule not in schedules:
+    raise ValueError(f"schedule={schedule!r}; expected one of {sorted(schedules)}")
+  return schedules[schedule]()
+
+
 def make_optimizer(
     params: dict[str, Any],
     *,
@@ -83,15 +101,9 @@ def make_optimizer(
   Raises:
     ValueError: total_steps < 1, an unknown schedule or epsilon mode.
   """
-  if total_steps < 1:
-    raise ValueError(f"total_steps={total_steps} must be >= 1")
   if epsilon_mode not in EPSILON_MODES:
     raise ValueError(f"adam_epsilon_mode={epsilon_mode!r}: must be one of {EPSILON_MODES}")
-  schedules = {"linear": lambda: optax.linear_schedule(learning_rate, 0.0, total_steps),
-               "constant": lambda: optax.constant_schedule(learning_rate)}
-  if schedule not in schedules:
-    raise ValueError(f"schedule={schedule!r}; expected one of {sorted(schedules)}")
-  rate = schedules[schedule]()
+  rate = learning_rate_schedule(learning_rate, total_steps, schedule)
 
   def trainable_optimizer():
     # `decay_mask` is given as a function of the params it sees (under `freeze_encoders`

@@ -13,6 +13,9 @@ from absl import flags
 from lcl_jax.train.config import TrainConfig, parse_thresholds
 
 FLAGS = flags.FLAGS
+# The flags defined below (by the functions of this module) are key flags of the binary
+# that calls them, so its --help lists them (not only --helpfull).
+flags.disclaim_key_flags()
 
 
 def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
@@ -21,7 +24,10 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_string("weighting_encoder", None,
                       "Checkpoint of LCL's weighting network (default: --encoder).")
   flags.DEFINE_string("data_dir", None, "Folder with the release files (default $LCL_DATA_DIR).")
-  flags.DEFINE_integer("epochs", None, "Epochs per run (default 5, as the paper).")
+  flags.DEFINE_integer("epochs", None,
+                       "Epochs per run. Default: 5 (the paper's) for every paper dataset; "
+                       "3 for the synthetic built-in dataset of experiments.train; 1 with "
+                       "--smoke.")
   flags.DEFINE_integer("patience", None, "Early-stopping patience in epochs (default: none).")
   flags.DEFINE_enum("early_stopping_on", "metric", ["metric", "loss"],
                     "What --patience watches: the validation accuracy / macro F1, or the "
@@ -67,7 +73,13 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                        "concatenating two training texts (union of labels), per seed.")
   flags.DEFINE_bool("export_hf", False,
                     "Also write the best-validation networks as Hugging Face checkpoints "
-                    "(<run>/export/<network>, safetensors; loadable by transformers).")
+                    "(<run>/export/<network>, safetensors, tokenizer and a model card "
+                    "README.md; loadable by transformers).")
+  flags.DEFINE_enum("keep_checkpoints", "best", ["best", "all"],
+                    "What a finished run keeps on disk: 'best' deletes the latest-state "
+                    "checkpoint (parameters + optimiser state, only needed to resume) once "
+                    "results.json is written, keeping best/ (the best-validation "
+                    "parameters); 'all' keeps both.")
   # Scale (issue 12).
   flags.DEFINE_enum("contrastive_impl", "auto", ["auto", "dense", "tiled", "ring"],
                     "Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over "
@@ -147,6 +159,7 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       classifier_dropout=value("classifier_dropout"), head_epochs=int(value("head_epochs")),
       head_learning_rate=value("head_learning_rate"), threshold_fit=value("threshold_fit"),
       concat_expansion=int(value("concat_expansion")),
+      keep_checkpoints=value("keep_checkpoints"),
   )
   fields.update(overrides)
   return TrainConfig(**fields)

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import pathlib
+import shutil
 import signal
 import sys
 import threading
@@ -43,7 +44,7 @@ log = logging.getLogger("lcl_jax.train")
 
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
-                  "checkpoint_every_steps", "parallelism", "export_hf",
+                  "checkpoint_every_steps", "parallelism", "export_hf", "keep_checkpoints",
                   # Same values and gradients either way (lcl_jax.tiled_losses):
                   "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
 
@@ -56,6 +57,10 @@ class TrainingInterrupted(RuntimeError):
     super().__init__(message)
     self.signum = signum
     self.exit_code = 128 + int(signum)
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds a run with another configuration (resuming it would mix the two)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -231,15 +236,18 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
                 if k not in _RESUME_EXEMPT and saved.get(k) != current.get(k))
   if diff:
     details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
-    raise ValueError(f"{workdir} holds a run with a different configuration ({details}); "
-                     "use another --workdir or delete that one")
+    raise ConfigMismatchError(
+        f"{workdir} holds a run with a different configuration ({details}); "
+        "use another --workdir or delete that one")
 
 
 def _selection_metric(multilabel: bool) -> str:
   return "macro_f1" if multilabel else "accuracy"
 
 
-def _probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+  """Class probabilities (float64 [N, C]) from logits [N, C]: softmax, or per-class
+  sigmoid for a multi-label dataset."""
   logits = logits.astype(np.float64)
   if multilabel:
     return 1.0 / (1.0 + np.exp(-logits))
@@ -257,8 +265,13 @@ def _mean_loss(labels: np.ndarray, probs: np.ndarray, multilabel: bool) -> float
   return float(-np.mean(np.log(p[np.arange(len(labels)), np.asarray(labels)])))
 
 
-def _split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
-                   thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
+def split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
+                  thresholds: np.ndarray | float) -> tuple[dict[str, float], np.ndarray]:
+  """The metrics the runs report (fractions) and the predictions they are computed from.
+
+  Single-label: argmax -> accuracy, weighted/macro F1 (`metrics.classification_metrics`);
+  multi-label: `probs >= thresholds` (per class) -> `metrics.multilabel_metrics`.
+  """
   num_classes = probs.shape[-1]
   if multilabel:
     predictions = (probs >= np.asarray(thresholds)).astype(np.int32)
@@ -268,6 +281,32 @@ def _split_metrics(labels: np.ndarray, probs: np.ndarray, *, multilabel: bool,
     m = metrics_lib.classification_metrics(labels, predictions, num_classes=num_classes)
   m["loss"] = _mean_loss(labels, probs, multilabel)  # early stopping on validation loss
   return m, predictions
+
+
+def evaluate_logits(eval_step, dp, params, batches, num_examples: int, *,
+                    what: str = "evaluation") -> dict[str, np.ndarray]:
+  """Runs the compiled eval step over `batches`; the trainer's (and predict's) only eval path.
+
+  Returns `{'logits': [N, C][, 'weight_logits': [N, C]]}` float32 in example order
+  (`example_index` puts back the rows of every device and host; padding rows dropped).
+
+  Raises:
+    AssertionError: the batches did not cover every example exactly once.
+  """
+  collected: dict[str, list] = {}
+  indices = []
+  for batch in batches:
+    out = dp.fetch_rows(eval_step(params, dp.put_batch(batch)))
+    example_index = out.pop("example_index")
+    keep = example_index >= 0
+    indices.append(example_index[keep])
+    for name, value in out.items():
+      collected.setdefault(name, []).append(value[keep])
+  order = np.concatenate(indices) if indices else np.zeros(0, np.int64)
+  if sorted(order.tolist()) != list(range(num_examples)):
+    raise AssertionError(f"{what} did not cover every example once")
+  inverse = np.argsort(order)
+  return {name: np.concatenate(chunks)[inverse] for name, chunks in collected.items()}
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -336,6 +375,16 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   steps_per_epoch = data.steps_per_epoch
   total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
   stage1_steps = steps_per_epoch * cfg.epochs
+  stage1_rate = optim.learning_rate_schedule(cfg.learning_rate, stage1_steps, cfg.lr_schedule)
+  stage2_rate = (optim.learning_rate_schedule(cfg.head_learning_rate or cfg.learning_rate,
+                                              steps_per_epoch * cfg.head_epochs,
+                                              cfg.lr_schedule) if cfg.head_epochs else None)
+
+  def learning_rate(s: int) -> float:
+    """The rate of update number s (1-based), as the optimiser (stage 1 or 2) used it."""
+    if stage2_rate is None or s <= stage1_steps:
+      return float(stage1_rate(s - 1))
+    return float(stage2_rate(s - 1 - stage1_steps))
   optimizer_options = dict(weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2,
                            eps=cfg.adam_eps, clip_norm=cfg.clip_norm, schedule=cfg.lr_schedule,
                            epsilon_mode=cfg.adam_epsilon_mode)
@@ -415,33 +464,23 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     s, m = host[-1]
     record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
     record.update({k: float(v) for k, v in m.items()})
+    record["learning_rate"] = learning_rate(s)
     if throughput["seconds"] > 0:
       record["sequences_per_second"] = throughput["rows"] / throughput["seconds"]
     outputs.write(record)
 
   def evaluate(split_name: str, params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     split = data.eval_split(split_name)
-    collected: dict[str, list] = {}
-    indices = []
-    for batch in split.batches():
-      out = dp.fetch_rows(eval_step(params, dp.put_batch(batch)))
-      example_index = out.pop("example_index")
-      keep = example_index >= 0
-      indices.append(example_index[keep])
-      for name, value in out.items():
-        collected.setdefault(name, []).append(value[keep])
-    order = np.concatenate(indices)
-    if sorted(order.tolist()) != list(range(split.num_examples)):
-      raise AssertionError(f"evaluation on {split_name} did not cover every example once")
-    inverse = np.argsort(order)
+    outputs = evaluate_logits(eval_step, dp, params, split.batches(), split.num_examples,
+                              what=f"evaluation on {split_name}")
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
-    if "features" in collected:  # Φ's [CLS] vectors, saved with the predictions
-      arrays["features"] = np.concatenate(collected.pop("features"))[inverse]
-    for name, chunks in collected.items():
-      probs = _probabilities(np.concatenate(chunks)[inverse], multilabel)
-      m, predictions = _split_metrics(split.labels, probs, multilabel=multilabel,
-                                      thresholds=thresholds)
+    if "features" in outputs:  # Φ's [CLS] vectors, saved with the predictions
+      arrays["features"] = outputs.pop("features")
+    for name, values in outputs.items():
+      probs = probabilities(values, multilabel)
+      m, predictions = split_metrics(split.labels, probs, multilabel=multilabel,
+                                     thresholds=thresholds)
       prefix = "" if name == "logits" else "weighting_"
       result_metrics.update({prefix + k: v for k, v in m.items()})
       arrays[prefix + "probabilities"] = probs.astype(np.float32)
@@ -475,7 +514,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
           state, step_metrics = train_step(state, dp.put_batch(batch))
           step += 1
           pending.append((step, step_metrics))
-          if shape_key in shapes_seen:  # exclude compile steps from throughput
+          compiled = shape_key not in shapes_seen
+          if not compiled:  # exclude compile steps from throughput
             jax.block_until_ready(step_metrics["loss"])
             throughput["rows"] += int(batch["valid"].sum()) * _process_scale()
             throughput["seconds"] += time.perf_counter() - t0
@@ -492,6 +532,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
               bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
           if bar is not None:
             bar.update(1)
+            if compiled:
+              _restart_rate(bar)
           at_epoch_end = step == epoch_start_step + steps_per_epoch
           if stop.raised and not at_epoch_end:
             flush_pending()
@@ -588,13 +630,28 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     if is_main:
       results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
                                            train_arrays=fit_scores))
+  if is_main:
+    results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
   if cfg.export_hf and is_main:
     results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
-                                     workdir / "export", data.label_names)
-  if is_main:
-    checkpoint_lib.write_json_atomic(results_path, results)
+                                     workdir / "export", cfg=cfg, results=results,
+                                     label_names=data.label_names,
+                                     thresholds=_decision_thresholds(results, thresholds)
+                                     if multilabel else None)
   ckpt.close()
+  if is_main:
+    # What the finished run occupies once the keep_checkpoints policy has been applied.
+    dropped = (checkpoint_lib.LATEST_DIR,) if cfg.keep_checkpoints == "best" else ()
+    results["keep_checkpoints"] = cfg.keep_checkpoints
+    results["disk_bytes"] = checkpoint_lib.disk_usage(workdir, exclude=dropped)
+    checkpoint_lib.write_json_atomic(results_path, results)
+    if dropped:  # only now: a kill before results.json is written can still resume
+      shutil.rmtree(workdir / checkpoint_lib.LATEST_DIR, ignore_errors=True)
+    log.info("%s: results %s (%.1f MB on disk)", cfg.objective, results_path,
+             results["disk_bytes"] / 1e6)
   return results
+
+
 
 
 def _reinitialise_heads(host_state: dict[str, Any], modules, seed: int) -> dict[str, Any]:
@@ -676,16 +733,50 @@ def _multilabel_decisions(workdir: pathlib.Path, cfg: TrainConfig, label_names,
   return out
 
 
-def _export_best(ckpt, like_params, modules, directory: pathlib.Path,
-                 label_names) -> dict[str, str]:
-  """Writes each network's best-validation params as a Hugging Face checkpoint."""
+def _decision_thresholds(results: dict[str, Any], configured) -> list[float]:
+  """The per-class thresholds fitted after training when there are any, else the config's."""
+  fitted = (results.get("per_class_thresholds") or {}).get("thresholds")
+  return list(fitted) if fitted is not None else np.asarray(configured).tolist()
+
+
+def _write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dict[str, str]:
+  """The run's PNG plots (lcl_jax.train.plots); a plotting failure is logged, not fatal."""
+  from lcl_jax.train import plots
+  try:
+    return plots.write_run_plots(workdir, history=progress["history"], label_names=label_names,
+                                 multilabel=multilabel, best_epoch=progress["best_epoch"])
+  except Exception as e:  # pylint: disable=broad-except
+    log.warning("could not draw the plots of %s: %s: %s", workdir, type(e).__name__, e)
+    return {}
+
+
+def _export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: TrainConfig,
+                 results: dict[str, Any], label_names, thresholds) -> dict[str, str]:
+  """Writes each network's best-validation params as a Hugging Face folder: weights,
+  config.json (id2label/label2id, lcl_jax metadata), tokenizer and a model card."""
   from lcl_jax import models
+  from lcl_jax.models import pretrained
+  from lcl_jax.train import model_card
+  from lcl_jax.train.data_pipeline import resolve_checkpoint
 
   best_params, _ = ckpt.restore_best(like_params)
+  config = json.loads(cfg.to_json())
   exported = {}
   for name, module in modules.items():
+    encoder = cfg.encoder if name == "primary" else cfg.weighting_encoder
+    extra = {"lcl_jax": model_card.export_metadata(
+        config, network=name, multilabel=results["multilabel"], thresholds=thresholds)}
+    if results["multilabel"]:
+      extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
-                                  label_names=label_names, overwrite=True)
+                                  label_names=label_names, extra_config=extra, overwrite=True)
+    pretrained.load_tokenizer(resolve_checkpoint(encoder)).save_pretrained(str(path))
+    card = model_card.model_card(
+        network=name, head=models.classifiers.head_kind(module),
+        model_type=module.config.model_type, config=config,
+        results=results, label_names=label_names, command=model_card.invocation(),
+        folder_name=str(path))
+    checkpoint_lib.write_atomic(path / "README.md", card)
     exported[name] = str(path)
   return exported
 
@@ -717,6 +808,13 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _fmt(m: dict[str, float]) -> str:
   keys = [k for k in ("accuracy", "weighted_f1", "macro_f1", "micro_f1") if k in m]
   return " ".join(f"{k}={m[k]:.4f}" for k in keys)
+
+
+def _restart_rate(bar) -> None:
+  """Measures the bar's rate and ETA from now: a step that compiled is not typical."""
+  bar.initial = bar.n
+  bar.last_print_n = bar.n
+  bar.start_t = bar.last_print_t = bar._time()  # pylint: disable=protected-access
 
 
 def _progress_bar(cfg: TrainConfig, is_main: bool, epoch: int, total: int, initial: int):

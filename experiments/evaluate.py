@@ -1,0 +1,116 @@
+r"""Evaluate a fine-tuned run on a dataset split or on a labelled file.
+
+  python -m experiments.evaluate --run=runs/emoint/lcl/seed0 --dataset=emoint \
+    --split=test --data_dir=../shared/data
+  python -m experiments.evaluate --run=runs/emoint/lcl/seed0 --input=labelled.csv \
+    --text_column=text --label_column=label
+
+Computes the metrics training reports (accuracy, weighted and macro F1; multi-label
+micro/macro P/R/F1 at the run's thresholds) with the same code, plus per-class
+precision/recall/F1 (scikit-learn) and the confusion matrix, for each network of the run
+(Φ, and LCL's Ψ). Writes metrics.json and report.md into --output_dir (default
+<run>/evaluation/<dataset>_<split> or <run>/evaluation/<input file name>).
+
+The default --dataset/--split is the run's own test split, with the run's
+max_eval_examples subset if it had one: the numbers then equal the run's results.json.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+from absl import app, flags
+
+from lcl_jax.experiment import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run", None, "A finished run directory or an --export_hf folder.")
+flags.DEFINE_string("dataset", None, "Dataset name (default: the run's).")
+flags.DEFINE_string("split", "test", "Split: train, validation or test.")
+flags.DEFINE_string("data_dir", None,
+                    "Folder with the release files (default: the run's, else $LCL_DATA_DIR).")
+flags.DEFINE_integer("max_examples", None,
+                     "Evaluate a fixed random subset of this size (default: the run's "
+                     "max_eval_examples, so a smoke run is evaluated on its own subset; "
+                     "0: the whole split).", lower_bound=0)
+flags.DEFINE_string("input", None, "A labelled file instead: .tsv, .csv or .jsonl.")
+flags.DEFINE_string("text_column", "text", "The text column/key of --input.")
+flags.DEFINE_string("label_column", "label",
+                    "The label column/key of --input: a class name or id (multi-label: "
+                    "names separated by commas).")
+flags.DEFINE_string("output_dir", None, "Where metrics.json and report.md go.")
+flags.DEFINE_integer("batch_size", None, "Texts per batch (default: the run's).", lower_bound=1)
+flags.mark_flag_as_required("run")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if FLAGS.input and FLAGS["dataset"].present:
+    raise app.UsageError("give --dataset/--split or --input, not both")
+  cli.setup_logging()
+  from lcl_jax.experiment import use
+  from lcl_jax.train import inference
+
+  predictor = inference.Predictor.load(FLAGS.run, batch_size=FLAGS.batch_size)
+  run = pathlib.Path(FLAGS.run)
+  if FLAGS.input:
+    records = use.read_records(FLAGS.input, text_column=FLAGS.text_column,
+                               label_column=FLAGS.label_column)
+    labels = use.encode_labels(records.labels, records.lines, predictor.label_names,
+                               multilabel=predictor.multilabel, where=f"--input {FLAGS.input}")
+    texts, data = records.texts, f"file {FLAGS.input}"
+    name = pathlib.Path(FLAGS.input).stem
+  else:
+    texts, labels, data, name = _dataset_split(predictor)
+  output_dir = pathlib.Path(FLAGS.output_dir or run / "evaluation" / name)
+  probabilities = predictor.probabilities(texts)
+  report = {
+      "model": str(predictor.source), "model_info": predictor.info, "data": data,
+      "num_examples": len(texts), "label_names": list(predictor.label_names),
+      "multilabel": predictor.multilabel, "command": cli.command_line(),
+      "thresholds": None if predictor.thresholds is None else predictor.thresholds.tolist(),
+      "networks": use.evaluate(labels, probabilities, predictor.label_names,
+                               multilabel=predictor.multilabel,
+                               thresholds=predictor.thresholds),
+  }
+  from lcl_jax.train.checkpoint import write_atomic, write_json_atomic
+  write_json_atomic(output_dir / "metrics.json", report)
+  markdown = use.evaluation_markdown(report)
+  write_atomic(output_dir / "report.md", markdown)
+  for network, entry in report["networks"].items():
+    shown = "  ".join(f"{k}={v:.4f}" if k == "loss" else f"{k}={100 * v:.2f}"
+                      for k, v in entry["metrics"].items())
+    print(f"{network}: {shown}")
+  print(f"report: {output_dir / 'report.md'}\nmetrics: {output_dir / 'metrics.json'}")
+
+
+def _dataset_split(predictor):
+  """Texts, labels, a description and a folder name of --dataset/--split."""
+  from lcl_jax import data as data_lib
+  from lcl_jax.train import data_pipeline
+
+  info = predictor.info
+  dataset = FLAGS.dataset or info.get("dataset")
+  if not dataset:
+    raise app.UsageError("--dataset is needed (the model does not record its dataset)")
+  if dataset not in data_lib.DATASETS:
+    raise app.UsageError(f"--dataset={dataset!r} is not a known dataset; known: "
+                         f"{', '.join(data_lib.DATASETS)}")
+  same = dataset == info.get("dataset")
+  split = data_lib.load_split(dataset, FLAGS.split,
+                              data_dir=FLAGS.data_dir or (info.get("data_dir") if same else None),
+                              classes=info.get("classes") if same else None)
+  if tuple(split.label_names) != tuple(predictor.label_names):
+    raise app.UsageError(f"{dataset} has the labels {list(split.label_names)}; the model "
+                         f"predicts {list(predictor.label_names)}")
+  limit = FLAGS.max_examples
+  if limit is None:
+    limit = info.get("max_eval_examples") if same else None
+  split = data_pipeline.fixed_subset(split, limit or None)
+  data = f"{dataset} {split.split}" + (f" (fixed subset of {limit})" if limit else "")
+  return list(split.texts), split.labels, data, f"{dataset}_{split.split}"
+
+
+if __name__ == "__main__":
+  app.run(cli.report_user_errors(main))

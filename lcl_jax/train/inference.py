@@ -1,0 +1,290 @@
+"""Applying a fine-tuned model to text: the library behind experiments.predict / evaluate.
+
+`Predictor.load(path)` accepts
+
+* a finished run directory (`<workdir>/<objective>/seed<k>` with results.json): the
+  best-validation parameters from `best/`, the network(s), tokenizer, lengths, batch
+  size and thresholds from its config.json (multi-label thresholds: results.json's
+  `per_class_thresholds.thresholds` when the run fitted per-class ones, else the
+  config's);
+* a folder written by `--export_hf` (`<run>/export/<network>`): config.json
+  (`lcl_jax_head`, `id2label`, the `lcl_jax` metadata), model.safetensors, tokenizer.
+
+Texts are tokenised once (`data.batching.tokenize_texts`), batched with the run's static
+shapes (`data.batching.eval_batches`: `eval_batch_size` rows, the run's length
+buckets; padding rows masked) and run through the trainer's own eval step
+(`steps.make_eval_step`, compiled by `parallel.make_data_parallel('jit')`, gathered by
+`trainer.evaluate_logits`), so the probabilities are the ones the trainer computed for the
+same text (float32 logits -> float64 softmax / sigmoid, `trainer.probabilities`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from lcl_jax.train import checkpoint as checkpoint_lib
+from lcl_jax.train import objectives, parallel, steps, trainer
+from lcl_jax.train.config import TrainConfig
+
+log = logging.getLogger("lcl_jax.inference")
+
+NETWORKS = ("primary", "weighting")
+_OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
+
+
+def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The run's classifier modules and their params' shapes, from the encoders' config.json
+  alone (the pretrained weights are not read: the best params replace them)."""
+  # pylint: disable=g-import-not-at-top
+  from lcl_jax import models
+  from lcl_jax.models import pretrained
+  from lcl_jax.models.config import EncoderConfig
+  from lcl_jax.train.data_pipeline import resolve_checkpoint
+
+  spec = objectives.get_spec(cfg.objective)
+  primary = cfg.head if spec.primary_head == "paper" else spec.primary_head  # as the trainer
+  from lcl_jax.models import baselines
+  if baselines.is_baseline(cfg.encoder):
+    raise RunNotUsableError(f"{cfg.workdir}: predict/evaluate support transformer encoders; "
+                            f"this run's encoder is the {cfg.encoder} baseline")
+  heads = {"primary": (primary, cfg.encoder)}
+  if spec.uses_weighting_network:
+    heads["weighting"] = (None, cfg.weighting_encoder or cfg.encoder)
+  dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
+  modules, shapes = {}, {}
+  ids = jax.numpy.zeros((1, 2), jax.numpy.int32)
+  for name, (head, encoder) in heads.items():
+    directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
+    config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
+    options = {"feature_pooling": cfg.feature_pooling} if name == "primary" else {}
+    head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
+    modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
+    shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
+  return modules, shapes
+
+
+class RunNotUsableError(FileNotFoundError):
+  """The path is not a finished run directory nor an exported folder."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  """One text's prediction.
+
+  Attributes:
+    labels: single-label: the `top_k` most probable class names, most probable first;
+      multi-label: every class whose probability is >= its threshold (by probability).
+    scores: their probabilities (softmax; multi-label: per-class sigmoid), in [0, 1].
+    probabilities: float64 [C], every class.
+  """
+  labels: tuple[str, ...]
+  scores: tuple[float, ...]
+  probabilities: np.ndarray
+
+
+@dataclasses.dataclass
+class Predictor:
+  """A loaded model: networks, best params, tokenizer and the run's batching settings.
+
+  Attributes:
+    modules / params: `{'primary': ...[, 'weighting': ...]}` (exports: one network,
+      stored under the name it had in the run).
+    tokenizer: the encoder's Hugging Face fast tokenizer.
+    label_names: class names, index = class id.
+    multilabel: sigmoid + thresholds instead of softmax + argmax.
+    thresholds: float64 [C] decision thresholds (multi-label), else None.
+    max_length, length_buckets, batch_size: the run's tokenisation and eval batching.
+    source: the path loaded; info: dataset, objective, encoder(s), seed (for reports).
+  """
+  modules: dict[str, Any]
+  params: dict[str, Any]
+  tokenizer: Any
+  label_names: tuple[str, ...]
+  multilabel: bool
+  thresholds: np.ndarray | None
+  max_length: int
+  length_buckets: tuple[int, ...]
+  batch_size: int
+  source: pathlib.Path
+  info: dict[str, Any]
+  _dp: Any = dataclasses.field(default=None, repr=False)
+  _eval_step: Any = dataclasses.field(default=None, repr=False)
+  _device_params: Any = dataclasses.field(default=None, repr=False)
+
+  def __post_init__(self):
+    self._dp = parallel.make_data_parallel("jit")
+    self._eval_step = self._dp.compile_eval_step(steps.make_eval_step(self.modules))
+    self._device_params = self._dp.put_state(self.params)
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.label_names)
+
+  @property
+  def networks(self) -> tuple[str, ...]:
+    return tuple(sorted(self.modules))
+
+  # ------------------------------------------------------------------ loading
+
+  @classmethod
+  def load(cls, path: str | pathlib.Path, *, batch_size: int | None = None) -> "Predictor":
+    """A run directory or an exported HF folder (see the module docstring).
+
+    Raises:
+      RunNotUsableError: `path` is neither, or a run that has not finished (the
+        message says what is missing and what to do).
+    """
+    path = pathlib.Path(path)
+    if not path.is_dir():
+      raise RunNotUsableError(f"--run={path}: no such directory")
+    config_path = path / "config.json"
+    if not config_path.is_file():
+      raise RunNotUsableError(
+          f"--run={path}: no config.json; expected a run directory "
+          "(<workdir>/<objective>/seed<k>) or a folder written by --export_hf "
+          "(<run>/export/<network>)")
+    config = json.loads(config_path.read_text())
+    if "lcl_jax_head" in config:
+      return cls.from_export(path, batch_size=batch_size)
+    if "config" in config:
+      return cls.from_run(path, batch_size=batch_size)
+    raise RunNotUsableError(
+        f"{config_path} is neither a run's config.json nor an lcl_jax export's "
+        "(no 'config' / 'lcl_jax_head' key)")
+
+  @classmethod
+  def from_run(cls, run_dir: str | pathlib.Path, *,
+               batch_size: int | None = None) -> "Predictor":
+    """The best-validation networks of a finished run (see `load`)."""
+    run_dir = pathlib.Path(run_dir).absolute()
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+      raise RunNotUsableError(
+          f"--run={run_dir}: the run has not finished (no results.json); re-run its "
+          "training command to resume it, or use a finished run")
+    saved = json.loads((run_dir / "config.json").read_text())
+    cfg = TrainConfig.from_dict(saved["config"])
+    results = json.loads(results_path.read_text())
+    dataset = saved.get("dataset", {})
+    label_names = tuple(dataset.get("label_names") or ())
+    num_classes = int(dataset.get("num_classes") or len(label_names))
+    multilabel = bool(results.get("multilabel", dataset.get("multilabel", False)))
+    from lcl_jax.train.data_pipeline import resolve_checkpoint  # pylint: disable=g-import-not-at-top
+    from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+
+    modules, like = _network_shapes(cfg, num_classes)
+    try:
+      best, _ = checkpoint_lib.restore_best_params(run_dir, like)
+    except FileNotFoundError as e:
+      raise RunNotUsableError(f"--run={run_dir}: {e}") from None
+    thresholds = None
+    if multilabel:
+      # Per-class thresholds fitted after training (threshold_fit) win over the config's.
+      values = ((results.get("per_class_thresholds") or {}).get("thresholds")
+                or results.get("thresholds", cfg.thresholds))
+      thresholds = np.broadcast_to(np.asarray(values, np.float64), (num_classes,)).copy()
+    info = {"kind": "run", "dataset": cfg.dataset, "objective": cfg.objective,
+            "encoder": cfg.encoder, "weighting_encoder": results.get("weighting_encoder"),
+            "seed": cfg.seed, "best_epoch": results.get("best_epoch"),
+            "max_eval_examples": cfg.max_eval_examples, "classes": cfg.classes,
+            "data_dir": cfg.data_dir}
+    return cls(modules=modules, params=jax.device_get(best),
+               tokenizer=pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder)),
+               label_names=label_names, multilabel=multilabel, thresholds=thresholds,
+               max_length=cfg.max_length, length_buckets=tuple(cfg.length_buckets),
+               batch_size=int(batch_size or cfg.eval_batch_size), source=run_dir, info=info)
+
+  @classmethod
+  def from_export(cls, folder: str | pathlib.Path, *,
+                  batch_size: int | None = None) -> "Predictor":
+    """A folder written by `--export_hf` (weights, head kind, labels, tokenizer)."""
+    from lcl_jax import models  # pylint: disable=g-import-not-at-top
+    from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+
+    folder = pathlib.Path(folder).absolute()
+    config = json.loads((folder / "config.json").read_text())
+    id2label = config.get("id2label") or {}
+    label_names = tuple(id2label[str(i)] for i in range(len(id2label)))
+    meta = config.get("lcl_jax") or {}
+    head = config["lcl_jax_head"]
+    module, params = models.build_classifier(head, folder, len(label_names),
+                                             rng=jax.random.key(0), load_head=True)
+    network = meta.get("network", "primary")
+    multilabel = bool(meta.get("multilabel",
+                               config.get("problem_type") == "multi_label_classification"))
+    thresholds = None
+    if multilabel:
+      thresholds = np.broadcast_to(np.asarray(meta.get("thresholds") or 0.5, np.float64),
+                                   (len(label_names),)).copy()
+    defaults = TrainConfig()
+    info = {"kind": "export", "dataset": meta.get("dataset"),
+            "objective": meta.get("objective"), "network": network, "head": head}
+    return cls(modules={network: module}, params={network: jax.device_get(params)},
+               tokenizer=pretrained.load_tokenizer(folder), label_names=label_names,
+               multilabel=multilabel, thresholds=thresholds,
+               max_length=int(meta.get("max_length", defaults.max_length)),
+               length_buckets=tuple(meta.get("length_buckets", defaults.length_buckets)),
+               batch_size=int(batch_size or meta.get("eval_batch_size",
+                                                     defaults.eval_batch_size)),
+               source=folder, info=info)
+
+  # ---------------------------------------------------------------- applying
+
+  def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """`{network: float32 [N, C] logits}` for every loaded network, in input order.
+
+    Raises:
+      ValueError: no texts, or a text that is not a str.
+    """
+    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
+
+    texts = list(texts)
+    if not texts:
+      raise ValueError("no texts to classify (the input is empty)")
+    tokens = batching.tokenize_texts(texts, self.tokenizer, max_length=self.max_length)
+    labels = np.zeros(len(texts), np.int32)
+    batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
+                                    buckets=self.length_buckets,
+                                    row_multiple=self._dp.num_devices)
+    outputs = trainer.evaluate_logits(self._eval_step, self._dp, self._device_params, batches,
+                                      len(texts), what="prediction")
+    by_output = {output: network for network, output in _OUTPUT_OF.items()}
+    return {by_output[name]: value for name, value in outputs.items() if name in by_output}
+
+  def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """`{network: float64 [N, C]}`: softmax (single-label) or sigmoid (multi-label)."""
+    return {name: trainer.probabilities(value, self.multilabel)
+            for name, value in self.logits(texts).items()}
+
+  def default_network(self) -> str:
+    return "primary" if "primary" in self.modules else self.networks[0]
+
+  def decide(self, probs: np.ndarray, *, top_k: int = 1) -> list[Prediction]:
+    """Labels of each row of `probs` [N, C] (see `Prediction`)."""
+    if top_k < 1:
+      raise ValueError(f"top_k must be >= 1, got {top_k}")
+    out = []
+    for row in probs:
+      if self.multilabel:
+        chosen = np.flatnonzero(row >= self.thresholds)
+        chosen = chosen[np.argsort(-row[chosen], kind="stable")]
+      else:
+        chosen = np.argsort(-row, kind="stable")[:top_k]
+      out.append(Prediction(labels=tuple(self.label_names[i] for i in chosen),
+                            scores=tuple(float(row[i]) for i in chosen), probabilities=row))
+    return out
+
+  def predict(self, texts: Sequence[str], *, top_k: int = 1,
+              network: str | None = None) -> list[Prediction]:
+    """Classifies `texts` with one network (default Φ, the run's reported one)."""
+    network = network or self.default_network()
+    if network not in self.modules:
+      raise ValueError(f"network {network!r} is not in {self.source} (it has "
+                       f"{list(self.networks)})")
+    return self.decide(self.probabilities(texts)[network], top_k=top_k)
