@@ -24,7 +24,6 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -472,15 +471,9 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def write_text_atomic(path: pathlib.Path, text: str) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+  """`text` into `path` via a temporary file + rename; the mode follows the umask."""
+  from lcl_jax.train.checkpoint import write_atomic  # pylint: disable=g-import-not-at-top
+  write_atomic(path, text.encode("utf-8"))
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> dict[str, pathlib.Path]:
