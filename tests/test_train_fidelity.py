@@ -164,16 +164,14 @@ def test_a_workdir_written_before_the_new_fields_still_resumes(tmp_path):
 
 
 def test_run_flags_carry_the_fidelity_options_into_the_config():
+  from absl import flags
+
+  import experiments.train  # pylint: disable=unused-import  (defines the run flags)
   from lcl_jax.train import run_flags
 
-  values = dict(encoder="minilm", weighting_encoder=None, data_dir=None, learning_rate=None,
-                alpha=None, temperature=None, epochs=None, patience=None, texts_per_batch=10,
-                max_length=128, length_buckets=["32", "64", "128"], eval_batch_size=64,
-                fresh_views_per_epoch=False, thresholds="0.5", dtype="float32", remat=False,
-                parallelism="jit", max_train_examples=None, max_eval_examples=None,
-                max_steps_per_epoch=None, checkpoint_every_steps=200, progress_bar=False,
-                export_hf=False, baseline_views="texts", adam_epsilon_mode="legacy_hf",
-                view_seed=11, head_init="torch_default")
-  cfg = run_flags.run_config(value=values.__getitem__, dataset="isear", objective="ce")
+  overrides = dict(baseline_views="texts", adam_epsilon_mode="legacy_hf", view_seed=11,
+                   head_init="torch_default")
+  value = lambda name: overrides.get(name, flags.FLAGS[name].default)
+  cfg = run_flags.run_config(value=value, dataset="isear", objective="ce")
   assert (cfg.baseline_views, cfg.adam_epsilon_mode, cfg.view_seed, cfg.head_init) == (
       "texts", "legacy_hf", 11, "torch_default")
