@@ -28,7 +28,7 @@ def _env(**extra):
     ("contrastive_impl", "sparse"), ("contrastive_tile_size", 0),
     ("contrastive_auto_threshold", 0), ("matmul_precision", "tf32")])
 def test_config_rejects_bad_scale_fields(field, value):
-  with pytest.raises(ValueError, match=f"TrainConfig.{field}="):
+  with pytest.raises(ValueError, match=f"--{field}=.*TrainConfig.{field}"):
     TrainConfig(**{field: value}).resolved()
   assert TrainConfig().resolved().matmul_precision == "highest"
 
