@@ -114,8 +114,9 @@ def main(argv):
   if bad or not FLAGS.objective:
     raise app.UsageError(f"--objective: {bad or 'empty'}; choose among {list(OBJECTIVES)}")
   root = pathlib.Path(FLAGS.workdir or os.path.join("runs", FLAGS.dataset))
-  # Our messages on the console without absl prefixes; everything in <workdir>/train.log.
-  cli.setup_logging(root / "train.log")
+  # Our messages on the console without absl prefixes; once every flag is checked (nothing
+  # is written before), everything also goes to <workdir>/train.log.
+  cli.setup_logging()
   if FLAGS.distributed:
     from lcl_jax.train import parallel
     parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
@@ -133,6 +134,7 @@ def main(argv):
       raise
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  cli.setup_logging(root / "train.log")
   results = []
   for index, cfg in enumerate(configs):
     log.info("[%d/%d] %s on %s (encoder %s, seed %d, %d epochs) -> %s", index + 1,

@@ -280,6 +280,7 @@ def test_two_stage_freezes_encoders_bit_identically_and_trains_new_heads(
   run = tmp_path / "two"
   results = trainer.train(_tiny_config(tiny_bert_dir, data_dir, run, objective="lcl",
                                        epochs=1, head_epochs=1, head_learning_rate=5e-3,
+                                       keep_checkpoints="all",
                                        lr_schedule="constant"))
   assert results["epochs_trained"] == 2 and results["two_stage"]["stage2_start_step"] == 6
   assert int(boundary["state"]["step"]) == 6
@@ -303,7 +304,7 @@ def test_run_killed_in_stage_two_resumes_bit_identically(tiny_bert_dir, data_dir
   import orbax.checkpoint as ocp
 
   extra = ["--epochs=1", "--head_epochs=3", "--head_learning_rate=5e-3",
-           "--lr_schedule=constant"]
+           "--lr_schedule=constant", "--keep_checkpoints=all"]  # final states compared
   reference = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "ref") + extra)
   out, _ = reference.communicate(timeout=600)
   assert reference.returncode == 0, out.decode()[-3000:]

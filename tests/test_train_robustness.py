@@ -350,7 +350,9 @@ def test_finished_run_in_read_only_workdir_prints_results_and_exits_0(
   out = proc.stdout + proc.stderr
   assert proc.returncode == 0, out[-3000:]
   assert "| ce " in proc.stdout and "warning: the summary was not written" in proc.stderr
-  assert sorted(str(p) for p in root.rglob("*")) == before
+  # Only the command's log (appended by every invocation) may be added; in a truly
+  # read-only folder it is skipped with a warning (test_log_file_that_cannot_be_opened...).
+  assert sorted(str(p) for p in root.rglob("*") if p.name != "train.log") == before
 
 
 # --- items 14 and 19: Ctrl-C saves, says how to resume, exits 130; lock while running.
@@ -430,3 +432,20 @@ def test_second_ctrl_c_aborts_at_once():
     assert received == [signal.SIGTERM]  # handed on once, on leaving
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def test_log_file_that_cannot_be_opened_warns_and_logs_to_the_console(tmp_path, capsys):
+  """A binary's log file in a folder that cannot be written (here its parent is a file,
+  which fails like a read-only folder for root) must not stop the command."""
+  import logging
+
+  from lcl_jax.experiment import cli
+
+  blocker = tmp_path / "not_a_folder"
+  blocker.write_text("")
+  cli.setup_logging(blocker / "train.log")
+  logging.getLogger("lcl_jax.test").info("still on the console")
+  err = capsys.readouterr().err
+  assert "warning: no log file" in err and "still on the console" in err
+  assert not (blocker / "train.log").exists()
+  cli.setup_logging()  # leave the console handler only

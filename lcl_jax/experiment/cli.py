@@ -292,8 +292,13 @@ def setup_logging(log_file: str | os.PathLike | None = None) -> None:
   ours.addHandler(console)
   if log_file is not None:
     path = pathlib.Path(log_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(path, encoding="utf-8")
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      file_handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as e:  # e.g. a finished run's read-only workdir: console only
+      print(f"warning: no log file ({e}); messages go to the console only", file=sys.stderr)
+      file_handler = None
+  if log_file is not None and file_handler is not None:
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -302,7 +307,9 @@ def setup_logging(log_file: str | os.PathLike | None = None) -> None:
     root.addHandler(file_handler)
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
   from lcl_jax.train import compilation_cache  # pylint: disable=g-import-not-at-top
-  compilation_cache.enable(FLAGS.compilation_cache)
+  # predict / evaluate define no --compilation_cache: the default folder then.
+  compilation_cache.enable(FLAGS["compilation_cache"].value if "compilation_cache" in FLAGS
+                           else None)
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
