@@ -45,6 +45,14 @@ _PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+def _is_int(value) -> bool:
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def dataset_preset(dataset: str) -> dict[str, float]:
   """The paper's learning rate, alpha and temperature for `dataset`."""
   preset = dict(_PRESETS[""])
@@ -199,11 +207,7 @@ class TrainConfig:
     def bad(name: str, why: str) -> ValueError:
       return ValueError(f"--{name}={getattr(self, name)!r}: {why} (TrainConfig.{name})")
 
-    def is_int(value) -> bool:
-      return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-    def is_real(value) -> bool:
-      return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    is_int, is_real = _is_int, _is_real
 
     for name in ("dataset", "objective", "encoder", "workdir", "dtype", "parallelism",
                  "dropout_rng_impl"):
@@ -319,8 +323,7 @@ class TrainConfig:
     if self.contrastive_impl not in CONTRASTIVE_IMPLS:
       raise bad("contrastive_impl", f"must be one of {CONTRASTIVE_IMPLS}")
     for name in ("contrastive_tile_size", "contrastive_auto_threshold"):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+      if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
         raise bad(name, "must be an integer >= 1")
     if self.matmul_precision not in MATMUL_PRECISIONS:
       raise bad("matmul_precision", f"must be one of {MATMUL_PRECISIONS}")

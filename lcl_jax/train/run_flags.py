@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from absl import flags
 
+from lcl_jax.train import config
 from lcl_jax.train.config import TrainConfig, parse_thresholds
 
 FLAGS = flags.FLAGS
@@ -35,7 +36,7 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: per-dataset preset).")
   flags.DEFINE_float("alpha", None, "Classification-term weight (default: preset).")
   flags.DEFINE_float("temperature", None, "Contrastive temperature tau (default: preset).")
-  flags.DEFINE_enum("feature_pooling", "cls", ["cls", "mean"],
+  flags.DEFINE_enum("feature_pooling", "cls", list(config.FEATURE_POOLINGS),
                     "Contrastive features of SCL/LCL: the [CLS] state (the paper) or the mean "
                     "over non-padding tokens (seed 001).")
   flags.DEFINE_string("glove_path", None,
@@ -50,15 +51,15 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                       "Multi-label decision threshold: one value or one per class (comma list).")
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of the encoders.")
   flags.DEFINE_bool("remat", False, "Rematerialise each transformer layer (saves memory).")
-  flags.DEFINE_enum("parallelism", "jit", ["jit", "pmap"], "Data-parallel implementation.")
+  flags.DEFINE_enum("parallelism", "jit", list(config.PARALLELISM), "Data-parallel implementation.")
   flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the train split.")
   flags.DEFINE_integer("max_eval_examples", None, "Use fixed random subsets of validation/test.")
   flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
   flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
   flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
-  flags.DEFINE_enum("lr_schedule", "linear", ["linear", "constant"],
+  flags.DEFINE_enum("lr_schedule", "linear", list(config.LR_SCHEDULES),
                     "Learning-rate schedule: linear decay to 0 (the paper) or constant.")
-  flags.DEFINE_enum("head", "paper", ["paper", "direct", "dense1", "dense2"],
+  flags.DEFINE_enum("head", "paper", list(config.PRIMARY_HEADS),
                     "Φ's head: the LCL release's (paper), seed 000's direct head (dense + "
                     "tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) (dense1/dense2).")
   flags.DEFINE_float("classifier_dropout", None, "Head dropout p (default: the head's own).")
@@ -66,7 +67,7 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                        "frozen, heads re-initialised) after --epochs; 0 = one stage.")
   flags.DEFINE_float("head_learning_rate", None,
                      "Stage-2 learning rate (default: --learning_rate).")
-  flags.DEFINE_enum("threshold_fit", "validation", ["validation", "train", "none"],
+  flags.DEFINE_enum("threshold_fit", "validation", list(config.THRESHOLD_FITS),
                     "Multi-label: split on which per-class thresholds (max F1 per class) "
                     "are fitted and then applied to test, beside --thresholds.")
   flags.DEFINE_integer("concat_expansion", 0, "Multi-label: extra training rows made by "
@@ -75,35 +76,35 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                     "Also write the best-validation networks as Hugging Face checkpoints "
                     "(<run>/export/<network>, safetensors, tokenizer and a model card "
                     "README.md; loadable by transformers).")
-  flags.DEFINE_enum("keep_checkpoints", "best", ["best", "all"],
+  flags.DEFINE_enum("keep_checkpoints", "best", list(config.KEEP_CHECKPOINTS),
                     "What a finished run keeps on disk: 'best' deletes the latest-state "
                     "checkpoint (parameters + optimiser state, only needed to resume) once "
                     "results.json is written, keeping best/ (the best-validation "
                     "parameters); 'all' keeps both.")
   # Scale (issue 12).
-  flags.DEFINE_enum("contrastive_impl", "auto", ["auto", "dense", "tiled", "ring"],
+  flags.DEFINE_enum("contrastive_impl", "auto", list(config.CONTRASTIVE_IMPLS),
                     "Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over "
                     "the devices (jit); auto = dense below --contrastive_auto_threshold rows.")
   flags.DEFINE_integer("contrastive_tile_size", 512, "Columns per tile of the tiled/ring loss.")
   flags.DEFINE_integer("contrastive_auto_threshold", 4096,
                        "Global batch rows from which --contrastive_impl=auto tiles.")
-  flags.DEFINE_enum("matmul_precision", "highest", ["highest", "default"],
+  flags.DEFINE_enum("matmul_precision", "highest", list(config.MATMUL_PRECISIONS),
                     "jax.default_matmul_precision of the steps: highest = true float32 "
                     "(no TF32/bf16 passes on GPU/TPU); default = the backend's fastest.")
   flags.DEFINE_string("compilation_cache", None,
                       "JAX persistent compilation cache folder ('' disables; default "
                       "$LCL_JAX_COMPILATION_CACHE or <user cache dir>/lcl_jax/jax_cache).")
   # Fidelity options (issue 14); see TrainConfig for what each reading is.
-  flags.DEFINE_enum("baseline_views", "paired", ["paired", "texts"],
+  flags.DEFINE_enum("baseline_views", "paired", list(config.BASELINE_VIEWS),
                     "What the CE/SCL baselines train on: 'paired' (K texts + K augmented "
                     "views) or 'texts' (the K texts only). LCL always uses paired batches.")
-  flags.DEFINE_enum("adam_epsilon_mode", "optax", ["optax", "legacy_hf"],
+  flags.DEFINE_enum("adam_epsilon_mode", "optax", list(config.ADAM_EPSILON_MODES),
                     "AdamW rule: 'optax' (optax.adamw) or 'legacy_hf' (the release's "
                     "transformers.AdamW: eps added to the uncorrected sqrt(v)).")
   flags.DEFINE_integer("view_seed", None,
                        "Seed of the augmented views: unset = each run's seed; an int = "
                        "the same views for every seed (as the release).", lower_bound=0)
-  flags.DEFINE_enum("head_init", "normal_0.02", ["normal_0.02", "torch_default"],
+  flags.DEFINE_enum("head_init", "normal_0.02", list(config.HEAD_INITS),
                     "Init of the primary network's head layers: 'normal_0.02' or "
                     "'torch_default' (torch.nn.Linear's default, as the release).")
 
