@@ -17,7 +17,8 @@ max_eval_examples subset if it had one: the numbers then equal the run's results
 --embed_mix (train / paraphrase / t5, the trainer's flags of the same names) also
 evaluates Φ with seed 004's embedding mixing (lcl_jax.train.mixing); metrics.json then
 has "mixed" (the same entries as "networks", for Φ) and the candidates are written to
-<output_dir>/mixed_candidates.tsv. --embed_mix=train searches the run's training texts
+<output_dir>/mixed_candidates.tsv (its split column: --split, or 'input' for --input).
+--embed_mix=train searches the run's training texts
 (its --max_train_examples subset; without --concat_expansion rows).
 """
 from __future__ import annotations
@@ -65,7 +66,10 @@ def main(argv):
       embed_mix=FLAGS.embed_mix, embed_mix_weight=FLAGS.embed_mix_weight,
       embed_mix_similarity=FLAGS.embed_mix_similarity,
       paraphrase_file=FLAGS.paraphrase_file, t5_checkpoint=FLAGS.t5_checkpoint)
-  TrainConfig(**{k: v for k, v in dataclasses.asdict(settings).items()}).validate()
+  try:
+    TrainConfig(**dataclasses.asdict(settings)).validate()
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   predictor = inference.Predictor.load(FLAGS.run, batch_size=FLAGS.batch_size)
   run = pathlib.Path(FLAGS.run)
   if FLAGS.input:
@@ -89,13 +93,17 @@ def main(argv):
                                thresholds=predictor.thresholds),
   }
   if settings.enabled:
-    mixed = _mixed(settings, predictor, texts, name)
+    try:
+      mixed = _mixed(settings, predictor, texts, "input" if FLAGS.input else FLAGS.split)
+    except (ValueError, ImportError) as e:  # a bad paraphrase file / T5 folder / no bert-score
+      raise app.UsageError(str(e)) from None
     report["mixed"] = {**settings.describe(), **use.evaluate(
         labels, {"primary": mixed.probabilities}, predictor.label_names,
         multilabel=predictor.multilabel, thresholds=predictor.thresholds)}
   from lcl_jax.train.checkpoint import write_atomic, write_json_atomic
   if settings.enabled:
-    mixing.write_candidates(output_dir / "mixed_candidates.tsv", name, texts,
+    mixing.write_candidates(output_dir / "mixed_candidates.tsv",
+                            "input" if FLAGS.input else FLAGS.split, texts,
                             mixed.split.candidates,
                             {} if mixed.split.similarity is None
                             else {"similarity": mixed.split.similarity})

@@ -262,6 +262,17 @@ def evaluation_markdown(report: dict[str, Any]) -> str:
           ["true \\ predicted", *label_names],
           [[name, *map(str, row)] for name, row in zip(label_names,
                                                        entry["confusion_matrix"])]), ""]
+  mixed = report.get("mixed")
+  if mixed:
+    options = ", ".join(f"{k}={v}" for k, v in mixed.items()
+                        if k != "primary" and v is not None)
+    out += [f"## primary with embedding mixing ({options})", "",
+            "Seed 004 Section 3.4: Φ's [CLS] vector mixed with its candidate's before the "
+            "head; candidates in mixed_candidates.tsv.", "",
+            _table(["metric", "value"], [
+                [k.replace("_", " ") + (" (nats)" if k == "loss" else ""),
+                 f"{v:.4f}" if k == "loss" else f"{100 * v:.2f}"]
+                for k, v in mixed["primary"]["metrics"].items()]), ""]
   return "\n".join(out)
 
 

@@ -263,9 +263,9 @@ def read_paraphrase_file(path: str | pathlib.Path,
     keys = [(split, i) for i in range(len(texts))] if use_index else list(texts)
     missing = [i for i, key in enumerate(keys) if key not in found]
     if missing:
-      first = ", ".join(repr(texts[i][:40]) for i in missing[:3])
+      shown = "; ".join(f"index {i}: {texts[i][:40]!r}" for i in missing[:3])
       raise ValueError(f"{where}: {len(missing)} of the {len(texts)} {split} examples have no "
-                       f"paraphrase (e.g. index {missing[0]}: {first})")
+                       f"paraphrase (e.g. {shown})")
     out[split] = [found[key][0] for key in keys]
   return out
 
