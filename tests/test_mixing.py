@@ -216,14 +216,14 @@ def test_trainer_reports_mixed_metrics_and_evaluate_path_agrees(tiny_bert_dir, d
                                                                  tmp_path):
   workdir = tmp_path / "run"
   cfg = _tiny_config(tiny_bert_dir, data_dir, workdir, objective="ce", epochs=1,
-                     max_train_examples=24, max_eval_examples=16, embed_mix="train",
+                     max_train_examples=16, max_eval_examples=8, embed_mix="train",
                      embed_mix_weight=0.8)
   results = trainer.train(cfg)
   mixed = results["mixed"]
   assert mixed["embed_mix"] == "train" and mixed["embed_mix_weight"] == 0.8
   assert set(mixed["test"]) >= {"accuracy", "macro_f1", "loss"}
   saved = np.load(workdir / "predictions" / "mixed_test.npz")
-  assert saved["candidate_index"].shape == (16,) and saved["candidate_index"].max() < 24
+  assert saved["candidate_index"].shape == (8,) and saved["candidate_index"].max() < 16
   # The evaluate path (Predictor) gives the same candidates and mixed probabilities.
   predictor = inference.Predictor.load(workdir)
   test_texts = [line.split("\t")[2] for line in
@@ -231,9 +231,10 @@ def test_trainer_reports_mixed_metrics_and_evaluate_path_agrees(tiny_bert_dir, d
                 .splitlines()[1:]]
   from lcl_jax import data as data_lib
   from lcl_jax.train import data_pipeline
-  train = data_pipeline.fixed_subset(data_lib.load_split("isear", "train", data_dir=data_dir), 24)
+  train = data_pipeline.fixed_subset(data_lib.load_split("isear", "train", data_dir=data_dir), 16)
   settings = mixing.MixSettings.from_config(cfg)
-  again = mixing.mixed_splits(settings, predictor.mixer(), {"test": test_texts},
+  mixer = predictor.mixer()
+  again = mixing.mixed_splits(settings, mixer, {"test": test_texts},
                               train_texts=list(train.texts))["test"]
   np.testing.assert_array_equal(again.candidate_index, saved["candidate_index"])
   np.testing.assert_allclose(trainer.probabilities(again.logits, False),
@@ -241,6 +242,24 @@ def test_trainer_reports_mixed_metrics_and_evaluate_path_agrees(tiny_bert_dir, d
   # The candidates file is a valid --paraphrase_file giving the same mix (re-encoded).
   para = dataclasses.replace(settings, embed_mix="paraphrase", paraphrase_file=str(
       workdir / "predictions" / "mixed_test_candidates.tsv"))
-  by_file = mixing.mixed_splits(para, predictor.mixer(), {"test": test_texts})["test"]
+  by_file = mixing.mixed_splits(para, mixer, {"test": test_texts})["test"]
   np.testing.assert_allclose(by_file.logits, again.logits, atol=1e-5)
   assert json.loads((workdir / "results.json").read_text())["mixed"]["test"] == mixed["test"]
+
+
+def test_mix_equation_on_cls_and_on_leading_positions():
+  rng = np.random.default_rng(3)
+  hidden = rng.normal(size=(3, 5, 4)).astype(np.float32)
+  cls = rng.normal(size=(3, 4)).astype(np.float32)
+  block = rng.normal(size=(3, 2, 4)).astype(np.float32)
+  w = np.array([0.92, 0.5, 0.0], np.float32)
+  got = np.asarray(models.classifiers.mix_cls_states(hidden, cls, w))
+  want = hidden.copy()
+  want[:, 0] = w[:, None] * hidden[:, 0] + (1 - w[:, None]) * cls
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  got = np.asarray(models.classifiers.mix_cls_states(hidden, block, 0.25))
+  want = hidden.copy()
+  want[:, :2] = 0.25 * hidden[:, :2] + 0.75 * block
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  with pytest.raises(ValueError, match="candidate states"):
+    models.classifiers.mix_cls_states(hidden, cls[:, :3], 0.5)

@@ -74,7 +74,9 @@ def mix_cls_states(hidden_states: Array, candidate_cls: Array, weight: Array | f
 
   Args:
     hidden_states: ``[B, T, H]`` last hidden states of the test rows (any float dtype).
-    candidate_cls: ``[B, H]`` the candidates' last-layer [CLS] states (float32).
+    candidate_cls: ``[B, H]`` the candidates' last-layer [CLS] states (float32), or
+      ``[B, P, H]``: the first P positions are mixed (a head that reads more than
+      [CLS], see `_EncoderClassifier.mixed_positions`).
     weight: w, a scalar or ``[B]`` (per row), in [0, 1].
 
   Returns:
@@ -82,14 +84,19 @@ def mix_cls_states(hidden_states: Array, candidate_cls: Array, weight: Array | f
     so ``w = 1`` (finite candidates) and a candidate equal to the row's own [CLS]
     state give back ``hidden_states`` bit for bit.
   """
-  if candidate_cls.shape != (hidden_states.shape[0], hidden_states.shape[-1]):
-    raise ValueError(f"candidate [CLS] states {candidate_cls.shape}; expected "
-                     f"{(hidden_states.shape[0], hidden_states.shape[-1])}")
+  hidden_states, candidate_cls = jnp.asarray(hidden_states), jnp.asarray(candidate_cls)
+  batch, _, width = hidden_states.shape
+  candidate = candidate_cls[:, None] if candidate_cls.ndim == 2 else candidate_cls
+  positions = candidate.shape[1] if candidate.ndim == 3 else -1
+  if candidate.ndim != 3 or candidate.shape[0] != batch or candidate.shape[2] != width or not (
+      1 <= positions <= hidden_states.shape[1]):
+    raise ValueError(f"candidate states {candidate_cls.shape}; expected {(batch, width)} or "
+                     f"{(batch, 'P', width)} with P <= {hidden_states.shape[1]}")
   w = jnp.asarray(weight, jnp.float32)
-  w = w[:, None] if w.ndim == 1 else w
-  own = hidden_states[:, 0].astype(jnp.float32)
-  mixed = w * own + (1.0 - w) * candidate_cls.astype(jnp.float32)
-  return hidden_states.at[:, 0].set(mixed.astype(hidden_states.dtype))
+  w = w[:, None, None] if w.ndim == 1 else w
+  own = hidden_states[:, :positions].astype(jnp.float32)
+  mixed = w * own + (1.0 - w) * candidate.astype(jnp.float32)
+  return hidden_states.at[:, :positions].set(mixed.astype(hidden_states.dtype))
 
 
 class _EncoderClassifier(nn.Module):
@@ -136,6 +143,12 @@ class _EncoderClassifier(nn.Module):
     """The head module (unbound when called outside ``apply``, e.g. to init it alone)."""
     return self.HEAD_CLASS(self.config, self.num_classes, dropout_rate=self.head_dropout_rate(),
                            init_scheme=self.head_init, dtype=self.dtype, name=name)
+
+  @nn.nowrap
+  def mixed_positions(self) -> int:
+    """How many leading positions embedding mixing mixes: the ones the head reads
+    ([CLS] alone here; a head reading a label block overrides this)."""
+    return 1
 
   @nn.nowrap
   def build_encoder(self, *, name: str | None = None) -> TransformerEncoder:

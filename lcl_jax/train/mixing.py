@@ -349,14 +349,17 @@ def check_settings(settings: MixSettings, split_texts: Mapping[str, Sequence[str
 
 def make_cls_step(module: Any) -> Callable:
   """An eval-shaped step: ``(params, batch) -> {'cls': float32 [R, H], 'example_index'}``,
-  the last-layer [CLS] states of Φ's encoder (the vectors that are mixed and searched)."""
+  the last-layer [CLS] states of Φ's encoder (the vectors that are mixed and searched);
+  ``[R, P, H]`` when the head reads P > 1 leading positions (`mixed_positions`)."""
   encoder = module.build_encoder()
+  positions = module.mixed_positions()
 
   def cls_step(params, batch):
     hidden = encoder.apply({"params": params["primary"]["encoder"]}, batch["input_ids"],
                            batch["attention_mask"], batch.get("token_type_ids"),
                            deterministic=True)
-    return {"cls": hidden[:, 0].astype(jnp.float32), "example_index": batch["example_index"]}
+    states = hidden[:, 0] if positions == 1 else hidden[:, :positions]
+    return {"cls": states.astype(jnp.float32), "example_index": batch["example_index"]}
 
   return cls_step
 
@@ -368,7 +371,7 @@ def with_mix(batch: Mapping[str, np.ndarray], candidate_cls: np.ndarray,
   rows = np.asarray(batch["example_index"])
   real = rows >= 0
   cls = np.asarray(candidate_cls, np.float32)[np.where(real, rows, 0)]
-  cls[~real] = 0.0
+  cls[~real] = 0.0  # [R, H] or [R, P, H]
   return {**batch, "mix_cls": cls, "mix_weight": np.full(len(rows), weight, np.float32)}
 
 
@@ -400,7 +403,8 @@ class Mixer:
     self._eval_step = dp.compile_eval_step(precise(steps.make_eval_step({"primary": module})))
 
   def cls_vectors(self, texts: Sequence[str]) -> np.ndarray:
-    """float32 [N, H]: the last-layer [CLS] state of each text."""
+    """float32 [N, H]: the last-layer [CLS] state of each text ([N, P, H] for a head
+    reading P leading positions)."""
     from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
     return trainer.evaluate_logits(self._cls_step, self.dp, self.params,
                                    self.batches_of(texts), len(texts),
@@ -413,9 +417,11 @@ class Mixer:
     from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
     batches = self.batches_of(texts)
     if candidate_cls is not None:
-      if np.shape(candidate_cls) != (len(texts), self.module.config.hidden_size):
-        raise ValueError(f"candidate_cls has shape {np.shape(candidate_cls)}; expected "
-                         f"{(len(texts), self.module.config.hidden_size)}")
+      positions = self.module.mixed_positions()
+      want = ((len(texts), self.module.config.hidden_size) if positions == 1 else
+              (len(texts), positions, self.module.config.hidden_size))
+      if np.shape(candidate_cls) != want:
+        raise ValueError(f"candidate_cls has shape {np.shape(candidate_cls)}; expected {want}")
       batches = (with_mix(b, candidate_cls, weight) for b in batches)
     return trainer.evaluate_logits(self._eval_step, self.dp, self.params, batches,
                                    len(texts), what="mixed evaluation")["logits"]
@@ -462,7 +468,8 @@ def mixed_splits(settings: MixSettings, mixer: Mixer, split_texts: Mapping[str, 
       if settings.embed_mix_similarity == "cosine":
         if train_cls is None:
           train_cls = mixer.cls_vectors(train_texts)
-        index, score = nearest_neighbours(mixer.cls_vectors(texts), train_cls)
+        first = lambda v: v if v.ndim == 2 else v[:, 0]  # the search compares [CLS]
+        index, score = nearest_neighbours(first(mixer.cls_vectors(texts)), first(train_cls))
         cls_of[split] = train_cls[index]
       else:
         index, score = bertscore_neighbours(texts, train_texts, model_type=bertscore_model,
