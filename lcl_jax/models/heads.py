@@ -48,10 +48,13 @@ class ClassifierOutput:
     features: float32 ``[B, H]``, the last layer's [CLS] hidden state (or its
       masked token mean, see `pool_features`), unnormalised (the contrastive
       losses normalise).
+    aux_logits: float32 ``[B, G]`` scores of an auxiliary task's G groups, or None
+      (heads without an auxiliary head).
   """
 
   logits: Array
   features: Array
+  aux_logits: Array | None = None
 
 
 def pool_features(hidden_states: Array, attention_mask: Array, pooling: str = "cls") -> Array:
