@@ -100,6 +100,8 @@ _BAD_VALUES = {
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
     "keep_checkpoints": ["none"],
+    "label_embeddings": ["yes", 1],
+    "label_text_tokens": [0, 2.5],
 }
 
 
