@@ -63,6 +63,25 @@ def test_label_pieces_sit_after_cls_and_the_text_is_cut_to_its_budget(tokenizer)
   assert label_inputs.count_truncated_texts(texts, rows, tokenizer, block) == 1
 
 
+def test_byte_level_bpe_block_roberta_layout():
+  """RoBERTa's pair encoding (<s> labels </s></s> text </s>); a lone byte-level "Ġ"
+  inside a two-word name belongs to that name; no token types from this tokenizer."""
+  import transformers
+  vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
+  vocab.update({ch: len(vocab) + i for i, ch in enumerate("abcdefghijklmnopqrstuvwxyzĠ")})
+  vocab["Ġa"] = len(vocab)
+  tok = transformers.RobertaTokenizerFast(vocab=vocab, merges=[("Ġ", "a")])
+  block = label_inputs.label_block(tok, ["joy", "an_ger"], 5)
+  assert tok.convert_ids_to_tokens(list(block.prefix_ids)) == [
+      "<s>", "j", "o", "y", "Ġa", "n", "Ġ", "g", "e", "r", "</s>", "</s>"]
+  assert block.piece_labels == (0, 0, 0, 1, 1, 1, 1, 1, 1)
+  assert (block.suffix_length, block.max_length) == (1, 12 + 5 + 1)
+  rows = label_inputs.tokenize_with_labels(["a happy day", ""], tok, block)
+  assert tok.convert_ids_to_tokens(rows.input_ids[0, 12:].tolist()) == [
+      "a", "Ġ", "h", "a", "p", "</s>"]
+  assert rows.lengths.tolist() == [18, 13] and not rows.token_type_ids.any()
+
+
 def _tiny_label_model(tiny_bert_dir, labels, *, aux_groups=(), constant_positions=False):
   tok = pretrained.load_tokenizer(tiny_bert_dir)
   block = label_inputs.label_block(tok, labels, 12)
@@ -87,8 +106,8 @@ def test_scores_are_the_label_positions_through_the_feed_forward_layer(tiny_bert
   groups = ((0, 4), (1, 2, 3))  # two coarse groups, for the auxiliary scorer
   module, params, block, inputs = _tiny_label_model(tiny_bert_dir, SOME_LABELS,
                                                     aux_groups=groups)
-  out = module.apply({"params": params}, *inputs)
-  hidden = np.asarray(models.TransformerEncoder(module.config).apply(
+  out = jax.jit(module.apply)({"params": params}, *inputs)
+  hidden = np.asarray(jax.jit(models.TransformerEncoder(module.config).apply)(
       {"params": params["encoder"]}, *inputs))
   # Reference: mean of each label's pieces (positions from the block), shared scorer.
   vectors = np.stack([hidden[:, [p for p, c in zip(block.piece_positions, block.piece_labels)
@@ -113,8 +132,8 @@ def test_permuting_the_label_block_permutes_the_scores(tiny_bert_dir):
                                                 constant_positions=True)
   module_p, _, block_p, inputs_p = _tiny_label_model(tiny_bert_dir, permuted)
   assert block_p.piece_labels == (0, 1, 2, 3, 3, 4)  # nervousness moved to slot 3
-  logits = np.asarray(module.apply({"params": params}, *inputs).logits)
-  logits_p = np.asarray(module_p.apply({"params": params}, *inputs_p).logits)
+  logits = np.asarray(jax.jit(module.apply)({"params": params}, *inputs).logits)
+  logits_p = np.asarray(jax.jit(module_p.apply)({"params": params}, *inputs_p).logits)
   np.testing.assert_allclose(logits_p, logits[:, order], rtol=2e-5, atol=2e-5)
   assert np.abs(logits - logits[:, order]).max() > 1e-3  # the labels score differently
 
@@ -134,10 +153,11 @@ def test_lcl_weighting_network_and_single_label_ce_use_the_label_scores(tiny_ber
   batch = {"input_ids": rows.input_ids, "token_type_ids": rows.token_type_ids,
            "attention_mask": (np.arange(rows.input_ids.shape[1])[None]
                               < rows.lengths[:, None]).astype(np.int32)}
-  outputs = objectives.forward(modules, params, batch, dropout_key=None, deterministic=True)
-  weighting = modules["weighting"].apply({"params": params["weighting"]},
-                                         batch["input_ids"], batch["attention_mask"],
-                                         batch["token_type_ids"])
+  outputs = jax.jit(lambda p, b: objectives.forward(modules, p, b, dropout_key=None,
+                                                    deterministic=True))(params, batch)
+  weighting = jax.jit(modules["weighting"].apply)(
+      {"params": params["weighting"]}, batch["input_ids"], batch["attention_mask"],
+      batch["token_type_ids"])
   np.testing.assert_array_equal(outputs["weight_logits"], weighting.logits)
   assert outputs["aux_logits"].shape == (6, 2)
   labels = jnp.asarray([0, 1, 4, 0, 1, 4])  # single-label: softmax CE over label scores

@@ -11,7 +11,9 @@ Every row is the tokenizer's own sentence-pair encoding of (label block, text)::
   the names. A name may give several pieces (BERT-uncased: ``nervousness`` ->
   ``nervous ##ness``; the other 27 GoEmotions names are single pieces): `LabelBlock`
   records, for each piece, its position in the row and the label it belongs to (from
-  the fast tokenizer's character offsets). The block is the same in every row, so it is a
+  the fast tokenizer's character offsets; a piece of white space only, such as a lone
+  byte-level ``Ġ``, belongs to the name it precedes). The block is the same in every row,
+  so it is a
   fixed prefix of ``prefix_length`` tokens ([CLS] + P pieces + the separator(s)).
 * **Text** (the second sequence): truncated to its first ``text_tokens`` word pieces
   (the document: "we input 50 tokens (not including emotion labels) ... only the first 50
@@ -60,6 +62,8 @@ class LabelBlock:
     prefix_ids: the whole prefix ([CLS], pieces, separator(s)).
     suffix_length: special tokens after the text (1 for BERT's [SEP], 1 for RoBERTa).
     max_length: ``len(prefix_ids) + text_tokens + suffix_length``, the longest row.
+    token_types: keep the tokenizer's pair token types (0 labels / 1 text); False sets
+      them all to 0 (an encoder with a one-row type vocabulary, e.g. RoBERTa's).
   """
 
   label_names: tuple[str, ...]
@@ -70,6 +74,7 @@ class LabelBlock:
   prefix_ids: tuple[int, ...]
   suffix_length: int
   max_length: int
+  token_types: bool = True
 
   @property
   def num_labels(self) -> int:
@@ -110,7 +115,8 @@ def _pair_encode(tokenizer: Any, first: str, texts: Sequence[str], max_length: i
                    max_length=max_length, padding=False, **kwargs)
 
 
-def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int) -> LabelBlock:
+def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
+                token_types: bool = True) -> LabelBlock:
   """The label prefix of ``tokenizer`` for ``label_names`` (see the module docstring).
 
   Args:
@@ -118,6 +124,8 @@ def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int) ->
       pieces to names).
     label_names: the C class names in class-id order.
     text_tokens: the text budget in word pieces (>= 1).
+    token_types: False for an encoder whose type vocabulary has a single row
+      (``type_vocab_size == 1``): every token type id is then 0.
 
   Raises:
     ValueError: a bad budget, an empty name, a tokenizer without offsets, or a name
@@ -141,7 +149,12 @@ def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int) ->
   for position, (sequence, (begin, end)) in enumerate(zip(sequence_ids, offsets)):
     if sequence != 0:
       continue
-    owner = [c for c, (lo, hi) in enumerate(spans) if lo <= begin and end <= hi and end > begin]
+    # The label whose characters the piece covers; a piece of only white space (a
+    # byte-level BPE's lone "Ġ") belongs to the name it precedes.
+    owner = [c for c, (lo, hi) in enumerate(spans) if min(end, hi) > max(begin, lo)]
+    if not string[begin:end].strip():
+      owner = ([c for c, (lo, hi) in enumerate(spans) if lo <= begin < hi]
+               or [c for c, (lo, _) in enumerate(spans) if lo >= begin])[:1]
     if len(owner) != 1:
       raise ValueError(f"label piece {tokenizer.convert_ids_to_tokens(ids[position])!r} at "
                        f"characters {begin}-{end} of {string!r} belongs to no single label")
@@ -157,7 +170,8 @@ def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int) ->
                     piece_ids=tuple(ids[p] for p in positions),
                     piece_positions=tuple(positions), piece_labels=tuple(labels),
                     prefix_ids=tuple(ids[:prefix_length]), suffix_length=suffix_length,
-                    max_length=prefix_length + text_tokens + suffix_length)
+                    max_length=prefix_length + text_tokens + suffix_length,
+                    token_types=bool(token_types))
 
 
 def tokenize_with_labels(texts: Sequence[str], tokenizer: Any, block: LabelBlock, *,
@@ -184,7 +198,7 @@ def tokenize_with_labels(texts: Sequence[str], tokenizer: Any, block: LabelBlock
     encoded = _pair_encode(tokenizer, string, texts[start:start + chunk_size],
                            block.max_length)
     ids += encoded["input_ids"]
-    if types is not None and "token_type_ids" in encoded:
+    if block.token_types and types is not None and "token_type_ids" in encoded:
       types += encoded["token_type_ids"]
     else:
       types = None

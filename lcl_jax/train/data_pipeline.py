@@ -115,9 +115,11 @@ class PreparedData:
     self.label_block = None
     if cfg.label_embeddings:
       from lcl_jax.data import label_inputs
-      self.label_block = label_inputs.label_block(tokenizer, self.label_names,
-                                                  cfg.label_text_tokens)
-      check_label_block_fits(cfg, self.label_block)
+      encoders = label_encoder_configs(cfg)
+      self.label_block = label_inputs.label_block(
+          tokenizer, self.label_names, cfg.label_text_tokens,
+          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders))
+      check_label_block_fits(cfg, self.label_block, encoders)
     self._tokenized = {name: self.tokenize(list(split.texts))
                        for name, split in splits.items()}
     self.truncated = {name: self._count_truncated(split.texts, self._tokenized[name])
@@ -253,26 +255,30 @@ def count_truncated(texts, tokenized, tokenizer) -> int:
   return int(sum(len(ids) > tokenized.max_length for ids in full))
 
 
-def encoder_positions(name: str) -> int:
-  """The longest input an encoder checkpoint reads (`EncoderConfig.max_length`:
-  max_position_embeddings less RoBERTa's padding offset), from its config.json."""
+def label_encoder_configs(cfg: TrainConfig) -> list[tuple[str, str, Any]]:
+  """``(flag, checkpoint, EncoderConfig)`` of every network reading the label-prefixed
+  rows (Φ, and Ψ under LCL), from the checkpoints' config.json."""
   from lcl_jax.models import pretrained
   from lcl_jax.models.config import EncoderConfig
-  directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(name))
-  return EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME).max_length
+  networks = [("encoder", cfg.encoder)]
+  if cfg.objective == "lcl":
+    networks.append(("weighting_encoder", cfg.weighting_encoder or cfg.encoder))
+  out = []
+  for flag, name in networks:
+    directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(name))
+    out.append((flag, name, EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)))
+  return out
 
 
-def check_label_block_fits(cfg: TrainConfig, block) -> None:
-  """Refuses a --label_text_tokens whose rows are longer than an encoder reads.
+def check_label_block_fits(cfg: TrainConfig, block, encoders) -> None:
+  """Refuses a --label_text_tokens whose rows are longer than an encoder reads
+  (`EncoderConfig.max_length`: max_position_embeddings less RoBERTa's padding offset).
 
   Raises:
     ValueError: naming --label_text_tokens, the row's parts and the largest budget that fits.
   """
-  networks = [("encoder", cfg.encoder)]
-  if cfg.objective == "lcl":
-    networks.append(("weighting_encoder", cfg.weighting_encoder or cfg.encoder))
-  for flag, name in networks:
-    limit = encoder_positions(name)
+  for flag, name, config in encoders:
+    limit = config.max_length
     if block.max_length > limit:
       fits = limit - block.prefix_length - block.suffix_length
       raise ValueError(

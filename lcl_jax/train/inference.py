@@ -77,7 +77,8 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, label_layout: Any = None
 
 
 def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
-                  aux_groups: Sequence[Sequence[int]] = ()) -> tuple[Any, Any]:
+                  aux_groups: Sequence[Sequence[int]] = (),
+                  token_types: bool = True) -> tuple[Any, Any]:
   """The label block and layout a --label_embeddings run (or its export) was trained with,
   rebuilt from its tokenizer, label names and --label_text_tokens (deterministic).
 
@@ -85,7 +86,8 @@ def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, 
   """
   from lcl_jax import models  # pylint: disable=g-import-not-at-top
   from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
-  block = label_inputs.label_block(tokenizer, label_names, text_tokens)
+  block = label_inputs.label_block(tokenizer, label_names, text_tokens,
+                                   token_types=token_types)
   return block, models.LabelLayout.from_block(block, aux_groups=aux_groups)
 
 
@@ -203,8 +205,12 @@ class Predictor:
 
     tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
     block = layout = None
-    if cfg.label_embeddings:
-      block, layout = _label_inputs(tokenizer, label_names, cfg.label_text_tokens)
+    if cfg.label_embeddings:  # the rows the run trained on (as data_pipeline makes them)
+      from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
+      encoders = data_pipeline.label_encoder_configs(cfg)
+      block, layout = _label_inputs(
+          tokenizer, label_names, cfg.label_text_tokens,
+          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders))
     modules, like = _network_shapes(cfg, num_classes, layout)
     try:
       best, _ = checkpoint_lib.restore_best_params(run_dir, like)
@@ -249,7 +255,8 @@ class Predictor:
         raise RunNotUsableError(f"{folder}: a label-attention export without its "
                                 "'lcl_jax.label_attention.text_tokens' in config.json")
       block, layout = _label_inputs(tokenizer, label_names, int(settings["text_tokens"]),
-                                    aux_groups=settings.get("aux_groups") or ())
+                                    aux_groups=settings.get("aux_groups") or (),
+                                    token_types=bool(settings.get("token_types", True)))
     module, params = models.build_classifier(
         head, folder, len(label_names), rng=jax.random.key(0), load_head=True,
         **({"label_layout": layout} if layout is not None else {}))

@@ -781,8 +781,10 @@ def _export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: Tr
         config, network=name, multilabel=results["multilabel"], thresholds=thresholds)}
     layout = getattr(module, "layout", None)
     if layout is not None:  # --label_embeddings: what rebuilds the rows and the head
+      token_types = all(c.type_vocab_size >= 2
+                        for _, _, c in data_pipeline.label_encoder_configs(cfg))
       extra["lcl_jax"]["label_attention"] = {
-          "text_tokens": cfg.label_text_tokens,
+          "text_tokens": cfg.label_text_tokens, "token_types": token_types,
           "aux_groups": [list(group) for group in layout.aux_groups]}
     if results["multilabel"]:
       extra["problem_type"] = "multi_label_classification"
