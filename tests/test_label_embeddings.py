@@ -117,7 +117,7 @@ def test_scores_are_the_label_positions_through_the_feed_forward_layer(tiny_bert
                              rtol=1e-5, atol=1e-5)
   group_vectors = np.stack([vectors[:, list(g)].mean(axis=1) for g in groups], axis=1)
   np.testing.assert_allclose(out.aux_logits,
-                             _numpy_scorer(params["head"]["aux_scorer"], group_vectors),
+                             _numpy_scorer(params["aux_head"]["scorer"], group_vectors),
                              rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(out.features, hidden[:, 0], rtol=1e-6, atol=1e-6)
   assert out.logits.shape == (3, 5) and out.aux_logits.shape == (3, 2)

@@ -215,8 +215,9 @@ class LabelAttentionClassifier(_EncoderClassifier):
   its pieces are. The head reads the label positions, not [CLS]; ``features`` (the
   contrastive features of SCL/LCL) stay the [CLS] state (or the masked mean). With
   auxiliary groups in the layout, ``aux_logits`` [B, G] come from a second scorer.
-  Params ``head/{scorer,aux_scorer}/{dense,out}`` (top level of an export, like the
-  paper head: transformers has no class for this head).
+  Params ``head/scorer/{dense,out}`` (top level of an export, like the paper head:
+  transformers has no class for this head) and, with groups, ``aux_head/scorer/...``
+  (not exported: export and predict use the main head).
   """
 
   layout: LabelLayout | None = None
@@ -242,6 +243,15 @@ class LabelAttentionClassifier(_EncoderClassifier):
                               layout=self.layout, name=name)
 
   @nn.nowrap
+  def build_aux_head(self, *, name: str | None = None) -> nn.Module:
+    """Section 3.5.1's auxiliary head: a second scorer on the label vectors, one score per
+    coarse group (the layout's ``aux_groups``) from the mean of its labels' vectors."""
+    groups = self.layout.aux_groups
+    return LabelAttentionHead(self.config, len(groups), dropout_rate=self.head_dropout_rate(),
+                              init_scheme=self.head_init, dtype=self.dtype,
+                              layout=self.layout, groups=groups, name=name)
+
+  @nn.nowrap
   def head_input_template(self) -> Array:
     return jnp.zeros((1, self.layout.min_length, self.config.hidden_size), jnp.float32)
 
@@ -254,8 +264,10 @@ class LabelAttentionClassifier(_EncoderClassifier):
                                 attention_implementation=self.attention_implementation,
                                 name="encoder")(input_ids, attention_mask, token_type_ids,
                                                 deterministic=deterministic)
-    logits, aux_logits = self.build_head(name="head")(hidden, deterministic=deterministic,
-                                                      with_aux=True)
+    logits = self.build_head(name="head")(hidden, deterministic=deterministic)
+    aux_logits = None
+    if self.layout.aux_groups:
+      aux_logits = self.build_aux_head(name="aux_head")(hidden, deterministic=deterministic)
     features = pool_features(hidden, attention_mask, self.feature_pooling)
     return ClassifierOutput(logits=logits, features=features, aux_logits=aux_logits)
 
@@ -436,6 +448,9 @@ def build_classifier(
   report.initialised = initialised
   report.log(_logger)
   params = {"encoder": encoder_params, "head": head_params}
+  if label_layout is not None and label_layout.aux_groups:  # always new
+    params["aux_head"] = module.build_aux_head().init(
+        jax.random.fold_in(head_rng, 1), dummy_hidden, deterministic=True)["params"]
   params = jax.tree_util.tree_map(jnp.asarray, params)
   return (module, params, report) if with_report else (module, params)
 

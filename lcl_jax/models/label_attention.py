@@ -22,8 +22,9 @@ positions:
    ``joy`` = the GoEmotions labels mapped to joy), one score per group.
 
 Logits are float32 ``[B, C]`` (and ``[B, G]``); sigmoid + BCE (multi-label) or softmax
-CE (single-label) are applied by the objective, as for every head. Parameters: ``dense``,
-``out`` (and ``aux_dense``, ``aux_out``).
+CE (single-label) are applied by the objective, as for every head. Parameters:
+``scorer/{dense,out}`` (the auxiliary head, a second instance: the classifier's
+``aux_head/scorer/{dense,out}``).
 """
 from __future__ import annotations
 
@@ -122,11 +123,13 @@ class LabelAttentionHead(nn.Module):
 
   Attributes:
     config: encoder configuration.
-    num_classes: C (must equal ``layout.num_labels``).
+    num_classes: C (``layout.num_labels``), or G (``len(groups)``) for the auxiliary head.
     dropout_rate: the scorer's dropout (SpanEmo's 0.1 by default).
     init_scheme: ``"hf"`` or ``"torch"`` (`heads.dense_initializers`).
     dtype: compute dtype.
     layout: the label pieces' positions and classes (`LabelLayout`).
+    groups: ``()`` -- one score per label (the main head); else the auxiliary head
+      (Section 3.5.1): one score per group, from the mean of its labels' vectors.
   """
 
   config: EncoderConfig
@@ -135,6 +138,7 @@ class LabelAttentionHead(nn.Module):
   init_scheme: str = "hf"
   dtype: DType = jnp.float32
   layout: LabelLayout | None = None
+  groups: tuple[tuple[int, ...], ...] = ()
 
   @nn.nowrap
   def label_vectors(self, hidden_states: Array) -> Array:
@@ -142,8 +146,9 @@ class LabelAttentionHead(nn.Module):
     layout = self.layout
     if layout is None:
       raise ValueError("LabelAttentionHead needs a LabelLayout")
-    if layout.num_labels != self.num_classes:
-      raise ValueError(f"the label layout has {layout.num_labels} labels, the head "
+    expected = len(self.groups) if self.groups else layout.num_labels
+    if expected != self.num_classes:
+      raise ValueError(f"the label layout gives {expected} scores, the head has "
                        f"{self.num_classes} classes")
     if hidden_states.ndim != 3 or hidden_states.shape[-1] != self.config.hidden_size:
       raise ValueError(f"head input must be [batch, length, {self.config.hidden_size}], got "
@@ -155,16 +160,11 @@ class LabelAttentionHead(nn.Module):
     return jnp.einsum("bph,cp->bch", pieces, jnp.asarray(layout.pooling_matrix()))
 
   @nn.compact
-  def __call__(self, hidden_states: Array, *, deterministic: bool = True,
-               with_aux: bool = False) -> Array | tuple[Array, Array]:
-    """[B, T, H] -> float32 logits [B, C] (with ``with_aux``: and aux logits [B, G])."""
-    labels = self.label_vectors(hidden_states)
-    scorer = _LabelScorer(self.config, self.dropout_rate, self.init_scheme, self.dtype,
-                          name="scorer")
-    logits = scorer(labels.astype(self.dtype), deterministic=deterministic)
-    if not self.layout.aux_groups:
-      return (logits, None) if with_aux else logits
-    groups = jnp.einsum("bch,gc->bgh", labels, jnp.asarray(self.layout.aux_matrix()))
-    aux = _LabelScorer(self.config, self.dropout_rate, self.init_scheme, self.dtype,
-                       name="aux_scorer")(groups.astype(self.dtype), deterministic=deterministic)
-    return (logits, aux) if with_aux else logits
+  def __call__(self, hidden_states: Array, *, deterministic: bool = True) -> Array:
+    """[B, T, H] -> float32 logits [B, C] (auxiliary head: [B, G])."""
+    vectors = self.label_vectors(hidden_states)
+    if self.groups:
+      pooling = dataclasses.replace(self.layout, aux_groups=self.groups).aux_matrix()
+      vectors = jnp.einsum("bch,gc->bgh", vectors, jnp.asarray(pooling))
+    return _LabelScorer(self.config, self.dropout_rate, self.init_scheme, self.dtype,
+                        name="scorer")(vectors.astype(self.dtype), deterministic=deterministic)

@@ -255,7 +255,6 @@ class Predictor:
         raise RunNotUsableError(f"{folder}: a label-attention export without its "
                                 "'lcl_jax.label_attention.text_tokens' in config.json")
       block, layout = _label_inputs(tokenizer, label_names, int(settings["text_tokens"]),
-                                    aux_groups=settings.get("aux_groups") or (),
                                     token_types=bool(settings.get("token_types", True)))
     module, params = models.build_classifier(
         head, folder, len(label_names), rng=jax.random.key(0), load_head=True,

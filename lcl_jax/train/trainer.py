@@ -783,9 +783,9 @@ def _export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: Tr
     if layout is not None:  # --label_embeddings: what rebuilds the rows and the head
       token_types = all(c.type_vocab_size >= 2
                         for _, _, c in data_pipeline.label_encoder_configs(cfg))
+      # (The auxiliary head is not exported: like the other heads' it is training-only.)
       extra["lcl_jax"]["label_attention"] = {
-          "text_tokens": cfg.label_text_tokens, "token_types": token_types,
-          "aux_groups": [list(group) for group in layout.aux_groups]}
+          "text_tokens": cfg.label_text_tokens, "token_types": token_types}
     if results["multilabel"]:
       extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
