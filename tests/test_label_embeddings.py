@@ -63,7 +63,7 @@ def test_label_pieces_sit_after_cls_and_the_text_is_cut_to_its_budget(tokenizer)
   assert label_inputs.count_truncated_texts(texts, rows, tokenizer, block) == 1
 
 
-def test_byte_level_bpe_block_roberta_layout():
+def test_byte_level_bpe_block_roberta_layout(tokenizer):
   """RoBERTa's pair encoding (<s> labels </s></s> text </s>); a lone byte-level "Ġ"
   inside a two-word name belongs to that name; no token types from this tokenizer."""
   import transformers
@@ -80,6 +80,8 @@ def test_byte_level_bpe_block_roberta_layout():
   assert tok.convert_ids_to_tokens(rows.input_ids[0, 12:].tolist()) == [
       "a", "Ġ", "h", "a", "p", "</s>"]
   assert rows.lengths.tolist() == [18, 13] and not rows.token_type_ids.any()
+  with pytest.raises(ValueError, match="differs from the tokenizer's pair encoding"):
+    label_inputs.tokenize_with_labels(["a happy day"], tokenizer, block)  # MiniLM's
 
 
 def _tiny_label_model(tiny_bert_dir, labels, *, aux_groups=(), constant_positions=False):

@@ -60,10 +60,12 @@ class LabelBlock:
     piece_positions: their positions in the row (int, 1 .. P after [CLS]).
     piece_labels: the class id of each piece (P ints in [0, C); every class has >= 1).
     prefix_ids: the whole prefix ([CLS], pieces, separator(s)).
-    suffix_length: special tokens after the text (1 for BERT's [SEP], 1 for RoBERTa).
-    max_length: ``len(prefix_ids) + text_tokens + suffix_length``, the longest row.
+    suffix_ids: the special tokens after the text (BERT's [SEP], RoBERTa's </s>).
+    max_length: ``len(prefix_ids) + text_tokens + len(suffix_ids)``, the longest row.
     token_types: keep the tokenizer's pair token types (0 labels / 1 text); False sets
       them all to 0 (an encoder with a one-row type vocabulary, e.g. RoBERTa's).
+    prefix_type_ids, text_type_id, suffix_type_ids: those token types (all 0 when
+      ``token_types`` is False or the tokenizer returns none).
   """
 
   label_names: tuple[str, ...]
@@ -72,9 +74,16 @@ class LabelBlock:
   piece_positions: tuple[int, ...]
   piece_labels: tuple[int, ...]
   prefix_ids: tuple[int, ...]
-  suffix_length: int
+  suffix_ids: tuple[int, ...]
   max_length: int
   token_types: bool = True
+  prefix_type_ids: tuple[int, ...] = ()
+  text_type_id: int = 0
+  suffix_type_ids: tuple[int, ...] = ()
+
+  @property
+  def suffix_length(self) -> int:
+    return len(self.suffix_ids)
 
   @property
   def num_labels(self) -> int:
@@ -164,68 +173,86 @@ def label_block(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
   if missing:
     raise ValueError(f"label names {[label_names[c] for c in missing]} give no token")
   text_positions = [p for p, sequence in enumerate(sequence_ids) if sequence == 1]
-  prefix_length = text_positions[0]
-  suffix_length = len(ids) - text_positions[-1] - 1
+  first, last = text_positions[0], text_positions[-1]
+  types = [int(t) for t in probe["token_type_ids"][0]] if (
+      token_types and "token_type_ids" in probe) else [0] * len(ids)
   return LabelBlock(label_names=tuple(str(n) for n in label_names), text_tokens=text_tokens,
                     piece_ids=tuple(ids[p] for p in positions),
                     piece_positions=tuple(positions), piece_labels=tuple(labels),
-                    prefix_ids=tuple(ids[:prefix_length]), suffix_length=suffix_length,
-                    max_length=prefix_length + text_tokens + suffix_length,
-                    token_types=bool(token_types))
+                    prefix_ids=tuple(ids[:first]), suffix_ids=tuple(ids[last + 1:]),
+                    max_length=first + text_tokens + len(ids) - last - 1,
+                    token_types=bool(token_types), prefix_type_ids=tuple(types[:first]),
+                    text_type_id=types[first], suffix_type_ids=tuple(types[last + 1:]))
 
 
 def tokenize_with_labels(texts: Sequence[str], tokenizer: Any, block: LabelBlock, *,
-                         chunk_size: int = 4096) -> TokenizedTexts:
+                         chunk_size: int = 4096, check_rows: int = 8) -> TokenizedTexts:
   """Every text as ``label prefix + first text_tokens pieces + closing separator``.
+
+  The texts are tokenised alone (no special tokens, truncated to ``block.text_tokens``)
+  and placed between the block's prefix and suffix, which is the tokenizer's pair
+  encoding without re-tokenising the label names for every row; the first
+  ``check_rows`` rows are compared with the pair encoding itself.
 
   Returns `TokenizedTexts` (the batching module's type, so `PairedTrainBatcher` and
   `eval_batches` take them unchanged) with ``max_length = block.max_length``; its
-  ``empty_ids`` (the padding rows) are the prefix with an empty text.
+  ``empty_ids`` (the padding rows) are the prefix and suffix around an empty text.
 
   Raises:
     TypeError: ``texts`` is a str or holds a non-str.
-    ValueError: a row does not start with the block's prefix (another tokenizer).
+    ValueError: the rows differ from the tokenizer's pair encoding (another tokenizer
+      or label set than the block's).
   """
   if isinstance(texts, str):
     raise TypeError("texts must be a sequence of str, not a single str")
   for i, text in enumerate(texts):
     if not isinstance(text, str):
       raise TypeError(f"texts[{i}] is {type(text).__name__}, not str: {text!r}")
-  string, _ = _label_string(block.label_names)
-  ids: list[list[int]] = []
-  types: list[list[int]] | None = []
+  pieces: list[list[int]] = []
   for start in range(0, len(texts), chunk_size):
-    encoded = _pair_encode(tokenizer, string, texts[start:start + chunk_size],
-                           block.max_length)
-    ids += encoded["input_ids"]
-    if block.token_types and types is not None and "token_type_ids" in encoded:
-      types += encoded["token_type_ids"]
-    else:
-      types = None
-  empty = _pair_encode(tokenizer, string, [""], block.max_length)["input_ids"][0]
-  lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))
-  prefix = list(block.prefix_ids)
-  for row in itertools.chain(ids, [empty]):
-    if row[:len(prefix)] != prefix:
-      raise ValueError("a row does not start with the label block's prefix: the block "
-                       "was made with another tokenizer or label set")
-  if len(lengths) and lengths.max() > block.max_length:
-    raise ValueError(f"rows of up to {lengths.max()} tokens exceed the block's "
-                     f"max_length={block.max_length}")
-  width = int(lengths.max()) if len(lengths) else len(empty)
+    pieces += tokenizer(list(texts[start:start + chunk_size]), add_special_tokens=False,
+                        truncation=True, max_length=block.text_tokens,
+                        padding=False)["input_ids"]
+  n, prefix, suffix = len(pieces), len(block.prefix_ids), len(block.suffix_ids)
+  text_lengths = np.fromiter(map(len, pieces), dtype=np.int32, count=n)
+  lengths = (prefix + text_lengths + suffix).astype(np.int32)
+  width = int(lengths.max()) if n else prefix + suffix
   pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-  matrix = np.full((len(ids), width), pad_id, np.int32)
-  type_matrix = np.zeros((len(ids), width), np.int32)
-  mask = np.arange(width)[None, :] < lengths[:, None]
-  if len(ids):
-    matrix[mask] = np.fromiter(itertools.chain.from_iterable(ids), np.int64,
-                               count=int(lengths.sum()))
-    if types is not None:
-      type_matrix[mask] = np.fromiter(itertools.chain.from_iterable(types), np.int64,
-                                      count=int(lengths.sum()))
-  return TokenizedTexts(input_ids=matrix, token_type_ids=type_matrix, lengths=lengths,
+  ids = np.full((n, width), pad_id, np.int32)
+  types = np.zeros((n, width), np.int32)
+  ids[:, :prefix] = block.prefix_ids
+  types[:, :prefix] = block.prefix_type_ids or 0
+  columns = np.arange(width)[None, :]
+  text_cells = (columns >= prefix) & (columns < prefix + text_lengths[:, None])
+  if n:
+    ids[text_cells] = np.fromiter(itertools.chain.from_iterable(pieces), np.int64,
+                                  count=int(text_lengths.sum()))
+  types[text_cells] = block.text_type_id
+  rows = np.arange(n)[:, None]
+  suffix_columns = prefix + text_lengths[:, None] + np.arange(suffix)[None, :]
+  ids[rows, suffix_columns] = block.suffix_ids
+  types[rows, suffix_columns] = block.suffix_type_ids or 0
+  _check_against_pair_encoding(texts[:check_rows], tokenizer, block, ids, types, lengths)
+  return TokenizedTexts(input_ids=ids, token_type_ids=types, lengths=lengths,
                         max_length=block.max_length, pad_token_id=int(pad_id),
-                        empty_ids=tuple(int(i) for i in empty))
+                        empty_ids=block.prefix_ids + block.suffix_ids)
+
+
+def _check_against_pair_encoding(texts, tokenizer, block, ids, types, lengths) -> None:
+  """The first rows must equal the tokenizer's own pair encoding (ids and token types)."""
+  if not len(texts):
+    return
+  string, _ = _label_string(block.label_names)
+  reference = _pair_encode(tokenizer, string, texts, block.max_length)
+  for r, row in enumerate(reference["input_ids"]):
+    n = int(lengths[r])
+    same = ids[r, :n].tolist() == list(row)
+    if same and block.token_types and "token_type_ids" in reference:
+      same = types[r, :n].tolist() == list(reference["token_type_ids"][r])
+    if not same:
+      raise ValueError(f"row {r} differs from the tokenizer's pair encoding of (label "
+                       "names, text): the label block was made with another tokenizer or "
+                       "label set, or this tokenizer encodes pairs differently")
 
 
 def count_truncated_texts(texts: Sequence[str], tokenized: TokenizedTexts, tokenizer: Any,
