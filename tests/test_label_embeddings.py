@@ -89,7 +89,8 @@ def _tiny_label_model(tiny_bert_dir, labels, *, aux_groups=(), constant_position
   block = label_inputs.label_block(tok, labels, 12)
   layout = models.LabelLayout.from_block(block, aux_groups=aux_groups)
   module, params = models.build_classifier("label_attention", tiny_bert_dir, len(labels),
-                                           rng=jax.random.key(1), label_layout=layout)
+                                           rng=jax.random.key(1), label_layout=layout,
+                                           num_aux_classes=len(aux_groups))
   if constant_positions:  # every position embeds alike: the encoder is order-blind
     table = params["encoder"]["embeddings"]["position_embeddings"]["embedding"]
     params["encoder"]["embeddings"]["position_embeddings"]["embedding"] = jnp.broadcast_to(
@@ -148,7 +149,7 @@ def test_lcl_weighting_network_and_single_label_ce_use_the_label_scores(tiny_ber
   spec = objectives.get_spec("lcl")
   modules, params = objectives.build_networks(
       spec, encoder=str(tiny_bert_dir), weighting_encoder=str(tiny_bert_dir),
-      num_classes=5, rng=jax.random.key(0), label_layout=layout)
+      num_classes=5, rng=jax.random.key(0), label_layout=layout, num_aux_classes=2)
   assert {type(m).__name__ for m in modules.values()} == {"LabelAttentionClassifier"}
   assert modules["weighting"].layout.aux_groups == ()  # the auxiliary task stays Φ's
   rows = label_inputs.tokenize_with_labels(list(TEXTS) * 2, tok, block)
@@ -184,9 +185,11 @@ def test_training_step_predict_and_export_with_label_embeddings(tiny_bert_dir, d
                      texts_per_batch=4, max_steps_per_epoch=1, max_eval_examples=6,
                      eval_batch_size=8, length_buckets=(64,), label_embeddings=True,
                      label_text_tokens=20, thresholds=0.3, threshold_fit="none",
-                     export_hf=True)
+                     export_hf=True, aux_task="ekman")
   results = trainer.train(cfg)
   assert results["steps"] == 1 and results["multilabel"]
+  # Label Embeds + Aux (Section 3.5.1): the auxiliary head scores the 7 Ekman groups.
+  assert len(results["aux"]["label_names"]) == 7 and "macro_f1" in results["aux"]["test"]
   described = json.loads((workdir / "config.json").read_text())["dataset"]
   assert described["label_embeddings"]["label_pieces"] == 29
   assert described["max_length"] == 31 + 20 + 1

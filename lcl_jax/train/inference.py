@@ -38,11 +38,13 @@ NETWORKS = ("primary", "weighting")
 _OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
 
 
-def _network_shapes(cfg: TrainConfig, num_classes: int, label_layout: Any = None,
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
+                    label_layout: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
   """The run's classifier modules and their params' shapes, from the encoders' config.json
-  alone (the pretrained weights are not read: the best params replace them).
-  `label_layout`: the run's `models.LabelLayout` (--label_embeddings), else None."""
+  alone (the pretrained weights are not read: the best params replace them). A run with
+  an auxiliary task (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use
+  the main head only. `label_layout`: the run's `models.LabelLayout`
+  (--label_embeddings), else None."""
   # pylint: disable=g-import-not-at-top
   from lcl_jax import models
   from lcl_jax.models import pretrained
@@ -65,7 +67,8 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, label_layout: Any = None
   for name, (head, encoder) in heads.items():
     directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
-    options = {"feature_pooling": cfg.feature_pooling} if name == "primary" else {}
+    options = ({"feature_pooling": cfg.feature_pooling, "num_aux_classes": num_aux_classes}
+               if name == "primary" else {})
     if label_layout is not None:  # as objectives.build_networks
       head = "label_attention"
       options["layout"] = (label_layout if name == "primary"
@@ -77,18 +80,15 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, label_layout: Any = None
 
 
 def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
-                  aux_groups: Sequence[Sequence[int]] = (),
-                  token_types: bool = True) -> tuple[Any, Any]:
+                  aux_membership: Any = None, token_types: bool = True) -> tuple[Any, Any]:
   """The label block and layout a --label_embeddings run (or its export) was trained with,
-  rebuilt from its tokenizer, label names and --label_text_tokens (deterministic).
-
-  HOOK (i10-aux): a run directory with an auxiliary task must pass its groups here too.
-  """
-  from lcl_jax import models  # pylint: disable=g-import-not-at-top
+  rebuilt from its tokenizer, label names and --label_text_tokens (deterministic); a run
+  with an auxiliary task passes its label -> group matrix (its `aux_head` is restored
+  with the params, predictions use the main head)."""
   from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
   block = label_inputs.label_block(tokenizer, label_names, text_tokens,
                                    token_types=token_types)
-  return block, models.LabelLayout.from_block(block, aux_groups=aux_groups)
+  return block, objectives.label_layout_for(block, aux_membership=aux_membership)
 
 
 class RunNotUsableError(FileNotFoundError):
@@ -204,14 +204,16 @@ class Predictor:
     from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
 
     tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
+    aux_label_names = tuple(dataset.get("aux_label_names") or ())
     block = layout = None
     if cfg.label_embeddings:  # the rows the run trained on (as data_pipeline makes them)
       from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
       encoders = data_pipeline.label_encoder_configs(cfg)
       block, layout = _label_inputs(
           tokenizer, label_names, cfg.label_text_tokens,
-          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders))
-    modules, like = _network_shapes(cfg, num_classes, layout)
+          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders),
+          aux_membership=objectives.aux_membership(cfg) if aux_label_names else None)
+    modules, like = _network_shapes(cfg, num_classes, len(aux_label_names), layout)
     try:
       best, _ = checkpoint_lib.restore_best_params(run_dir, like)
     except FileNotFoundError as e:
