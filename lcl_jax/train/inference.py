@@ -10,7 +10,8 @@
 * a folder written by `--export_hf` (`<run>/export/<network>`): config.json
   (`lcl_jax_head`, `id2label`, the `lcl_jax` metadata), model.safetensors, tokenizer.
 
-Texts are tokenised once (`data.batching.tokenize_texts`), batched with the run's static
+Texts are tokenised once (`Predictor.tokenize`: `data.batching.tokenize_texts`, or the
+label-prefixed rows of `data.label_inputs` for a --label_embeddings run), batched with the run's static
 shapes (`data.batching.eval_batches`: `eval_batch_size` rows, the run's length
 buckets; padding rows masked) and run through the trainer's own eval step
 (`steps.make_eval_step`, compiled by `parallel.make_data_parallel('jit')`, gathered by
@@ -227,7 +228,8 @@ class Predictor:
     info = {"kind": "run", "dataset": cfg.dataset, "objective": cfg.objective,
             "encoder": cfg.encoder, "weighting_encoder": results.get("weighting_encoder"),
             "seed": cfg.seed, "best_epoch": results.get("best_epoch"),
-            "max_eval_examples": cfg.max_eval_examples, "classes": cfg.classes,
+            "max_eval_examples": cfg.max_eval_examples,
+            "max_train_examples": cfg.max_train_examples, "classes": cfg.classes,
             "data_dir": cfg.data_dir}
     return cls(modules=modules, params=jax.device_get(best), tokenizer=tokenizer,
                label_names=label_names, multilabel=multilabel, thresholds=thresholds,
@@ -294,11 +296,7 @@ class Predictor:
     texts = list(texts)
     if not texts:
       raise ValueError("no texts to classify (the input is empty)")
-    if self.label_block is not None:
-      from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
-      tokens = label_inputs.tokenize_with_labels(texts, self.tokenizer, self.label_block)
-    else:
-      tokens = batching.tokenize_texts(texts, self.tokenizer, max_length=self.max_length)
+    tokens = self.tokenize(texts)
     labels = np.zeros(len(texts), np.int32)
     batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
                                     buckets=self.length_buckets,
@@ -307,6 +305,37 @@ class Predictor:
                                       len(texts), what="prediction")
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
+
+  def tokenize(self, texts: Sequence[str]):
+    """`data.batching.TokenizedTexts` of `texts` as the run encoded them: truncated at
+    its max_length, or (--label_embeddings) after the label block, cut to its text budget."""
+    from lcl_jax.data import batching, label_inputs  # pylint: disable=g-import-not-at-top
+
+    if self.label_block is not None:
+      return label_inputs.tokenize_with_labels(list(texts), self.tokenizer, self.label_block)
+    return batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.max_length)
+
+  def text_batches(self, texts: Sequence[str]):
+    """The eval batches `logits` runs on (the run's static shapes; labels zero)."""
+    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
+
+    tokens = self.tokenize(texts)
+    return batching.eval_batches(tokens, np.zeros(len(tokens), np.int32),
+                                 batch_size=self.batch_size, buckets=self.length_buckets,
+                                 row_multiple=self._dp.num_devices)
+
+  def mixer(self):
+    """Φ's `mixing.Mixer` (embedding mixing, seed 004) on this model's batches.
+
+    Raises:
+      ValueError: the model has no primary network (an exported Ψ).
+    """
+    from lcl_jax.train import mixing  # pylint: disable=g-import-not-at-top
+    if "primary" not in self.modules:
+      raise ValueError(f"{self.source}: embedding mixing needs the primary network Φ; this "
+                       f"model has {list(self.networks)}")
+    return mixing.Mixer(self.modules["primary"], {"primary": self._device_params["primary"]},
+                        self._dp, self.text_batches)
 
   def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """`{network: float64 [N, C]}`: softmax (single-label) or sigmoid (multi-label)."""
