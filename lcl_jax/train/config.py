@@ -357,6 +357,7 @@ class TrainConfig:
     self._validate_fidelity_options(bad)
     self._validate_aux_fields(bad)
     self._validate_label_embeddings(bad)
+    self._validate_embed_mix(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
@@ -401,7 +402,6 @@ class TrainConfig:
     if self.head != "paper":
       raise bad("label_embeddings", f"the label-attention head replaces Φ's head; "
                 f"--head={self.head} cannot be combined with it (leave --head=paper)")
-    self._validate_embed_mix(bad)
 
   def _validate_scale_fields(self, bad) -> None:
     """The issue-12 block: contrastive implementation and matmul precision."""
