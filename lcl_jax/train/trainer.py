@@ -445,20 +445,34 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   # The auxiliary head's decision threshold: the global one (the mean of per-class ones).
   aux_threshold = float(np.mean(thresholds))
   shapes_seen: set[tuple] = set()
+  # Throughput over windows between two host syncs (log steps, checkpoints, epoch ends,
+  # compilations): a window opens when its first step is dispatched and closes when
+  # the host next waits for the devices; steps that compile are in no window.
   throughput = {"rows": 0, "seconds": 0.0}
+  window: dict[str, Any] = {"start": None, "rows": 0}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
 
-  def flush_pending() -> None:
-    """Pulls the pending steps' metrics to the host and checks each step's `finite`
-    (loss, gradients, new params and optimiser state all finite) and loss.
+  def close_window() -> None:
+    """Call right after the host has waited for every dispatched step."""
+    if window["start"] is not None:
+      throughput["rows"] += window["rows"]
+      throughput["seconds"] += time.perf_counter() - window["start"]
+      window.update(start=None, rows=0)
+
+  def flush_pending() -> dict[str, float] | None:
+    """Pulls the pending steps' metrics to the host (one transfer: the only per-step
+    host synchronisation of the loop, every `log_every_steps`) and checks each step's
+    `finite` (loss, gradients, new params and optimiser state all finite) and loss.
 
     The guard of every checkpoint and evaluation: it is called before each of them and
     covers every step since the previous call, however rarely metrics are logged.
+    Returns the last step's metrics (None if nothing was pending).
     """
     if not pending:
-      return
-    host = [(s, dp.fetch_scalars(m)) for s, m in pending]
+      return None
+    host = list(zip([s for s, _ in pending], dp.fetch_scalars([m for _, m in pending])))
     pending.clear()
+    close_window()
     for s, m in host:
       loss = float(m["loss"])
       if not math.isfinite(loss) or float(m["finite"]) < 1.0:
@@ -480,6 +494,7 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     if throughput["seconds"] > 0:
       record["sequences_per_second"] = throughput["rows"] / throughput["seconds"]
     outputs.write(record)
+    return record
 
   def evaluate(split_name: str, params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     split = data.eval_split(split_name)
@@ -509,6 +524,11 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   def progress_snapshot() -> dict[str, Any]:
     return json.loads(json.dumps(progress, default=checkpoint_lib._json_default))
 
+  # Several processes: batches are placed in the loop's thread. With a prefetch thread
+  # the 2-process test (tests/test_multihost.py) timed out in gloo's context set-up
+  # twice (cross-process work of make_array_from_process_local_data out of step
+  # order, presumably); one process prefetches.
+  prefetch_depth = data_pipeline.PREFETCH_DEPTH if jax.process_count() == 1 else 0
   step = start_step
   completed_epochs = len(progress["history"])
   try:
@@ -525,45 +545,53 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
         epoch_start_step = epoch * steps_per_epoch
         first = step - epoch_start_step  # > 0 when resuming inside this epoch
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
-        for batch in data.train_batches(epoch, start_step=first):
-          shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
-          if bar is not None and shape_key not in shapes_seen:
-            bar.set_postfix_str("compiling", refresh=True)
-          t0 = time.perf_counter()
-          state, step_metrics = train_step(state, dp.put_batch(batch))
-          step += 1
-          pending.append((step, step_metrics))
-          compiled = shape_key not in shapes_seen
-          if not compiled:  # exclude compile steps from throughput
-            jax.block_until_ready(step_metrics["loss"])
-            throughput["rows"] += int(batch["valid"].sum()) * _process_scale()
-            throughput["seconds"] += time.perf_counter() - t0
-          else:
-            shapes_seen.add(shape_key)
-            jax.block_until_ready(step_metrics["loss"])
+        # The next batches are built and copied to the devices by a background thread
+        # while the devices work; the host waits for the devices only in flush_pending
+        # (every log_every_steps, before checkpoints and evaluations) and at compilations.
+        with data_pipeline.Prefetcher(data.train_batches(epoch, start_step=first),
+                                      dp.put_batch,
+                                      depth=prefetch_depth) as batches:
+          for batch, device_batch in batches:
+            shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
+            compiles = shape_key not in shapes_seen
+            if compiles:  # its compile time and run stay out of the throughput windows
+              if pending:
+                jax.block_until_ready(pending[-1][1])
+              close_window()
+              if bar is not None:
+                bar.set_postfix_str("compiling", refresh=True)
+            elif window["start"] is None:
+              window["start"] = time.perf_counter()
+            state, step_metrics = train_step(state, device_batch)
+            step += 1
+            pending.append((step, step_metrics))
+            if compiles:
+              shapes_seen.add(shape_key)
+              jax.block_until_ready(step_metrics)
+              if bar is not None:
+                bar.set_postfix_str("", refresh=False)
+            else:
+              window["rows"] += int(batch["valid"].sum()) * _process_scale()
+            if step % cfg.log_every_steps == 0:
+              last = flush_pending()
+              if bar is not None:
+                rate = throughput["rows"] / max(throughput["seconds"], 1e-9)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", seq_per_s=f"{rate:.1f}")
             if bar is not None:
-              bar.set_postfix_str("", refresh=False)
-          if step % cfg.log_every_steps == 0:
-            loss_value = float(dp.fetch_scalars(step_metrics)["loss"])
-            flush_pending()
-            if bar is not None:
-              rate = throughput["rows"] / max(throughput["seconds"], 1e-9)
-              bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
-          if bar is not None:
-            bar.update(1)
-            if compiled:
-              _restart_rate(bar)
-          at_epoch_end = step == epoch_start_step + steps_per_epoch
-          if stop.raised and not at_epoch_end:
-            flush_pending()
-            ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
-            ckpt.wait()
-            raise TrainingInterrupted(
-                f"{stop.name} at step {step}: state saved in {workdir / 'checkpoints'}; "
-                "re-run the same command to resume", signum=stop.signum)
-          if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
-            flush_pending()
-            ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
+              bar.update(1)
+              if compiles:
+                _restart_rate(bar)
+            at_epoch_end = step == epoch_start_step + steps_per_epoch
+            if stop.raised and not at_epoch_end:
+              flush_pending()
+              ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
+              ckpt.wait()
+              raise TrainingInterrupted(
+                  f"{stop.name} at step {step}: state saved in {workdir / 'checkpoints'}; "
+                  "re-run the same command to resume", signum=stop.signum)
+            if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
+              flush_pending()
+              ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
         if bar is not None:
           bar.close()
         flush_pending()
