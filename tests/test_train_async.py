@@ -57,6 +57,28 @@ def test_prefetcher_keeps_order_and_bounds_the_queue(depth):
   assert source.closed and not _prefetch_threads()
 
 
+def test_prefetcher_can_place_in_the_callers_thread():
+  """Multi-process runs (place_in_thread=False): batches are built ahead by the thread,
+  but `put` (which makes global arrays) runs in the consumer's thread, in order."""
+  source = _Source(5, delay=0.002)
+  put_threads, order = [], []
+
+  def put(b):
+    put_threads.append(threading.current_thread().name)
+    order.append(int(b["x"][0]))
+    return b["x"] + 1
+
+  with data_pipeline.Prefetcher(source, put, depth=2, place_in_thread=False) as batches:
+    got = []
+    for batch, placed in batches:
+      time.sleep(0.005)
+      got.append((int(batch["x"][0]), placed.tolist()))
+  assert got == [(i, [i + 1] * 3) for i in range(5)]
+  assert order == list(range(5))
+  assert set(put_threads) == {threading.main_thread().name}
+  assert source.closed and not _prefetch_threads()
+
+
 def test_prefetcher_reraises_the_producers_exception_in_order():
   source = _Source(5, fail_at=3)
   batches = data_pipeline.Prefetcher(source, lambda b: b, depth=2)

@@ -352,16 +352,21 @@ class Prefetcher:
   returned that batch. `close()` (also on leaving a `with` block, e.g. by SIGTERM's
   `TrainingInterrupted`, a KeyboardInterrupt or an early stop) stops the thread after
   the batch it is building, closes `batches` (from that thread) and joins it.
-  `depth=0` iterates `batches` in the caller's thread.
+  `depth=0` iterates `batches` in the caller's thread. `place_in_thread=False` builds
+  the batches in the thread but calls `put` in the caller's thread: with several JAX
+  processes every process must issue its device work (`put` makes global arrays) in
+  the same order as the others, which a second thread does not guarantee (the
+  2-process test, tests/test_multihost.py, deadlocked in gloo's context set-up).
   """
 
   _POLL_SECONDS = 0.05  # how often a blocked put/get looks at the stop flag / thread
 
   def __init__(self, batches: Iterable[Any], put: Callable[[Any], Any], *,
-               depth: int = PREFETCH_DEPTH):
+               depth: int = PREFETCH_DEPTH, place_in_thread: bool = True):
     if depth < 0:
       raise ValueError(f"prefetch depth must be >= 0, got {depth}")
     self._put = put
+    self._place_in_thread = place_in_thread
     self._done = False
     self._thread = None
     if depth == 0:
@@ -377,7 +382,8 @@ class Prefetcher:
     iterator = iter(batches)
     try:
       for batch in iterator:
-        if self._stop.is_set() or not self._offer(("batch", (batch, self._put(batch)))):
+        placed = self._put(batch) if self._place_in_thread else None
+        if self._stop.is_set() or not self._offer(("batch", (batch, placed))):
           return
       self._offer(("end", None))
     except BaseException as e:  # handed to the consumer, which re-raises it
@@ -418,7 +424,8 @@ class Prefetcher:
           self._done = True
           raise RuntimeError("the prefetch thread ended without a batch or an error") from None
     if kind == "batch":
-      return value
+      batch, placed = value
+      return (batch, placed) if self._place_in_thread else (batch, self._put(batch))
     self._done = True
     self._thread.join()
     if kind == "error":

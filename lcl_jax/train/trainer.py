@@ -524,11 +524,11 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   def progress_snapshot() -> dict[str, Any]:
     return json.loads(json.dumps(progress, default=checkpoint_lib._json_default))
 
-  # Several processes: batches are placed in the loop's thread. With a prefetch thread
-  # the 2-process test (tests/test_multihost.py) timed out in gloo's context set-up
-  # twice (cross-process work of make_array_from_process_local_data out of step
-  # order, presumably); one process prefetches.
-  prefetch_depth = data_pipeline.PREFETCH_DEPTH if jax.process_count() == 1 else 0
+  # Several processes: batches are still built by the prefetch thread but placed in
+  # the loop's thread, so that every process issues its device work in one order (with
+  # the placement in the thread, tests/test_multihost.py deadlocked in gloo's context
+  # set-up: contexts are created in per-process call order).
+  place_in_thread = jax.process_count() == 1
   step = start_step
   completed_epochs = len(progress["history"])
   try:
@@ -550,7 +550,7 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
         # (every log_every_steps, before checkpoints and evaluations) and at compilations.
         with data_pipeline.Prefetcher(data.train_batches(epoch, start_step=first),
                                       dp.put_batch,
-                                      depth=prefetch_depth) as batches:
+                                      place_in_thread=place_in_thread) as batches:
           for batch, device_batch in batches:
             shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
             compiles = shape_key not in shapes_seen
