@@ -1,0 +1,168 @@
+"""S runs in one program (`trainer.train_group`, jax.vmap over runs) against S separate
+runs, and the group's resume after a SIGKILL (tiny random BERT, synthetic data)."""
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from lcl_jax.train import trainer
+from lcl_jax.train.config import TrainConfig
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SEEDS = (0, 1, 2)
+STEPS = 4  # 2 epochs x 2 steps
+
+
+def _configs(tiny_bert_dir, root):
+  base = TrainConfig(
+      dataset="synthetic", objective="lcl", encoder=str(tiny_bert_dir), epochs=2,
+      max_train_examples=40, max_eval_examples=16, max_steps_per_epoch=2,
+      texts_per_batch=6, eval_batch_size=16, max_length=32, length_buckets=(8, 16, 32),
+      learning_rate=1e-3, checkpoint_every_steps=1, log_every_steps=1, progress_bar=False,
+      keep_checkpoints="all", workdir="unused")
+  out = []
+  for seed in SEEDS:
+    # The last run also differs in the objective's alpha and temperature (traced scalars).
+    extra = dict(alpha=0.3, temperature=0.2) if seed == SEEDS[-1] else {}
+    out.append(dataclasses.replace(base, seed=seed, workdir=str(root / f"seed{seed}"), **extra))
+  return out
+
+
+def _final_state(workdir):
+  step = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  return step, ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+
+
+def _comparable(results):
+  drop = {"sequences_per_second", "disk_bytes"}
+  return {k: v for k, v in results.items() if k not in drop}
+
+
+def _train_records(workdir):
+  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+  return [r for r in map(json.loads, lines) if r["kind"] == "train"]
+
+
+def _assert_same_run(got_dir, ref_dir, got_results, ref_results, *, learning_rate=1e-3):
+  """Same run up to float32 rounding. Each step's loss agrees to 1e-6 and the gradient
+  norms to 1e-5 relative (measured: losses bit-equal, gradient norms ~1e-7 apart: the
+  vmapped matmuls reduce in another order). AdamW divides by sqrt(v), so a coordinate
+  with a near-zero gradient can move by a different fraction of the learning rate:
+  parameters must agree to 1e-6 of their global norm and each to 1% of one update
+  (1e-2 * lr; measured max 1.8e-6 = 0.0018 * lr after 4 steps). A wrong alpha,
+  temperature, dropout key or data order moves many coordinates by ~lr and fails."""
+  got_records, ref_records = _train_records(got_dir), _train_records(ref_dir)
+  assert [r["step"] for r in got_records] == [r["step"] for r in ref_records]
+  for g, r in zip(got_records, ref_records):
+    assert g["loss"] == pytest.approx(r["loss"], rel=1e-6)
+    for key in ("grad_norm_primary", "grad_norm_weighting"):
+      assert g[key] == pytest.approx(r[key], rel=1e-5)
+  (got_step, got), (ref_step, ref) = _final_state(got_dir), _final_state(ref_dir)
+  assert got_step == ref_step == STEPS
+  assert jax.tree.structure(got) == jax.tree.structure(ref)
+  got_leaves, ref_leaves = jax.tree.leaves(got["params"]), jax.tree.leaves(ref["params"])
+  for a, b in zip(got_leaves, ref_leaves):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-2 * learning_rate)
+  difference = np.sqrt(sum(np.sum((np.asarray(a, np.float64) - b) ** 2)
+                           for a, b in zip(got_leaves, ref_leaves)))
+  norm = np.sqrt(sum(np.sum(np.asarray(b, np.float64) ** 2) for b in ref_leaves))
+  assert difference <= 1e-6 * norm
+  a, b = _comparable(got_results), _comparable(ref_results)
+  for h_got, h_ref in zip(a.pop("history"), b.pop("history")):
+    for split in ("validation", "test"):
+      for key, value in h_ref[split].items():
+        assert h_got[split][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (split, key)
+  for key in ("validation", "test"):
+    assert a.pop(key) == pytest.approx(b.pop(key), rel=1e-5, abs=1e-6)
+  assert a.pop("plots").keys() == b.pop("plots").keys()
+  assert a == b
+
+
+@pytest.fixture(scope="module")
+def group_run(tiny_bert_dir, tmp_path_factory):
+  root = tmp_path_factory.mktemp("group")
+  configs = _configs(tiny_bert_dir, root)
+  return configs, trainer.train_group(configs)
+
+
+def test_group_of_three_equals_three_separate_runs(group_run, tiny_bert_dir, tmp_path):
+  configs, group_results = group_run
+  assert [r["seed"] for r in group_results] == list(SEEDS)
+  separate = _configs(tiny_bert_dir, tmp_path)
+  for cfg_group, cfg_alone, got in zip(configs, separate, group_results):
+    alone = trainer.train(cfg_alone)
+    _assert_same_run(pathlib.Path(cfg_group.workdir), pathlib.Path(cfg_alone.workdir),
+                     got, alone)
+    saved = json.loads((pathlib.Path(cfg_group.workdir) / "config.json").read_text())
+    assert saved["runs_per_program"] == 3
+  # The runs really differ (seeds, alpha/temperature): not one run copied three times.
+  finals = [_final_state(pathlib.Path(c.workdir))[1]["params"] for c in configs]
+  leaf = lambda tree: np.asarray(jax.tree.leaves(tree)[0])
+  assert not np.allclose(leaf(finals[0]), leaf(finals[1]))
+  # A finished group is returned at once, untouched.
+  assert trainer.train_group(configs) == [json.loads(json.dumps(r)) for r in group_results]
+
+
+def test_group_refuses_runs_that_differ_in_more_than_seed_alpha_temperature(
+    tiny_bert_dir, tmp_path):
+  a, b, _ = _configs(tiny_bert_dir, tmp_path)
+  with pytest.raises(ValueError, match=r"differ only in.*\['learning_rate'\]"):
+    trainer.train_group([a, dataclasses.replace(b, learning_rate=5e-4)])
+  with pytest.raises(ValueError, match="--parallelism=jit"):
+    trainer.train_group([dataclasses.replace(c, parallelism="pmap") for c in (a, b)])
+  with pytest.raises(ValueError, match="distinct workdirs"):
+    trainer.train_group([a, dataclasses.replace(b, workdir=a.workdir)])
+  assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_group_killed_resumes_to_the_same_runs(group_run, tiny_bert_dir, tmp_path):
+  """SIGKILL a group mid-training, then (as a kill between two runs' saves would leave
+  it) drop run 1's newest checkpoint and mark run 0 finished with the reference's folder:
+  the re-run trains runs 1 and 2 from the step both have saved and ends with the
+  reference group's parameters and metrics."""
+  ref_configs, ref_results = group_run
+  configs = _configs(tiny_bert_dir, tmp_path)
+  payload = json.dumps([json.loads(c.to_json()) for c in configs])
+  code = ("import json, sys; from lcl_jax.train import trainer; "
+          "from lcl_jax.train.config import TrainConfig; "
+          "trainer.train_group([TrainConfig.from_dict(c) for c in json.loads(sys.argv[1])])")
+  # The devices of this process (conftest: 8 virtual CPUs), as the reference group had.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(PROJECT_ROOT))
+  proc = subprocess.Popen([sys.executable, "-c", code, payload], cwd=PROJECT_ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  dirs = [pathlib.Path(c.workdir) / "checkpoints" for c in configs]
+  saved = lambda d: sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) \
+      if d.is_dir() else []
+  deadline = time.time() + 600
+  while not all(len(saved(d)) >= 2 for d in dirs):  # two steps kept by every run
+    assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+    assert time.time() < deadline
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate(timeout=120)
+  assert not any((pathlib.Path(c.workdir) / "results.json").exists() for c in configs)
+  newest = saved(dirs[1])[-1]
+  shutil.rmtree(dirs[1] / str(newest))  # run 1 is one save behind the others
+  shutil.rmtree(configs[0].workdir)
+  shutil.copytree(ref_configs[0].workdir, configs[0].workdir)  # run 0 finished
+
+  results = trainer.train_group(configs)
+  assert _comparable(results[0]) == _comparable(json.loads(json.dumps(ref_results[0])))
+  for index in (1, 2):
+    _assert_same_run(pathlib.Path(configs[index].workdir),
+                     pathlib.Path(ref_configs[index].workdir), results[index],
+                     ref_results[index])
+  metrics = [json.loads(line) for line in
+             (pathlib.Path(configs[1].workdir) / "metrics.jsonl").read_text().splitlines()]
+  train_steps = [m["step"] for m in metrics if m["kind"] == "train"]
+  assert train_steps == sorted(set(train_steps)) == list(range(1, STEPS + 1))
