@@ -100,6 +100,11 @@ _BAD_VALUES = {
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
     "keep_checkpoints": ["none"],
+    "embed_mix": ["knn"],
+    "embed_mix_weight": [1.5, -0.1, float("nan"), "0.9"],
+    "embed_mix_similarity": ["jaccard"],
+    "paraphrase_file": ["/no/such/paraphrases.tsv", ""],
+    "t5_checkpoint": ["/no/such/t5"],
 }
 
 
