@@ -171,3 +171,60 @@ def test_group_killed_resumes_to_the_same_runs(group_run, tiny_bert_dir, tmp_pat
   again = trainer.train_group(configs)
   untimed = lambda r: {k: v for k, v in _comparable(r).items() if k != "compiled_train_shapes"}
   assert [untimed(r) for r in again] == [untimed(json.loads(json.dumps(r))) for r in results]
+
+
+def test_group_step_equals_single_steps_and_freezes_a_stopped_run():
+  """`steps.make_group_train_step` on the runs x data mesh (2 x 4 of the 8 devices), a
+  small GRU pair: run i's update equals `make_train_step` with run i's alpha,
+  temperature and dropout key (traced, one program); a run marked inactive (stopped
+  early) comes back bit for bit unchanged, its step counter too."""
+  from lcl_jax.data import batching, text_tokenizers
+  from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
+
+  texts = ["what a happy day", "so sad and alone", "angry at the noise", "calm blue sea",
+           "joy joy joy", "tears again tonight", "furious driver honks", "quiet morning"]
+  tokenizer = text_tokenizers.build_tokenizer("gru", texts)
+  tokens = batching.tokenize_texts(texts, tokenizer, max_length=8)
+  rows = len(texts)
+  batch = {"input_ids": tokens.input_ids, "attention_mask": (
+      np.arange(tokens.input_ids.shape[1])[None] < tokens.lengths[:, None]).astype(np.int32),
+           "token_type_ids": np.zeros_like(tokens.input_ids),
+           "labels": np.array([0, 1, 2, 0, 0, 1, 2, 0], np.int32), "valid": np.ones(rows, bool),
+           "example_index": np.arange(rows, dtype=np.int32)}
+  spec = objectives.get_spec("lcl")
+  nets = [objectives.build_networks(spec, encoder="gru", weighting_encoder="gru",
+                                    num_classes=3, rng=jax.random.key(seed),
+                                    tokenizer=tokenizer) for seed in (0, 1)]
+  modules = nets[0][0]
+  optimizer = optim.make_optimizer(nets[0][1], learning_rate=1e-2, total_steps=10)
+  hparams = [(0.5, 0.3), (0.2, 0.7)]
+  group = parallel.RunsDataParallel(2)
+  assert dict(group.mesh.shape) == {"runs": 2, "data": 4}
+  step = group.compile_train_step(steps.make_group_train_step(
+      spec, modules, optimizer, multilabel=False))
+  states = [steps.init_state(p, optimizer) for _, p in nets]
+  run_args = lambda active: group.put_run_args({
+      "alpha": np.array([a for a, _ in hparams], np.float32),
+      "temperature": np.array([t for _, t in hparams], np.float32),
+      "dropout_key": jax.random.wrap_key_data(np.stack(
+          [jax.random.key_data(jax.random.key(seed + 1)) for seed in (0, 1)])),
+      "active": np.array(active)})
+  stacked = group.put_batch(data_pipeline.stack_run_batches([batch, batch], pad_token_id=0))
+  both, both_metrics = step(group.put_state(states), stacked, run_args([True, True]))
+  one, one_metrics = step(group.put_state(states), stacked, run_args([True, False]))
+  for index, (alpha, temperature) in enumerate(hparams):
+    single = jax.jit(steps.make_train_step(
+        spec, modules, optimizer, alpha=alpha, temperature=temperature, multilabel=False,
+        dropout_key=jax.random.key(index + 1)))
+    expected, metrics = single(jax.tree.map(np.copy, states[index]), batch)
+    assert float(both_metrics["loss"][index]) == pytest.approx(float(metrics["loss"]), rel=1e-6)
+    got = group.run_state(both, index)
+    assert int(got["step"]) == 1
+    for a, b in zip(jax.tree.leaves(got["params"]), jax.tree.leaves(expected["params"])):
+      # AdamW's first update is lr * g / (|g| + eps): rounding-level gradient differences
+      # (the vmapped matmuls) move a coordinate whose |g| is near eps by a fraction of
+      # lr (measured 1.4e-7); 1e-3 of one update is allowed, a wrong alpha/tau/key
+      # changes many coordinates by ~lr = 1e-2.
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * 1e-2)
+  jax.tree.map(np.testing.assert_array_equal, group.run_state(one, 1), states[1])
+  jax.tree.map(np.testing.assert_array_equal, group.run_state(one, 0), group.run_state(both, 0))
