@@ -55,6 +55,7 @@ def _batches(rng, runs: int, steps: int, rows: int, length: int):
 def main(argv):
   del argv
   import jax
+  import jax.numpy as jnp
   import numpy as np
 
   from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
@@ -81,7 +82,9 @@ def main(argv):
     step = dp.compile_train_step(steps.make_train_step(
         spec, modules, optimizer, alpha=0.5, temperature=0.3,
         dropout_key=jax.random.key(run + 1), **options))
-    state = dp.put_state(steps.init_state(networks[run][1], optimizer))
+    # A copy: the step donates its state (the group below needs the initial params).
+    state = dp.put_state(steps.init_state(jax.tree.map(jnp.copy, networks[run][1]),
+                                          optimizer))
     t0 = time.perf_counter()
     state, metrics = step(state, dp.put_batch(batches[0][run]))
     jax.block_until_ready(metrics)

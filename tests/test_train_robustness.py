@@ -100,6 +100,11 @@ _BAD_VALUES = {
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
     "keep_checkpoints": ["none"],
+    # "ekman" on the base config's ISEAR: the coarse labelings exist for GoEmotions-28 only.
+    "aux_task": ["emotions", "ekman"],
+    "aux_weight_start": [1.5, float("nan"), -0.1],
+    "aux_weight_end": [1.2, 0.5],  # 0.5 < the default start 0.8: T must not decrease
+    "aux_schedule": ["exponential"],
     "embed_mix": ["knn"],
     "embed_mix_weight": [1.5, -0.1, float("nan"), "0.9"],
     "embed_mix_similarity": ["jaccard"],

@@ -611,7 +611,8 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
         head_init=cfg.head_init,
         primary_head=cfg.head if spec.primary_head == "paper" else None,
         classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
-        tokenizer=d.tokenizer, glove_path=cfg.glove_path)
+        tokenizer=d.tokenizer, glove_path=cfg.glove_path,
+        num_aux_classes=len(d.aux_label_names))
     if params_of_runs and jax.tree.structure(params) != jax.tree.structure(params_of_runs[0]) \
         or params_of_runs and [np.shape(x) for x in jax.tree.leaves(params)] != [
             np.shape(x) for x in jax.tree.leaves(params_of_runs[0])]:
@@ -664,7 +665,10 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
       mesh=program.contrastive_mesh(), axis_name=parallel.DATA_AXIS)
   step_options = dict(multilabel=multilabel, stage2_optimizer=stage2_optimizer,
                       stage2_start_step=stage1_steps if stage2_optimizer is not None else None,
-                      contrastive=contrastive)
+                      contrastive=contrastive,
+                      aux_weight=objectives.aux_weight_schedule(
+                          cfg.aux_weight_start, cfg.aux_weight_end, stage1_steps,
+                          cfg.aux_schedule) if data.aux_label_names else None)
   train_step = _with_precision(cfg.matmul_precision, program.compile(
       lambda: steps.make_train_step(
           spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
@@ -685,6 +689,8 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
   for run in runs:
     run.outputs = _Outputs(run.workdir, enabled=is_main, start_step=run.start_step)
   selection = _selection_metric(multilabel)
+  # The auxiliary head's decision threshold: the global one (the mean of per-class ones).
+  aux_threshold = float(np.mean(thresholds))
   shapes_seen: set[tuple] = set()
   throughput = {"seconds": 0.0}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
@@ -740,6 +746,13 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
     if "features" in outputs:  # Φ's [CLS] vectors, saved with the predictions
       arrays["features"] = outputs.pop("features")
+    aux_logits = outputs.pop("aux_logits", None)
+    if aux_logits is not None:  # seed 004's auxiliary head: metrics under "aux"
+      probs = probabilities(aux_logits, True)
+      result_metrics["aux"], predictions = split_metrics(
+          split.aux_labels, probs, multilabel=True, thresholds=aux_threshold)
+      arrays.update(aux_labels=split.aux_labels, aux_probabilities=probs.astype(np.float32),
+                    aux_predictions=predictions)
     for name, values in outputs.items():
       probs = probabilities(values, multilabel)
       m, predictions = split_metrics(split.labels, probs, multilabel=multilabel,
@@ -897,13 +910,14 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
                       spec=spec, multilabel=multilabel, thresholds=thresholds,
                       seconds=throughput["seconds"],
                       compiled_shapes=len(shapes_seen), stage1_steps=stage1_steps,
-                      modules=modules, evaluate=evaluate, is_main=is_main)
+                      modules=modules, evaluate=evaluate, is_main=is_main,
+                      aux_threshold=aux_threshold)
           for index, run in enumerate(runs)]
 
 
 def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec, multilabel,
                 thresholds, seconds, compiled_shapes, stage1_steps, modules,
-                evaluate, is_main) -> dict[str, Any]:
+                evaluate, is_main, aux_threshold) -> dict[str, Any]:
   """Writes one run's results.json (+ thresholds, plots, export) and returns it."""
   workdir, progress, ckpt, data = run.workdir, run.progress, run.ckpt, run.data
   results_path = workdir / "results.json"
@@ -921,8 +935,9 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
       "best_epoch": progress["best_epoch"],
       "epochs_trained": len(progress["history"]),
       "stopped_early": progress["stopped_early"],
-      "validation": best["validation"],
-      "test": best["test"],
+      # Main-task metrics; the auxiliary head's (if any) go under results["aux"].
+      "validation": {k: v for k, v in best["validation"].items() if k != "aux"},
+      "test": {k: v for k, v in best["test"].items() if k != "aux"},
       "history": progress["history"],
       "steps": int(np.asarray(run_state["step"])),
       "sequences_per_second": run.rows / seconds if seconds else None,
@@ -931,6 +946,12 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if data.aux_label_names:
+    results["aux"] = {"task": cfg.aux_task, "label_names": list(data.aux_label_names),
+                      "threshold": aux_threshold,
+                      "weight": {"start": cfg.aux_weight_start, "end": cfg.aux_weight_end,
+                                 "schedule": cfg.aux_schedule, "steps": stage1_steps},
+                      "validation": best["validation"]["aux"], "test": best["test"]["aux"]}
   if cfg.head_epochs:
     results["two_stage"] = {"stage1_epochs": cfg.epochs, "stage2_epochs": cfg.head_epochs,
                             "stage2_learning_rate": cfg.head_learning_rate or cfg.learning_rate,
