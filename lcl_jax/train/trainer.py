@@ -966,9 +966,9 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
       results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
                                            train_arrays=fit_scores))
   if cfg.embed_mix != "none":  # every process takes part in the evaluation
-    best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
-    mixed = _mixed_evaluation(cfg, workdir, data, dp, modules,
-                              _device_params(dp, state, best_params), thresholds, is_main)
+    best_params, _ = ckpt.restore_best(run_state["params"])
+    mixed = _mixed_evaluation(cfg, workdir, data, program.eval_dp, modules,
+                              program.place_params(state, best_params), thresholds, is_main)
     results["mixed"] = mixed
   if is_main:
     results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
