@@ -13,8 +13,17 @@ Cases (the issue-12 benchmarks):
                       1-D mesh; ring = shard_map + ppermute, dense = the [B, B] loss
                       under jit (XLA all-gathers the column operand).
 
+With ``--train_step`` a case times the trainer's whole LCL training step instead
+(`steps.make_train_step` under `parallel.JitDataParallel`, as `trainer.train` compiles
+it: a tiny random-init ELECTRA, 2 layers, hidden 32, as both networks; 16 tokens a
+row; forward, the dense / ring contrastive term, backward, AdamW update), so the
+ring-vs-gathered-dense comparison includes everything else a step does; default cases
+then ``dense8k,ring8k``. Calls chain the state (each one's output state is the next
+one's input, donated); "loss" is the first call's, from the same initial state.
+
 Usage:
   python -m benchmarks.tiled_loss_benchmark                    # all cases
+  python -m benchmarks.tiled_loss_benchmark --train_step       # 8 devices, B = 8,192 steps
   python -m benchmarks.tiled_loss_benchmark --cases dense4k,tiled4k --repeats 3
   python -m benchmarks.tiled_loss_benchmark --compile_only   # XLA buffer sizes, no run
 """
@@ -38,6 +47,63 @@ CASES = {
     "ring8k": (8192, 8, "ring"),
     "dense64k": (65536, 1, "dense"),  # --compile_only: 17 GB of [B, B] buffers otherwise
 }
+
+
+def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool) -> dict:
+  """The trainer's jit LCL step at the case's global batch (see the module docstring)."""
+  import tempfile
+
+  import jax
+
+  from benchmarks import accelerator_check
+  from lcl_jax import tiled_losses
+  from lcl_jax.train import objectives, optim, parallel, steps
+
+  batch_rows, devices, impl = CASES[name]
+  hidden, tokens = 32, 16
+  with tempfile.TemporaryDirectory() as folder:
+    accelerator_check._write_checkpoint(folder, dict(  # pylint: disable=protected-access
+        hidden_size=hidden, embedding_size=hidden, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=2 * hidden))
+    spec = objectives.get_spec("lcl")
+    modules, params = objectives.build_networks(
+        spec, encoder=folder, weighting_encoder=folder,
+        num_classes=accelerator_check.NUM_CLASSES, rng=jax.random.key(0))
+  optimizer = optim.make_optimizer(params, learning_rate=1e-4, total_steps=100)
+  dp = parallel.JitDataParallel(jax.devices()[:devices])
+  contrastive = tiled_losses.Contrastive(impl, tile_size=tile, mesh=dp.mesh,
+                                         axis_name=parallel.DATA_AXIS)
+  step = dp.compile_train_step(steps.make_train_step(
+      spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
+      dropout_key=jax.random.key(1), axis_name=dp.axis_name, contrastive=contrastive))
+  host_batch = accelerator_check._batch(batch_rows, tokens)  # pylint: disable=protected-access
+  host_batch.pop("example_index")
+  state = dp.put_state(steps.init_state(params, optimizer))
+  batch = dp.put_batch(host_batch)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+  memory = compiled.memory_analysis()
+  compiled_mib = {name: getattr(memory, f"{name}_size_in_bytes") / 2**20
+                  for name in ("argument", "output", "temp")} if memory is not None else None
+  record = {"case": name, "batch": batch_rows, "dim": hidden, "devices": devices, "impl": impl,
+            "tile": tile if impl != "dense" else None, "compile_s": compile_s,
+            "compiled_mib": compiled_mib, "what": "train_step", "tokens": tokens}
+  if compile_only:
+    return record
+  t0 = time.perf_counter()
+  state, metrics = jax.block_until_ready(step(state, batch))
+  first = time.perf_counter() - t0
+  first_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  times = [first] if not repeats else []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    state, metrics = jax.block_until_ready(step(state, batch))
+    times.append(time.perf_counter() - t0)
+  return {**record, "loss": first_metrics["loss"],
+          "grad_norm_primary": first_metrics.get("grad_norm_primary"),
+          "first_call_s": first, "median_s": statistics.median(times), "repeats": repeats,
+          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) -> dict:
@@ -92,18 +158,27 @@ def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--cases", default=",".join(CASES))
+  parser.add_argument("--cases", default=None,
+                      help="comma-separated; default: all (with --train_step: dense8k,ring8k)")
   parser.add_argument("--dim", type=int, default=768)
   parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--compile_only", action="store_true",
                       help="only compile each case and print XLA's memory analysis of the "
                            "program (argument / output / temporary buffers)")
+  parser.add_argument("--train_step", action="store_true",
+                      help="time the trainer's whole LCL jit step (tiny ELECTRA, 16 tokens) "
+                           "instead of the loss alone")
   parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case here
   args = parser.parse_args()
   if args.one:
-    print(json.dumps(_run_case(args.one, args.dim, args.tile, args.repeats, args.compile_only)))
+    if args.train_step:
+      print(json.dumps(_run_train_step_case(args.one, args.tile, args.repeats, args.compile_only)))
+    else:
+      print(json.dumps(_run_case(args.one, args.dim, args.tile, args.repeats, args.compile_only)))
     return
+  if args.cases is None:
+    args.cases = "dense8k,ring8k" if args.train_step else ",".join(CASES)
   names = [c for c in args.cases.split(",") if c]
   unknown = sorted(set(names) - set(CASES))
   if unknown:
@@ -119,7 +194,8 @@ def main() -> None:
     out = subprocess.run([sys.executable, "-m", "benchmarks.tiled_loss_benchmark", "--one", name,
                           "--dim", str(args.dim), "--tile", str(args.tile),
                           "--repeats", str(args.repeats)]
-                         + (["--compile_only"] if args.compile_only else []),
+                         + (["--compile_only"] if args.compile_only else [])
+                         + (["--train_step"] if args.train_step else []),
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode:
       print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)

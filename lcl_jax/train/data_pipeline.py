@@ -25,7 +25,9 @@ import hashlib
 import json
 import logging
 import pathlib
-from typing import Any, Iterator
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
@@ -37,6 +39,9 @@ log = logging.getLogger("lcl_jax.train")
 
 SPLITS = ("train", "validation", "test")
 _SUBSET_SEED = 0  # fixed: every seed of a smoke sweep sees the same subset
+# Training batches built and placed on the devices ahead of the step that uses them
+# (`Prefetcher`); 0 = built in the loop's thread when needed (no background thread).
+PREFETCH_DEPTH = 2
 MINILM_ALIAS = "minilm"
 
 
@@ -377,3 +382,112 @@ def check_label_block_fits(cfg: TrainConfig, block, encoders) -> None:
 
 def prepare(cfg: TrainConfig, *, num_devices: int) -> PreparedData:
   return PreparedData(cfg, num_devices=num_devices)
+
+
+class Prefetcher:
+  """Iterates `(batch, put(batch))` for `batch in batches`, the next `depth` of them
+  built and placed (`put`, e.g. `dp.put_batch`: host-to-device copies) by one
+  background thread while the devices run the current step.
+
+  Order is that of `batches` (one producer, a FIFO queue), so a run is the same with
+  or without prefetching, and a resumed run (`train_batches(epoch, start_step=...)`)
+  sees the same batches. The queue is bounded (`depth` items), so at most `depth`
+  batches wait on the devices. An exception raised while building or placing a batch
+  is re-raised (the same object, with its traceback) by the `next()` that would have
+  returned that batch. `close()` (also on leaving a `with` block, e.g. by SIGTERM's
+  `TrainingInterrupted`, a KeyboardInterrupt or an early stop) stops the thread after
+  the batch it is building, closes `batches` (from that thread) and joins it.
+  `depth=0` iterates `batches` in the caller's thread.
+  """
+
+  _POLL_SECONDS = 0.05  # how often a blocked put/get looks at the stop flag / thread
+
+  def __init__(self, batches: Iterable[Any], put: Callable[[Any], Any], *,
+               depth: int = PREFETCH_DEPTH):
+    if depth < 0:
+      raise ValueError(f"prefetch depth must be >= 0, got {depth}")
+    self._put = put
+    self._done = False
+    self._thread = None
+    if depth == 0:
+      self._iterator = iter(batches)
+      return
+    self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._produce, args=(batches,),
+                                    name="lcl_jax-prefetch", daemon=True)
+    self._thread.start()
+
+  def _produce(self, batches: Iterable[Any]) -> None:
+    iterator = iter(batches)
+    try:
+      for batch in iterator:
+        if self._stop.is_set() or not self._offer(("batch", (batch, self._put(batch)))):
+          return
+      self._offer(("end", None))
+    except BaseException as e:  # handed to the consumer, which re-raises it
+      self._offer(("error", e))
+    finally:
+      close = getattr(iterator, "close", None)
+      if close is not None:
+        close()
+
+  def _offer(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=self._POLL_SECONDS)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if self._done:
+      raise StopIteration
+    if self._thread is None:
+      try:
+        batch = next(self._iterator)
+      except StopIteration:
+        self._done = True
+        raise
+      return batch, self._put(batch)
+    while True:
+      try:
+        kind, value = self._queue.get(timeout=self._POLL_SECONDS)
+        break
+      except queue.Empty:
+        if not self._thread.is_alive() and self._queue.empty():
+          self._done = True
+          raise RuntimeError("the prefetch thread ended without a batch or an error") from None
+    if kind == "batch":
+      return value
+    self._done = True
+    self._thread.join()
+    if kind == "error":
+      raise value
+    raise StopIteration
+
+  def close(self) -> None:
+    self._done = True
+    if self._thread is None:
+      close = getattr(self._iterator, "close", None)
+      if close is not None:
+        close()
+      return
+    self._stop.set()
+    while True:  # drop what waits, so the producer's put returns
+      try:
+        self._queue.get_nowait()
+      except queue.Empty:
+        break
+    self._thread.join()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+    return False

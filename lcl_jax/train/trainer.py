@@ -693,23 +693,40 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
   # The auxiliary head's decision threshold: the global one (the mean of per-class ones).
   aux_threshold = float(np.mean(thresholds))
   shapes_seen: set[tuple] = set()
+  # Throughput over windows between two host syncs (log steps, checkpoints, epoch ends,
+  # compilations): a window opens when its first step is dispatched and closes when
+  # the host next waits for the devices; steps that compile are in no window.
   throughput = {"seconds": 0.0}
+  window: dict[str, Any] = {"start": None, "rows": [0] * len(runs)}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
   pad_token_id = data.pad_token_id
   group_label = lambda run: f" (run {run.workdir})" if len(runs) > 1 else ""
 
-  def flush_pending() -> None:
-    """Pulls the pending steps' metrics to the host and checks each step's `finite`
-    (loss, gradients, new params and optimiser state all finite) and loss, for every
-    still-training run.
+  def close_window() -> None:
+    """Call right after the host has waited for every dispatched step."""
+    if window["start"] is not None:
+      for run, rows in zip(runs, window["rows"]):
+        run.rows += rows
+      throughput["seconds"] += time.perf_counter() - window["start"]
+      window.update(start=None, rows=[0] * len(runs))
+
+  def flush_pending() -> float | None:
+    """Pulls the pending steps' metrics to the host (one transfer: the only per-step
+    host synchronisation of the loop, every `log_every_steps`) and checks each step's
+    `finite` (loss, gradients, new params and optimiser state all finite) and loss, for
+    every still-training run.
 
     The guard of every checkpoint and evaluation: it is called before each of them and
     covers every step since the previous call, however rarely metrics are logged.
+    Returns the last step's loss (the mean over the still-training runs; None if
+    nothing was pending).
     """
     if not pending:
-      return
-    host = [(s, dp.fetch_scalars(m)) for s, m in pending]
+      return None
+    host = list(zip([s for s, _ in pending], dp.fetch_scalars([m for _, m in pending])))
     pending.clear()
+    close_window()
+    losses = []
     for index, run in enumerate(runs):
       if not run.training:
         continue
@@ -737,6 +754,8 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
       if throughput["seconds"] > 0:
         record["sequences_per_second"] = run.rows / throughput["seconds"]
       run.outputs.write(record)
+      losses.append(record["loss"])
+    return float(np.mean(losses)) if losses else None
 
   def evaluate(run: _Run, split_name: str,
                params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -838,50 +857,59 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
         epoch_start_step = epoch * steps_per_epoch
         first = step - epoch_start_step  # > 0 when resuming inside this epoch
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
-        for batches in zip(*(run.data.train_batches(epoch, start_step=first) for run in runs)):
-          batch = program.host_batch(list(batches), pad_token_id)
-          shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
-          if bar is not None and shape_key not in shapes_seen:
-            bar.set_postfix_str("compiling", refresh=True)
-          t0 = time.perf_counter()
-          state, step_metrics = train_step(state, dp.put_batch(batch), run_args)
-          step += 1
-          pending.append((step, step_metrics))
-          compiled = shape_key not in shapes_seen
-          if not compiled:  # exclude compile steps from throughput
-            jax.block_until_ready(step_metrics["loss"])
-            for index, run in enumerate(runs):
-              if run.training:
-                run.rows += program.run_rows(batch, index) * _process_scale()
-            throughput["seconds"] += time.perf_counter() - t0
-          else:
-            shapes_seen.add(shape_key)
-            jax.block_until_ready(step_metrics["loss"])
+        # The next batches are built (the runs' batches stacked) and copied to the
+        # devices by a background thread while the devices work; the host waits for the
+        # devices only in flush_pending (every log_every_steps, before checkpoints and
+        # evaluations) and at compilations.
+        host_batches = (program.host_batch(list(batches), pad_token_id) for batches in zip(
+            *(run.data.train_batches(epoch, start_step=first) for run in runs)))
+        with data_pipeline.Prefetcher(host_batches, dp.put_batch,
+                                      depth=data_pipeline.PREFETCH_DEPTH) as prefetched:
+          for batch, device_batch in prefetched:
+            shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
+            compiles = shape_key not in shapes_seen
+            if compiles:  # its compile time and run stay out of the throughput windows
+              if pending:
+                jax.block_until_ready(pending[-1][1])
+              close_window()
+              if bar is not None:
+                bar.set_postfix_str("compiling", refresh=True)
+            elif window["start"] is None:
+              window["start"] = time.perf_counter()
+            state, step_metrics = train_step(state, device_batch, run_args)
+            step += 1
+            pending.append((step, step_metrics))
+            if compiles:
+              shapes_seen.add(shape_key)
+              jax.block_until_ready(step_metrics)
+              if bar is not None:
+                bar.set_postfix_str("", refresh=False)
+            else:
+              for index, run in enumerate(runs):
+                if run.training:
+                  window["rows"][index] += program.run_rows(batch, index) * _process_scale()
+            if step % cfg.log_every_steps == 0:
+              loss_value = flush_pending()
+              if bar is not None and loss_value is not None:
+                rate = sum(r.rows for r in runs) / max(throughput["seconds"], 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
             if bar is not None:
-              bar.set_postfix_str("", refresh=False)
-          if step % cfg.log_every_steps == 0:
-            loss_value = float(np.mean(dp.fetch_scalars(step_metrics)["loss"]))
-            flush_pending()
-            if bar is not None:
-              rate = sum(r.rows for r in runs) / max(throughput["seconds"], 1e-9)
-              bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
-          if bar is not None:
-            bar.update(1)
-            if compiled:
-              _restart_rate(bar)
-          at_epoch_end = step == epoch_start_step + steps_per_epoch
-          if stop.raised and not at_epoch_end:
-            flush_pending()
-            save_latest(step)
-            for run in runs:
-              run.ckpt.wait()
-            raise TrainingInterrupted(
-                f"{stop.name} at step {step}: state saved in "
-                f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; "
-                "re-run the same command to resume", signum=stop.signum)
-          if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
-            flush_pending()
-            save_latest(step)
+              bar.update(1)
+              if compiles:
+                _restart_rate(bar)
+            at_epoch_end = step == epoch_start_step + steps_per_epoch
+            if stop.raised and not at_epoch_end:
+              flush_pending()
+              save_latest(step)
+              for run in runs:
+                run.ckpt.wait()
+              raise TrainingInterrupted(
+                  f"{stop.name} at step {step}: state saved in "
+                  f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; "
+                  "re-run the same command to resume", signum=stop.signum)
+            if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
+              flush_pending()
+              save_latest(step)
         if bar is not None:
           bar.close()
         flush_pending()
