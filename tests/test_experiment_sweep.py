@@ -375,3 +375,44 @@ def test_sweep_killed_by_sigterm_rewrites_its_report_marked_incomplete(tmp_path)
   data = json.loads((old.parent / "results.json").read_text())
   assert data["complete"] is False and "SIGTERM" in data["interrupted"]
   assert data["missing"] == ["isear/ce/seed1", "isear/ce/seed2"]
+
+
+def test_runs_per_program_groups_runs_that_differ_only_in_seed(tmp_path, monkeypatch):
+  """--runs_per_program=S: the runs of one cell (dataset, objective, settings) go to
+  trainer.train_group S at a time, in order; other cells and single leftovers run alone;
+  a group's failure is recorded for each of its runs."""
+  calls = []
+
+  def train(cfg):
+    calls.append([cfg.workdir])
+    if cfg.dataset == "fail":
+      raise RuntimeError("boom")
+    return {"seed": cfg.seed}
+
+  def train_group(configs):
+    calls.append([c.workdir for c in configs])
+    if any(c.dataset == "fail" for c in configs):
+      raise RuntimeError("boom")
+    return [{"seed": c.seed} for c in configs]
+
+  _install_trainer(monkeypatch, train)
+  sys.modules["lcl_jax.train.trainer"].train_group = train_group
+  specs = _specs(tmp_path, datasets=("isear", "fail"), objectives=("ce", "lcl"),
+                 seeds=(0, 1, 2))
+  other_alpha = sweep.make_spec(tmp_path, TrainConfig(encoder="minilm", epochs=1),
+                                dataset="isear", objective="ce", seed=7, variant="a",
+                                alpha=0.3)
+  other_lr = sweep.make_spec(tmp_path, TrainConfig(encoder="minilm", epochs=1),
+                             dataset="isear", objective="ce", seed=8, variant="lr",
+                             learning_rate=1e-3)
+  outcome = sweep.run_sweep(specs + [other_alpha, other_lr], runs_per_program=2)
+  key = lambda workdir: str(pathlib.Path(workdir).relative_to(tmp_path))
+  assert [[key(w) for w in call] for call in calls] == [
+      ["isear/ce/seed0", "isear/ce/seed1"], ["isear/ce/seed2", "isear/a/ce/seed7"],
+      ["isear/lcl/seed0", "isear/lcl/seed1"], ["isear/lcl/seed2"],
+      ["fail/ce/seed0", "fail/ce/seed1"], ["fail/ce/seed2"],
+      ["fail/lcl/seed0", "fail/lcl/seed1"], ["fail/lcl/seed2"], ["isear/lr/ce/seed8"]]
+  assert sorted(outcome.failed) == sorted(s.key for s in specs if s.config.dataset == "fail")
+  assert outcome.results["isear/a/ce/seed7"] == {"seed": 7}
+  with pytest.raises(ValueError, match="--runs_per_program=0"):
+    sweep.run_sweep(specs, runs_per_program=0)

@@ -74,6 +74,12 @@ def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[st
                        "Devices of each concurrent run (default: local devices / "
                        "parallel_runs). GPU: CUDA_VISIBLE_DEVICES; TPU: TPU_VISIBLE_CHIPS "
                        "(1, 2, 4 or 8 chips); CPU: virtual devices.")
+  flags.DEFINE_integer("runs_per_program", 1,
+                       "Train up to this many runs that differ only in seed (and alpha / "
+                       "temperature) in ONE jitted program (jax.vmap over the runs; each "
+                       "keeps its own folder, checkpoints and results). 1: one run at a "
+                       "time. Needs --parallelism=jit. The gain is on accelerators.",
+                       lower_bound=1)
   flags.DEFINE_bool("fail_fast", False, "Stop at the first failed run (default: go on "
                     "with the others and report the failure).")
   flags.DEFINE_bool("report_only", False,
@@ -209,7 +215,8 @@ def execute(specs: Sequence[sweep.RunSpec], *, train: bool | None = None) -> Exe
     return Execution(sweep.collect(specs), {})
   try:
     outcome = sweep.run_sweep(specs, parallel_runs=FLAGS.parallel_runs,
-                              devices_per_run=FLAGS.devices_per_run, fail_fast=FLAGS.fail_fast)
+                              devices_per_run=FLAGS.devices_per_run, fail_fast=FLAGS.fail_fast,
+                              runs_per_program=FLAGS.runs_per_program)
   except sweep.SweepInterrupted as e:
     log.warning("%s", e)
     return Execution(sweep.collect(specs), {}, interrupted=str(e))

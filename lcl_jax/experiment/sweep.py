@@ -12,6 +12,13 @@ Skip and resume. A run whose `results.json` exists is finished and is not starte
 again; any other run is handed to `trainer.train`, which resumes from its latest
 checkpoint when there is one. Re-running a killed sweep therefore continues it.
 
+Several runs in one program (`runs_per_program = S > 1`). Runs whose configs differ
+only in seed, alpha and temperature (`config.GROUP_VARYING`; e.g. the seeds of one
+table cell) are trained S at a time by `trainer.train_group`: one jitted step,
+`jax.vmap`ped over the runs, each run keeping its own folder, checkpoints and
+results.json exactly as if it had run alone (`group_runs`). Other runs go on as before.
+With `parallel_runs > 1`, each worker trains one such group.
+
 Several runs at once (`parallel_runs > 1`). The parent process never initialises a
 JAX backend (it would claim the accelerators and, on GPU, most of their memory). It
 asks a short-lived probe subprocess for the platform and the local device count,
@@ -53,7 +60,7 @@ import time
 import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
-from lcl_jax.train.config import TrainConfig
+from lcl_jax.train.config import TrainConfig, group_key
 
 log = logging.getLogger("lcl_jax.experiment")
 
@@ -156,10 +163,34 @@ def dedupe(specs: Iterable[RunSpec]) -> list[RunSpec]:
   return list(out.values())
 
 
+def group_runs(specs: Sequence[RunSpec], runs_per_program: int) -> list[list[RunSpec]]:
+  """`specs` in programs of at most `runs_per_program` runs each.
+
+  Runs share a program only when their configs differ in nothing but seed, alpha,
+  temperature and folder (`config.group_key`); the groups follow the first-seen
+  order of their runs (e.g. seeds 0-4 of one cell with S = 2: [0, 1], [2, 3], [4]).
+
+  Raises:
+    ValueError: `runs_per_program` < 1 (names --runs_per_program).
+  """
+  if isinstance(runs_per_program, bool) or not isinstance(runs_per_program, int) \
+      or runs_per_program < 1:
+    raise ValueError(f"--runs_per_program={runs_per_program!r}: must be an integer >= 1")
+  by_key: dict[str, list[list[RunSpec]]] = {}
+  order: list[list[RunSpec]] = []
+  for spec in specs:
+    groups = by_key.setdefault(group_key(spec.config), [])
+    if not groups or len(groups[-1]) == runs_per_program:
+      groups.append([])
+      order.append(groups[-1])
+    groups[-1].append(spec)
+  return order
+
+
 def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
               devices_per_run: int | None = None, fail_fast: bool = False,
               platform: str | None = None, num_devices: int | None = None,
-              poll_seconds: float = 0.5) -> SweepOutcome:
+              poll_seconds: float = 0.5, runs_per_program: int = 1) -> SweepOutcome:
   """Runs every unfinished spec; returns the results of all finished ones.
 
   Args:
@@ -170,12 +201,15 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     fail_fast: re-raise the first failure instead of going on with the other runs.
     platform, num_devices: skip the device probe (tests; CPU boxes).
     poll_seconds: how often the parent checks its workers.
+    runs_per_program: train up to this many runs that differ only in seed / alpha /
+      temperature in one vmapped program (`group_runs`, `trainer.train_group`).
 
   Raises:
     SweepInterrupted: on SIGTERM/SIGINT or a preempted run (the finished runs'
       results are kept on disk; re-run to resume).
   """
   specs = dedupe(specs)
+  group_runs([], runs_per_program)  # a bad --runs_per_program fails before any run
   outcome = SweepOutcome()
   pending = []
   for spec in specs:
@@ -196,35 +230,48 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     if parallel_runs == 1:
       if devices_per_run is not None:
         log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
-      _run_in_process(pending, outcome, fail_fast=fail_fast)
+      _run_in_process(group_runs(pending, runs_per_program), outcome, fail_fast=fail_fast)
     else:
       if platform is None or num_devices is None:
         platform, num_devices = probe_devices()
       slots = device_slots(num_devices, parallel_runs, devices_per_run)
-      _run_in_workers(pending, outcome, platform=platform, slots=slots, fail_fast=fail_fast,
-                      poll_seconds=poll_seconds)
+      _run_in_workers(group_runs(pending, runs_per_program), outcome, platform=platform,
+                      slots=slots, fail_fast=fail_fast, poll_seconds=poll_seconds)
   return outcome
 
 
-def _run_in_process(pending: Sequence[RunSpec], outcome: SweepOutcome, *,
+def _group_name(group: Sequence[RunSpec]) -> str:
+  return " + ".join(spec.key for spec in group) + (" (one program)" if len(group) > 1 else "")
+
+
+def _run_in_process(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *,
                     fail_fast: bool) -> None:
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
 
-  for i, spec in enumerate(pending):
-    log.info("[%d/%d] %s", i + 1, len(pending), spec.key)
+  done, total = 0, sum(len(group) for group in pending)
+  for group in pending:
+    name = _group_name(group)
+    log.info("[%d/%d] %s", done + 1, total, name)
+    done += len(group)
     try:
-      outcome.results[spec.key] = trainer.train(spec.config)
+      if len(group) == 1:
+        results = [trainer.train(group[0].config)]
+      else:
+        results = trainer.train_group([spec.config for spec in group])
+      for spec, result in zip(group, results):
+        outcome.results[spec.key] = result
     except SweepInterrupted as e:
-      raise SweepInterrupted(f"{spec.key}: {e}") from e
+      raise SweepInterrupted(f"{name}: {e}") from e
     except trainer.TrainingInterrupted as e:
-      raise SweepInterrupted(f"{spec.key}: {e}") from e
+      raise SweepInterrupted(f"{name}: {e}") from e
     except Exception as e:  # pylint: disable=broad-except
       if fail_fast:
         raise
       # The traceback goes to the log file (and the console with --verbosity=1).
-      log.error("%s failed: %s: %s", spec.key, type(e).__name__, e)
+      log.error("%s failed: %s: %s", name, type(e).__name__, e)
       log.debug("%s", traceback.format_exc())
-      outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
+      for spec in group:
+        outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -309,14 +356,18 @@ def device_env(platform: str, device_ids: Sequence[int], *, slot: int,
   return env
 
 
-def worker_command(config: TrainConfig) -> list[str]:
-  """The command line of a worker subprocess running `config`."""
-  return [sys.executable, "-m", "lcl_jax.experiment.worker", config.to_json()]
+def worker_command(config: TrainConfig | Sequence[TrainConfig]) -> list[str]:
+  """The command line of a worker subprocess running `config` (a list: one program)."""
+  if isinstance(config, TrainConfig):
+    payload = config.to_json()
+  else:
+    payload = json.dumps([json.loads(c.to_json()) for c in config])
+  return [sys.executable, "-m", "lcl_jax.experiment.worker", payload]
 
 
 @dataclasses.dataclass
 class _Running:
-  spec: RunSpec
+  specs: Sequence[RunSpec]
   process: subprocess.Popen
   log_file: Any
   started: float
@@ -366,27 +417,29 @@ def _log_tail(path: pathlib.Path, lines: int = 15) -> str:
     return "(no log)"
 
 
-def _run_in_workers(pending: Sequence[RunSpec], outcome: SweepOutcome, *, platform: str,
+def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *, platform: str,
                     slots: Sequence[tuple[int, ...]], fail_fast: bool,
                     poll_seconds: float) -> None:
   queue = list(pending)
   free = list(range(len(slots)))
   running: dict[int, _Running] = {}
   interrupted: list[str] = []
-  total, done = len(queue), 0
+  total, done = sum(len(group) for group in queue), 0
 
-  def launch(slot: int, spec: RunSpec) -> None:
-    config = dataclasses.replace(spec.config, progress_bar=False)
+  def launch(slot: int, group: Sequence[RunSpec]) -> None:
+    spec = group[0]  # the log of a program goes to its first run's folder
+    configs = [dataclasses.replace(s.config, progress_bar=False) for s in group]
     spec.workdir.mkdir(parents=True, exist_ok=True)
     log_file = open(spec.workdir / WORKER_LOG, "ab")
     log_file.write(f"\n=== worker started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
                    f"{platform} devices {list(slots[slot])} ===\n".encode())
     log_file.flush()
     process = subprocess.Popen(
-        worker_command(config), env=device_env(platform, slots[slot], slot=slot),
+        worker_command(configs[0] if len(configs) == 1 else configs),
+        env=device_env(platform, slots[slot], slot=slot),
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    running[slot] = _Running(spec, process, log_file, time.monotonic())
-    log.info("started %s on %s devices %s (pid %d; log %s)", spec.key, platform,
+    running[slot] = _Running(list(group), process, log_file, time.monotonic())
+    log.info("started %s on %s devices %s (pid %d; log %s)", _group_name(group), platform,
              list(slots[slot]), process.pid, spec.workdir / WORKER_LOG)
 
   def reap(slot: int, returncode: int) -> None:
@@ -394,20 +447,21 @@ def _run_in_workers(pending: Sequence[RunSpec], outcome: SweepOutcome, *, platfo
     job = running.pop(slot)
     job.log_file.close()
     free.append(slot)
-    done += 1
     minutes = (time.monotonic() - job.started) / 60
-    results = load_results(job.spec) if returncode == 0 else None
-    if results is not None:
-      outcome.results[job.spec.key] = results
-      log.info("[%d/%d] %s finished in %.1f min", done, total, job.spec.key, minutes)
-    elif returncode in (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, -signal.SIGINT):
-      interrupted.append(job.spec.key)
-      log.warning("%s was interrupted (state saved); re-run to resume", job.spec.key)
-    else:
-      log_path = job.spec.workdir / WORKER_LOG
-      message = f"worker exited with status {returncode}; see {log_path}"
-      outcome.failed[job.spec.key] = message
-      log.error("%s failed: %s\n%s", job.spec.key, message, _log_tail(log_path))
+    log_path = job.specs[0].workdir / WORKER_LOG
+    for spec in job.specs:
+      done += 1
+      results = load_results(spec) if returncode == 0 else None
+      if results is not None:
+        outcome.results[spec.key] = results
+        log.info("[%d/%d] %s finished in %.1f min", done, total, spec.key, minutes)
+      elif returncode in (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, -signal.SIGINT):
+        interrupted.append(spec.key)
+        log.warning("%s was interrupted (state saved); re-run to resume", spec.key)
+      else:
+        message = f"worker exited with status {returncode}; see {log_path}"
+        outcome.failed[spec.key] = message
+        log.error("%s failed: %s\n%s", spec.key, message, _log_tail(log_path))
 
   def stop_all() -> None:
     for job in running.values():

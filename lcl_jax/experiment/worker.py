@@ -1,6 +1,7 @@
 """A sweep's worker subprocess: runs (or resumes) one training job.
 
   python -m lcl_jax.experiment.worker '<TrainConfig as JSON>'
+  python -m lcl_jax.experiment.worker '[<TrainConfig>, ...]'   # one program (train_group)
 
 Started by :func:`lcl_jax.experiment.sweep.run_sweep` with `parallel_runs > 1`, in an
 environment restricted to its device slot. Exit status: 0 when results.json was
@@ -17,7 +18,7 @@ import sys
 
 def main(argv: list[str]) -> int:
   if len(argv) != 2:
-    print(f"usage: python -m lcl_jax.experiment.worker '<TrainConfig JSON>' (got {argv[1:]})",
+    print(f"usage: python -m lcl_jax.experiment.worker '<TrainConfig JSON or a list>' (got {argv[1:]})",
           file=sys.stderr)
     return 2
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,9 +31,12 @@ def main(argv: list[str]) -> int:
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   from lcl_jax.train.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
-  config = TrainConfig.from_dict(json.loads(argv[1]))
+  payload = json.loads(argv[1])
   try:
-    trainer.train(config)
+    if isinstance(payload, list):  # runs of one program (--runs_per_program)
+      trainer.train_group([TrainConfig.from_dict(c) for c in payload])
+    else:
+      trainer.train(TrainConfig.from_dict(payload))
   except trainer.TrainingInterrupted as e:
     print(str(e), file=sys.stderr)
     return INTERRUPTED_EXIT_CODE

@@ -171,15 +171,33 @@ class RunCheckpoints:
         progress=ocp.args.JsonSave(json.loads(json.dumps(progress, default=_json_default)))),
         force=True)
 
-  def restore_latest(self, like_state: Any) -> tuple[Any, dict[str, Any]] | None:
-    """Restores onto the structure, shapes, dtypes and shardings of `like_state`."""
-    step = self._latest.latest_step()
+  def restore_latest(self, like_state: Any, *,
+                     step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
+    """Restores onto the structure, shapes, dtypes and shardings of `like_state` the
+    latest checkpoint, or the one of `step` (None when there is no checkpoint).
+
+    Raises:
+      FileNotFoundError: `step` was given and is not among the saved steps.
+    """
     if step is None:
-      return None
+      step = self._latest.latest_step()
+      if step is None:
+        return None
+    elif step not in self._latest.all_steps():
+      raise FileNotFoundError(
+          f"{self._latest.directory}: no checkpoint of step {step} (saved steps: "
+          f"{sorted(self._latest.all_steps())}); the runs of a group cannot be brought back "
+          "to one step: delete this run's folder to retrain it")
     restored = self._latest.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(_abstract(like_state)),
         progress=ocp.args.JsonRestore()))
     return restored["state"], dict(restored["progress"])
+
+  def discard_after(self, step: int | None) -> None:
+    """Deletes the latest-state checkpoints of steps after `step` (None: all of them)."""
+    for saved in self._latest.all_steps():
+      if step is None or saved > step:
+        self._latest.delete(saved)
 
   def save_best(self, step: int, params: Any, info: dict[str, Any]) -> None:
     if step in self._best.all_steps():

@@ -489,6 +489,17 @@ class TrainConfig:
     return cls(**values)
 
 
+# What the runs of one program (`trainer.train_group`, --runs_per_program) may differ
+# in: the seed (init, data order, augmented views, dropout), the objective's alpha and
+# temperature (traced per-run scalars) and the folder. Every other field is shared.
+GROUP_VARYING = ("seed", "alpha", "temperature", "workdir")
+
+
+def group_key(cfg: TrainConfig) -> str:
+  """Equal for configs that may train in one program (they differ only in GROUP_VARYING)."""
+  return dataclasses.replace(cfg, seed=0, alpha=None, temperature=None, workdir="").to_json()
+
+
 def parse_thresholds(spec: str | float | Sequence[float]) -> tuple[float, ...] | float:
   """'0.5' -> 0.5; '0.3,0.4,...' -> per-class tuple; validates the range."""
   if isinstance(spec, str):

@@ -8,14 +8,17 @@ global arrays are assembled in.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+RUNS_AXIS = "runs"  # S runs of one program (trainer.train_group)
 
 
 def maybe_initialize_distributed(
@@ -129,6 +132,71 @@ class PmapDataParallel:
 
   def fetch_scalars(self, metrics: Any) -> Any:
     return jax.tree.map(lambda x: np.asarray(jax.device_get(x))[0], metrics)
+
+
+class RunsDataParallel:
+  """S runs of one program (`trainer.train_group`): a 2-D mesh ('runs', 'data').
+
+  States are stacked `[S, ...]` and sharded over 'runs' (replicated over 'data');
+  batches `[S, R, ...]` over ('runs', 'data'). The 'runs' axis gets gcd(S, devices)
+  devices (gcd with the local device count on several hosts), 'data' the rest, so
+  S = 4 on 8 devices is 4 x 2 and S = 3 on 8 devices is 1 x 8 (every run on every
+  device, rows split). Each process's devices hold every 'runs' index and a
+  contiguous block of 'data', so every process feeds its own rows of every run (the
+  host-local slice `PreparedData` yields). jit only (`pmap` is refused by the trainer).
+  Evaluation uses `eval`, a 1-D `JitDataParallel` over the same devices, one run's
+  params at a time.
+  """
+
+  name = "jit"
+
+  def __init__(self, num_runs: int, devices: list[jax.Device] | None = None):
+    devices = sorted(devices if devices is not None else jax.devices(),
+                     key=lambda d: (d.process_index, d.id))
+    processes = sorted({d.process_index for d in devices})
+    local = len(devices) // len(processes)
+    runs_axis = math.gcd(math.gcd(num_runs, len(devices)), local)
+    grid = np.concatenate([
+        np.asarray([d for d in devices if d.process_index == p], dtype=object).reshape(
+            runs_axis, local // runs_axis) for p in processes], axis=1)
+    auto = jax.sharding.AxisType.Auto
+    self.mesh = jax.sharding.Mesh(grid, (RUNS_AXIS, DATA_AXIS), axis_types=(auto, auto))
+    self.num_runs = num_runs
+    self.num_devices = len(devices)
+    self.axis_name = None
+    self.run_sharded = NamedSharding(self.mesh, PartitionSpec(RUNS_AXIS))
+    self.batch_sharded = NamedSharding(self.mesh, PartitionSpec(RUNS_AXIS, DATA_AXIS))
+    self.eval = JitDataParallel(devices)
+
+  def put_state(self, states: list[Any]) -> Any:
+    """Per-run states (same structure and shapes) -> one stacked, run-sharded state."""
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    return jax.device_put(stacked, self.run_sharded)
+
+  def run_state(self, state: Any, index: int) -> Any:
+    """Run `index`'s state (unstacked), as saved in its checkpoints."""
+    return jax.tree.map(lambda x: x[index], state)
+
+  def put_run_args(self, run_args: Mapping[str, Any]) -> dict[str, jax.Array]:
+    return jax.device_put(dict(run_args), self.run_sharded)
+
+  def put_batch(self, batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+    processes = jax.process_count()
+    return {name: jax.make_array_from_process_local_data(
+        self.batch_sharded, value,
+        (value.shape[0], value.shape[1] * processes) + value.shape[2:])
+            for name, value in batch.items()}
+
+  def compile_train_step(self, group_step: Callable) -> Callable:
+    return jax.jit(group_step,
+                   in_shardings=(self.run_sharded, self.batch_sharded, self.run_sharded),
+                   out_shardings=(self.run_sharded, self.run_sharded), donate_argnums=(0,))
+
+  def fetch_scalars(self, metrics: Any) -> Any:
+    """Run-sharded [S] metrics -> NumPy [S] arrays (all runs, on every process)."""
+    if jax.process_count() == 1:
+      return jax.tree.map(np.asarray, metrics)
+    return multihost_utils.process_allgather(metrics, tiled=True)
 
 
 def make_data_parallel(kind: str) -> JitDataParallel | PmapDataParallel:

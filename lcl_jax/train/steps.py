@@ -159,3 +159,41 @@ def make_eval_step(
     return result
 
   return eval_step
+
+
+def make_group_train_step(
+    spec: objectives.ObjectiveSpec,
+    modules: Mapping[str, Any],
+    optimizer: optax.GradientTransformation,
+    *,
+    multilabel: bool,
+    use_dropout: bool = True,
+    stage2_optimizer: optax.GradientTransformation | None = None,
+    stage2_start_step: int | None = None,
+    contrastive: Any = None,
+    aux_weight: Callable[[jax.Array], jax.Array] | None = None,
+) -> Callable[..., tuple[dict[str, Any], dict]]:
+  """`make_train_step` for S runs at once: `jax.vmap` over a leading run axis.
+
+  Returns `group_step(states, batches, runs) -> (states, metrics)` (not yet jitted):
+  `states` is S run states stacked on axis 0, `batches` S batches `[S, R, ...]`
+  (one shape: `data_pipeline.stack_run_batches`), `runs` the per-run scalars
+  `{'alpha': f32[S], 'temperature': f32[S], 'dropout_key': key[S], 'active': bool[S]}`
+  (traced: runs may differ in alpha and temperature without recompiling). Every
+  metric of `make_train_step` comes back with shape [S]. A run with `active=False`
+  (stopped early) keeps its state unchanged (its update is computed and discarded).
+  Run i computes exactly the function `make_train_step(alpha=alpha[i], ...)` does,
+  with the same dropout keys `fold_in(dropout_key[i], step)`.
+  """
+  def one_run(state, batch, run):
+    step = make_train_step(
+        spec, modules, optimizer, alpha=run["alpha"], temperature=run["temperature"],
+        multilabel=multilabel, dropout_key=run["dropout_key"], use_dropout=use_dropout,
+        stage2_optimizer=stage2_optimizer, stage2_start_step=stage2_start_step,
+        contrastive=contrastive, aux_weight=aux_weight)
+    new_state, metrics = step(state, batch)
+    new_state = jax.tree.map(lambda new, old: jnp.where(run["active"], new, old),
+                             new_state, state)
+    return new_state, metrics
+
+  return jax.vmap(one_run)

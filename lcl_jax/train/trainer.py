@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,7 @@ from lcl_jax import thresholds as thresholds_lib
 from lcl_jax import tiled_losses
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
-from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
+from lcl_jax.train.config import BASELINE_ENCODERS, GROUP_VARYING, TrainConfig, group_key
 
 log = logging.getLogger("lcl_jax.train")
 
@@ -312,6 +312,8 @@ def evaluate_logits(eval_step, dp, params, batches, num_examples: int, *,
 def train(config: TrainConfig) -> dict[str, Any]:
   """Runs (or resumes, or returns the finished results of) one training job.
 
+  The S = 1 case of `train_group` (one trainer, one loop).
+
   Order (nothing is written into the workdir before the checks that can fail on user
   input): validate every field (`TrainConfig.resolved`); return a finished run's
   results.json (read only: a read-only workdir is fine); `preflight` (--dataset, and
@@ -326,36 +328,272 @@ def train(config: TrainConfig) -> dict[str, Any]:
     NonFiniteLossError: a NaN/inf loss, gradient or parameter (last good checkpoint kept).
     TrainingInterrupted: SIGTERM/SIGINT; the state was saved (`exit_code` 143/130).
   """
-  cfg = config.resolved()
+  return train_group([config])[0]
+
+
+def check_group(configs: Sequence[TrainConfig]) -> None:
+  """Raises ValueError (naming the fields / flags) unless `configs` can share one program."""
+  if not configs:
+    raise ValueError("train_group needs at least one TrainConfig")
+  first = json.loads(group_key(configs[0]))
+  for cfg in configs[1:]:
+    other = json.loads(group_key(cfg))
+    diff = sorted(k for k in first if first[k] != other[k])
+    if diff:
+      raise ValueError(
+          f"runs of one program (--runs_per_program) may differ only in {GROUP_VARYING}; "
+          f"{cfg.workdir} differs from {configs[0].workdir} in {diff}")
+  folders = [pathlib.Path(c.workdir).absolute() for c in configs]
+  if len(set(folders)) != len(folders):
+    raise ValueError(f"runs of one program need distinct workdirs; got {folders}")
+  if len(configs) > 1 and configs[0].parallelism != "jit":
+    raise ValueError(f"--runs_per_program={len(configs)} needs --parallelism=jit (runs and "
+                     "batch rows on a ('runs', 'data') mesh); --parallelism=pmap runs one "
+                     "run per program: use --runs_per_program=1")
+  if len(configs) > 1 and configs[0].contrastive_impl == "ring":
+    raise ValueError(f"--contrastive_impl=ring passes one run's batch around the devices; "
+                     f"with --runs_per_program={len(configs)} use dense, tiled or auto")
+
+
+def _finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
+  """A finished run's results.json (its config checked), else None. Read only."""
   workdir = pathlib.Path(cfg.workdir).absolute()
-  results_path = workdir / "results.json"
-  if results_path.exists():
-    _check_resume_config(workdir, cfg)
-    log.info("%s already finished; returning its results", workdir)
-    return json.loads(results_path.read_text())
-  preflight(cfg)
-  is_main = jax.process_index() == 0
-  lock = checkpoint_lib.WorkdirLock(workdir)
-  if is_main:
-    lock.acquire()
-  try:
-    if results_path.exists():  # finished while this command started
-      _check_resume_config(workdir, cfg)
-      return json.loads(results_path.read_text())
-    return _train_locked(cfg, workdir, is_main)
-  finally:
-    lock.release()
-
-
-def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dict[str, Any]:
-  results_path = workdir / "results.json"
+  if not (workdir / "results.json").exists():
+    return None
   _check_resume_config(workdir, cfg)
+  log.info("%s already finished; returning its results", workdir)
+  return json.loads((workdir / "results.json").read_text())
+
+
+def train_group(configs: Sequence[TrainConfig]) -> list[dict[str, Any]]:
+  """Trains S runs that differ only in seed, alpha and temperature in ONE jitted program.
+
+  `train(cfg)` is `train_group([cfg])[0]`; S = 1 compiles exactly the single-run step
+  (jit or pmap). For S > 1 the train step is `jax.vmap`ped over the runs
+  (`steps.make_group_train_step`): parameters, optimiser states, dropout keys, alpha,
+  temperature and batches are stacked on a leading axis of size S, laid out on a
+  ('runs', 'data') mesh (`parallel.RunsDataParallel`). Each run keeps its own data
+  (order, augmented views: its own `PreparedData`), init, checkpoints, metrics.jsonl,
+  TensorBoard events, predictions and results.json in its own workdir; the files are
+  those `train` writes (config.json also records `runs_per_program`).
+
+  Group semantics (BUILD_NOTES "S runs in one program"):
+  * batch shapes: the runs' batches of one step are padded to the longest length
+    bucket among them (masked positions; see `data_pipeline.stack_run_batches`);
+  * early stopping: a stopped run's update is masked (its state stays as it was) and
+    it is no longer evaluated or checkpointed; it finishes with the group;
+  * a NaN/inf in any run stops the whole group (`NonFiniteLossError` names the run);
+  * resume: finished runs (results.json) are skipped; the others restart from the
+    newest step every one of them has saved (later checkpoints of runs that were
+    ahead are deleted), so the group stays in lockstep; group checkpoints keep the
+    last two steps and are awaited, so a SIGKILL leaves runs at most one save apart.
+
+  Args:
+    configs: the runs' configs (validated here; `check_group` must accept them).
+
+  Returns:
+    The results of each run, in the order of `configs`.
+
+  Raises:
+    The errors of `train`; ValueError when the configs cannot share one program.
+  """
+  cfgs = [c.resolved() for c in configs]
+  check_group(cfgs)
+  results: list[dict[str, Any] | None] = [_finished_results(cfg) for cfg in cfgs]
+  todo = [i for i, r in enumerate(results) if r is None]
+  if not todo:
+    return results
+  preflight(cfgs[todo[0]])  # the fields it reads are shared by the group
+  is_main = jax.process_index() == 0
+  locks = [checkpoint_lib.WorkdirLock(pathlib.Path(cfgs[i].workdir).absolute()) for i in todo]
+  try:
+    if is_main:
+      for lock in locks:
+        lock.acquire()
+    for i in list(todo):  # finished while this command started
+      finished = _finished_results(cfgs[i])
+      if finished is not None:
+        results[i] = finished
+        todo.remove(i)
+    if todo:
+      for i, result in zip(todo, _train_locked([cfgs[i] for i in todo], is_main)):
+        results[i] = result
+  finally:
+    for lock in locks:
+      lock.release()
+  return results
+
+
+class _SingleRun:
+  """S = 1: the data-parallel program of one run (jit or pmap), as it always was."""
+
+  num_runs = 1
+
+  def __init__(self, parallelism: str):
+    self.dp = self.eval_dp = parallel.make_data_parallel(parallelism)
+    self.num_devices = self.dp.num_devices
+
+  def contrastive_mesh(self):
+    return getattr(self.dp, "mesh", None)
+
+  def compile(self, single_step: Callable, group_step: Callable) -> Callable:
+    del group_step
+    step = self.dp.compile_train_step(single_step())
+    return lambda state, batch, run_args: step(state, batch)
+
+  def put_state(self, host_states: list[Any]) -> Any:
+    return self.dp.put_state(host_states[0])
+
+  def like_state(self, host_state: Any) -> Any:
+    return self.dp.host_state(self.dp.put_state(host_state))
+
+  def run_state(self, state: Any, index: int) -> Any:
+    del index
+    return self.dp.host_state(state)
+
+  def host_batch(self, batches: list[dict[str, np.ndarray]], pad_token_id: int):
+    del pad_token_id
+    return batches[0]
+
+  def run_rows(self, batch: dict[str, np.ndarray], index: int) -> int:
+    del index
+    return int(batch["valid"].sum())
+
+  def put_run_args(self, **run_args) -> None:
+    del run_args
+
+  def run_metrics(self, host_metrics: dict[str, Any], index: int) -> dict[str, Any]:
+    del index
+    return host_metrics
+
+  def eval_params(self, state: Any, index: int) -> Any:
+    del index
+    return self.dp.params_of(state)
+
+  def place_params(self, state: Any, host_params: Any) -> Any:
+    return _device_params(self.dp, state, host_params)
+
+
+class _RunGroup(_SingleRun):
+  """S > 1 runs stacked on a leading axis, one vmapped jit program on a runs x data mesh."""
+
+  def __init__(self, num_runs: int):  # pylint: disable=super-init-not-called
+    self.num_runs = num_runs
+    self.dp = parallel.RunsDataParallel(num_runs)
+    self.eval_dp = self.dp.eval  # evaluation: one run's params at a time, rows sharded
+    self.num_devices = self.dp.num_devices
+
+  def contrastive_mesh(self):
+    return None  # dense or tiled per run (the ring is refused by check_group)
+
+  def compile(self, single_step: Callable, group_step: Callable) -> Callable:
+    del single_step
+    return self.dp.compile_train_step(group_step())
+
+  def put_state(self, host_states: list[Any]) -> Any:
+    return self.dp.put_state(host_states)
+
+  def like_state(self, host_state: Any) -> Any:
+    return self.eval_dp.put_state(host_state)
+
+  def run_state(self, state: Any, index: int) -> Any:
+    return self.dp.run_state(state, index)
+
+  def host_batch(self, batches, pad_token_id):
+    return data_pipeline.stack_run_batches(batches, pad_token_id=pad_token_id)
+
+  def run_rows(self, batch, index):
+    return int(batch["valid"][index].sum())
+
+  def put_run_args(self, *, alpha, temperature, seed, active, rng_impl):
+    keys = [jax.random.key_data(jax.random.key(s + 1, impl=rng_impl)) for s in seed]
+    return self.dp.put_run_args({
+        "alpha": np.asarray(alpha, np.float32),
+        "temperature": np.asarray(temperature, np.float32),
+        # The very keys a single run draws its dropout masks from (key(seed + 1)).
+        "dropout_key": jax.random.wrap_key_data(np.stack(keys), impl=rng_impl),
+        "active": np.asarray(active, bool)})
+
+  def run_metrics(self, host_metrics, index):
+    return {k: np.asarray(v)[index] for k, v in host_metrics.items()}
+
+  def eval_params(self, state, index):
+    return self.eval_dp.put_state(self.dp.run_state(state, index)["params"])
+
+  def place_params(self, state, host_params):
+    del state
+    return self.eval_dp.put_state(host_params)
+
+
+class _Run:
+  """One run of a program: its config, folder, data, checkpoints and progress."""
+
+  def __init__(self, cfg: TrainConfig, data, ckpt):
+    self.cfg, self.data, self.ckpt = cfg, data, ckpt
+    self.workdir = pathlib.Path(cfg.workdir).absolute()
+    self.progress: dict[str, Any] = {"history": [], "best_epoch": None, "best_value": None,
+                                     "epochs_since_improvement": 0, "stopped_early": False}
+    self.outputs: _Outputs | None = None
+    self.rows = 0  # training rows of timed (non-compiling) steps
+    self.start_step = 0
+
+  @property
+  def training(self) -> bool:
+    return not self.progress["stopped_early"]
+
+  def progress_snapshot(self) -> dict[str, Any]:
+    return json.loads(json.dumps(self.progress, default=checkpoint_lib._json_default))
+
+
+def _resume_runs(program, runs: list[_Run], likes: list[Any]) -> tuple[list[Any], int]:
+  """Restores every run's latest checkpoint; a group restarts from the newest step all
+  its still-training runs have saved (runs that were ahead go back to it and their later
+  checkpoints are deleted; one without a checkpoint restarts the group from step 0).
+  Runs that stopped early keep their last state. Returns (host states, start step)."""
+  restored = [run.ckpt.restore_latest(like) for run, like in zip(runs, likes)]
+  states = list(likes)
+  training = [i for i, r in enumerate(restored) if r is None or not r[1].get("stopped_early")]
+  saved = [runs[i].ckpt.latest_step for i in training]
+  common = None if not saved or any(s is None for s in saved) else min(saved)
+  for i, (run, r) in enumerate(zip(runs, restored)):
+    if i in training and r is not None and run.ckpt.latest_step != common:
+      if common is not None:
+        r = run.ckpt.restore_latest(likes[i], step=common)
+      else:
+        r = None
+      log.info("%s: back to step %d, the newest step every run of the group has saved",
+               run.workdir, common or 0)
+      run.ckpt.discard_after(common)
+    if r is not None:
+      states[i], run.progress = r
+      run.start_step = int(np.asarray(r[0]["step"]))
+      log.info("resumed %s from step %d", run.workdir, run.start_step)
+  start_step = runs[0].start_step if program.num_runs == 1 else (common or 0)
+  for i in training:
+    runs[i].start_step = start_step
+  return states, start_step
+
+
+def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]]:
+  cfg = cfgs[0]  # every setting but GROUP_VARYING is shared by the runs
+  for c in cfgs:
+    _check_resume_config(pathlib.Path(c.workdir).absolute(), c)
 
   spec = objectives.get_spec(cfg.objective)
-  dp = parallel.make_data_parallel(cfg.parallelism)
-  data = data_pipeline.prepare(cfg, num_devices=dp.num_devices)
-  fingerprint = data.fingerprint()
-  _check_resume_data(workdir, fingerprint, cfg)
+  program = _SingleRun(cfg.parallelism) if len(cfgs) == 1 else _RunGroup(len(cfgs))
+  dp = program.dp
+  datas = []
+  for c in cfgs:
+    data = data_pipeline.prepare(c, num_devices=program.num_devices)
+    _check_resume_data(pathlib.Path(c.workdir).absolute(), data.fingerprint(), c)
+    datas.append(data)
+  data = datas[0]
+  for other, c in zip(datas[1:], cfgs[1:]):
+    if (other.steps_per_epoch, other.num_classes) != (data.steps_per_epoch, data.num_classes):
+      raise ValueError(f"{c.workdir}: {other.steps_per_epoch} steps an epoch and "
+                       f"{other.num_classes} classes, {cfg.workdir}: {data.steps_per_epoch} and "
+                       f"{data.num_classes}; runs of one program need equal ones (use "
+                       "--runs_per_program=1)")
   multilabel = data.multilabel
   num_classes = data.num_classes
   if multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != num_classes:
@@ -365,15 +603,25 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
                 if multilabel else 0.5)
 
   dtype = jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
-  modules, params = objectives.build_networks(
-      spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
-      num_classes=num_classes, rng=jax.random.key(cfg.seed), dtype=dtype, remat=cfg.remat,
-      head_init=cfg.head_init,
-      primary_head=cfg.head if spec.primary_head == "paper" else None,
-      classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
-      tokenizer=data.tokenizer, glove_path=cfg.glove_path,
-      label_layout=_label_layout(cfg, data),
-      num_aux_classes=len(data.aux_label_names))
+  params_of_runs = []
+  for c, d in zip(cfgs, datas):
+    modules, params = objectives.build_networks(
+        spec, encoder=cfg.encoder, weighting_encoder=cfg.weighting_encoder,
+        num_classes=num_classes, rng=jax.random.key(c.seed), dtype=dtype, remat=cfg.remat,
+        head_init=cfg.head_init,
+        primary_head=cfg.head if spec.primary_head == "paper" else None,
+        classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
+        tokenizer=d.tokenizer, glove_path=cfg.glove_path,
+        label_layout=_label_layout(c, d),
+        num_aux_classes=len(d.aux_label_names))
+    if params_of_runs and jax.tree.structure(params) != jax.tree.structure(params_of_runs[0]) \
+        or params_of_runs and [np.shape(x) for x in jax.tree.leaves(params)] != [
+            np.shape(x) for x in jax.tree.leaves(params_of_runs[0])]:
+      raise ValueError(f"{c.workdir}: its networks' parameter shapes differ from "
+                       f"{cfg.workdir}'s (a vocabulary built from seed-dependent data?); "
+                       "use --runs_per_program=1")
+    params_of_runs.append(params)
+  params = params_of_runs[0]
   steps_per_epoch = data.steps_per_epoch
   total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
   stage1_steps = steps_per_epoch * cfg.epochs
@@ -404,43 +652,43 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
                           {name: list(data.splits[name].texts)
                            for name in ("validation", "test")})
   if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
-    checkpoint_lib.write_json_atomic(workdir / "config.json", {
-        "config": json.loads(cfg.to_json()),
-        "dataset": data.describe(),
-        "jax_version": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
-        "process_count": jax.process_count(),
-    })
-  dropout_key = jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl)
+    for c, d in zip(cfgs, datas):
+      checkpoint_lib.write_json_atomic(pathlib.Path(c.workdir).absolute() / "config.json", {
+          "config": json.loads(c.to_json()),
+          "dataset": d.describe(),
+          "jax_version": jax.__version__,
+          "devices": [str(dev) for dev in jax.devices()],
+          "process_count": jax.process_count(),
+          "runs_per_program": len(cfgs),
+      })
   contrastive = tiled_losses.Contrastive(
       cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
-      mesh=getattr(dp, "mesh", None), axis_name=parallel.DATA_AXIS)
-  train_step = _with_precision(cfg.matmul_precision, dp.compile_train_step(steps.make_train_step(
-      spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
-      multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
-      stage2_optimizer=stage2_optimizer,
-      stage2_start_step=stage1_steps if stage2_optimizer is not None else None,
-      contrastive=contrastive,
-      aux_weight=objectives.aux_weight_schedule(
-          cfg.aux_weight_start, cfg.aux_weight_end, stage1_steps, cfg.aux_schedule)
-      if data.aux_label_names else None)))
-  eval_step = _with_precision(cfg.matmul_precision, dp.compile_eval_step(
+      mesh=program.contrastive_mesh(), axis_name=parallel.DATA_AXIS)
+  step_options = dict(multilabel=multilabel, stage2_optimizer=stage2_optimizer,
+                      stage2_start_step=stage1_steps if stage2_optimizer is not None else None,
+                      contrastive=contrastive,
+                      aux_weight=objectives.aux_weight_schedule(
+                          cfg.aux_weight_start, cfg.aux_weight_end, stage1_steps,
+                          cfg.aux_schedule) if data.aux_label_names else None)
+  train_step = _with_precision(cfg.matmul_precision, program.compile(
+      lambda: steps.make_train_step(
+          spec, modules, optimizer, alpha=cfg.alpha, temperature=cfg.temperature,
+          dropout_key=jax.random.key(cfg.seed + 1, impl=cfg.dropout_rng_impl),
+          axis_name=dp.axis_name, **step_options),
+      lambda: steps.make_group_train_step(spec, modules, optimizer, **step_options)))
+  eval_step = _with_precision(cfg.matmul_precision, program.eval_dp.compile_eval_step(
       steps.make_eval_step(modules, with_features=cfg.save_features)))
 
-  host_state = steps.init_state(params, optimizer, stage2_optimizer)
-  state = dp.put_state(host_state)
-  ckpt = checkpoint_lib.RunCheckpoints(workdir)
-  progress: dict[str, Any] = {"history": [], "best_epoch": None, "best_value": None,
-                              "epochs_since_improvement": 0, "stopped_early": False}
-  restored = ckpt.restore_latest(dp.host_state(state))
-  if restored is not None:
-    restored_state, progress = restored
-    state = dp.put_state(restored_state)
-    log.info("resumed %s from step %d", workdir, int(np.asarray(restored_state["step"])))
-  del host_state, params
-  start_step = int(np.asarray(dp.host_state(state)["step"]))
+  runs = [_Run(c, d, checkpoint_lib.RunCheckpoints(c.workdir, keep_latest=min(2, len(cfgs))))
+          for c, d in zip(cfgs, datas)]
+  host_states = [steps.init_state(p, optimizer, stage2_optimizer) for p in params_of_runs]
+  host_states, start_step = _resume_runs(
+      program, runs, [program.like_state(h) for h in host_states])
+  state = program.put_state(host_states)
+  del host_states, params, params_of_runs
 
-  outputs = _Outputs(workdir, enabled=is_main, start_step=start_step)
+  for run in runs:
+    run.outputs = _Outputs(run.workdir, enabled=is_main, start_step=run.start_step)
   selection = _selection_metric(multilabel)
   # The auxiliary head's decision threshold: the global one (the mean of per-class ones).
   aux_threshold = float(np.mean(thresholds))
@@ -448,58 +696,72 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   # Throughput over windows between two host syncs (log steps, checkpoints, epoch ends,
   # compilations): a window opens when its first step is dispatched and closes when
   # the host next waits for the devices; steps that compile are in no window.
-  throughput = {"rows": 0, "seconds": 0.0}
-  window: dict[str, Any] = {"start": None, "rows": 0}
+  throughput = {"seconds": 0.0}
+  window: dict[str, Any] = {"start": None, "rows": [0] * len(runs)}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
+  pad_token_id = data.pad_token_id
+  group_label = lambda run: f" (run {run.workdir})" if len(runs) > 1 else ""
 
   def close_window() -> None:
     """Call right after the host has waited for every dispatched step."""
     if window["start"] is not None:
-      throughput["rows"] += window["rows"]
+      for run, rows in zip(runs, window["rows"]):
+        run.rows += rows
       throughput["seconds"] += time.perf_counter() - window["start"]
-      window.update(start=None, rows=0)
+      window.update(start=None, rows=[0] * len(runs))
 
-  def flush_pending() -> dict[str, float] | None:
+  def flush_pending() -> float | None:
     """Pulls the pending steps' metrics to the host (one transfer: the only per-step
     host synchronisation of the loop, every `log_every_steps`) and checks each step's
-    `finite` (loss, gradients, new params and optimiser state all finite) and loss.
+    `finite` (loss, gradients, new params and optimiser state all finite) and loss, for
+    every still-training run.
 
     The guard of every checkpoint and evaluation: it is called before each of them and
     covers every step since the previous call, however rarely metrics are logged.
-    Returns the last step's metrics (None if nothing was pending).
+    Returns the last step's loss (the mean over the still-training runs; None if
+    nothing was pending).
     """
     if not pending:
       return None
     host = list(zip([s for s, _ in pending], dp.fetch_scalars([m for _, m in pending])))
     pending.clear()
     close_window()
-    for s, m in host:
-      loss = float(m["loss"])
-      if not math.isfinite(loss) or float(m["finite"]) < 1.0:
-        what = (f"the loss is {loss}" if not math.isfinite(loss) else
-                f"the loss is finite ({loss:.4g}) but the gradients or the updated "
-                "parameters hold NaN/inf")
-        ckpt.wait()
-        last = ckpt.latest_step
-        kept = (f"the last good checkpoint (step {last}) is kept in {workdir / 'checkpoints'}"
-                if last is not None else "no checkpoint was saved")
-        raise NonFiniteLossError(
-            f"{cfg.objective} on {cfg.dataset}: {what} at step {s}; stopping without "
-            f"saving or evaluating that state; {kept}. Try a lower --learning_rate "
-            "or --dtype=float32")
-    s, m = host[-1]
-    record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
-    record.update({k: float(v) for k, v in m.items()})
-    record["learning_rate"] = learning_rate(s)
-    if throughput["seconds"] > 0:
-      record["sequences_per_second"] = throughput["rows"] / throughput["seconds"]
-    outputs.write(record)
-    return record
+    losses = []
+    for index, run in enumerate(runs):
+      if not run.training:
+        continue
+      for s, group_metrics in host:
+        m = program.run_metrics(group_metrics, index)
+        loss = float(m["loss"])
+        if not math.isfinite(loss) or float(m["finite"]) < 1.0:
+          what = (f"the loss is {loss}" if not math.isfinite(loss) else
+                  f"the loss is finite ({loss:.4g}) but the gradients or the updated "
+                  "parameters hold NaN/inf")
+          for r in runs:
+            r.ckpt.wait()
+          last = run.ckpt.latest_step
+          kept = (f"the last good checkpoint (step {last}) is kept in "
+                  f"{run.workdir / 'checkpoints'}" if last is not None
+                  else "no checkpoint was saved")
+          raise NonFiniteLossError(
+              f"{cfg.objective} on {cfg.dataset}{group_label(run)}: {what} at step {s}; "
+              f"stopping without saving or evaluating that state; {kept}. Try a lower "
+              "--learning_rate or --dtype=float32")
+      s, m = host[-1][0], program.run_metrics(host[-1][1], index)
+      record = {"kind": "train", "step": s, "epoch": s / steps_per_epoch}
+      record.update({k: float(v) for k, v in m.items()})
+      record["learning_rate"] = learning_rate(s)
+      if throughput["seconds"] > 0:
+        record["sequences_per_second"] = run.rows / throughput["seconds"]
+      run.outputs.write(record)
+      losses.append(record["loss"])
+    return float(np.mean(losses)) if losses else None
 
-  def evaluate(split_name: str, params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    split = data.eval_split(split_name)
-    outputs = evaluate_logits(eval_step, dp, params, split.batches(), split.num_examples,
-                              what=f"evaluation on {split_name}")
+  def evaluate(run: _Run, split_name: str,
+               params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    split = run.data.eval_split(split_name)
+    outputs = evaluate_logits(eval_step, program.eval_dp, params, split.batches(),
+                              split.num_examples, what=f"evaluation on {split_name}")
     result_metrics: dict[str, float] = {}
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
     if "features" in outputs:  # Φ's [CLS] vectors, saved with the predictions
@@ -521,8 +783,53 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       arrays[prefix + "predictions"] = predictions
     return result_metrics, arrays
 
-  def progress_snapshot() -> dict[str, Any]:
-    return json.loads(json.dumps(progress, default=checkpoint_lib._json_default))
+  def save_latest(step: int) -> None:
+    """Every still-training run's state at `step`; a group waits for the writes, so a
+    kill leaves its runs at most one checkpoint apart (`_resume_runs`)."""
+    for index, run in enumerate(runs):
+      if run.training:
+        run.ckpt.save_latest(step, program.run_state(state, index), run.progress_snapshot())
+    if len(runs) > 1:
+      for run in runs:
+        run.ckpt.wait()
+
+  def end_epoch(index: int, run: _Run, epoch: int, step: int) -> None:
+    """Evaluates Φ (and Ψ) of one run on validation and test; best / early stopping."""
+    progress = run.progress
+    params = program.eval_params(state, index)
+    val_metrics, val_arrays = evaluate(run, "validation", params)
+    test_metrics, test_arrays = evaluate(run, "test", params)
+    record = {"epoch": epoch + 1, "step": step, "validation": val_metrics,
+              "test": test_metrics}
+    value = val_metrics[selection]
+    improved = progress["best_value"] is None or value > progress["best_value"]
+    if improved:
+      progress.update(best_epoch=epoch + 1, best_value=value, epochs_since_improvement=0)
+      run.ckpt.save_best(step, program.run_state(state, index)["params"],
+                         {"epoch": epoch + 1, "step": step, selection: value})
+      if is_main:
+        checkpoint_lib.save_npz_atomic(run.workdir / "predictions" / "best_validation.npz",
+                                       **val_arrays)
+        checkpoint_lib.save_npz_atomic(run.workdir / "predictions" / "best_test.npz",
+                                       **test_arrays)
+    else:
+      progress["epochs_since_improvement"] += 1
+    stalled = progress["epochs_since_improvement"]
+    if cfg.early_stopping_on == "loss":  # seed 000's biLSTM schedule
+      loss_value = val_metrics["loss"]
+      if progress.get("best_loss") is None or loss_value < progress["best_loss"]:
+        progress.update(best_loss=loss_value, epochs_since_loss_improvement=0)
+      else:
+        progress["epochs_since_loss_improvement"] += 1
+      stalled = progress["epochs_since_loss_improvement"]
+    progress["history"].append(record)
+    if cfg.patience is not None and stalled >= cfg.patience:
+      progress["stopped_early"] = True
+    run.outputs.write({"kind": "eval", **_flatten(record)})
+    if is_main:
+      log.info("epoch %d/%d%s  validation %s  test %s%s", epoch + 1, total_epochs,
+               group_label(run), _fmt(val_metrics), _fmt(test_metrics),
+               "  (best)" if improved else "")
 
   # Several processes: batches are still built by the prefetch thread but placed in
   # the loop's thread, so that every process issues its device work in one order (with
@@ -530,28 +837,40 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   # set-up: contexts are created in per-process call order).
   place_in_thread = jax.process_count() == 1
   step = start_step
-  completed_epochs = len(progress["history"])
+  training = [run for run in runs if run.training]
+  completed_epochs = len(training[0].progress["history"]) if training else total_epochs
   try:
     with _StopSignals() as stop:
       for epoch in range(completed_epochs, total_epochs):
-        if progress["stopped_early"]:
+        if not any(run.training for run in runs):
           break
-        if epoch >= cfg.epochs and not progress.get("heads_reinitialised"):
+        if epoch >= cfg.epochs and not any(
+            run.progress.get("heads_reinitialised") for run in runs if run.training):
           # Stage 2 (two-stage training): new heads, encoders frozen from here on.
-          state = dp.put_state(_reinitialise_heads(dp.host_state(state), modules, cfg.seed))
-          progress["heads_reinitialised"] = True
+          state = program.put_state([
+              _reinitialise_heads(program.run_state(state, i), modules, run.cfg.seed)
+              for i, run in enumerate(runs)])
+          for run in runs:
+            run.progress["heads_reinitialised"] = True
           log.info("stage 2: encoders frozen, heads re-initialised, %d epoch(s)",
                    cfg.head_epochs)
+        run_args = program.put_run_args(
+            alpha=[run.cfg.alpha for run in runs],
+            temperature=[run.cfg.temperature for run in runs],
+            seed=[run.cfg.seed for run in runs],
+            active=[run.training for run in runs], rng_impl=cfg.dropout_rng_impl)
         epoch_start_step = epoch * steps_per_epoch
         first = step - epoch_start_step  # > 0 when resuming inside this epoch
         bar = _progress_bar(cfg, is_main, epoch, steps_per_epoch, first)
-        # The next batches are built and copied to the devices by a background thread
-        # while the devices work; the host waits for the devices only in flush_pending
-        # (every log_every_steps, before checkpoints and evaluations) and at compilations.
-        with data_pipeline.Prefetcher(data.train_batches(epoch, start_step=first),
-                                      dp.put_batch,
-                                      place_in_thread=place_in_thread) as batches:
-          for batch, device_batch in batches:
+        # The next batches are built (the runs' batches stacked) and copied to the
+        # devices by a background thread while the devices work; the host waits for the
+        # devices only in flush_pending (every log_every_steps, before checkpoints and
+        # evaluations) and at compilations.
+        host_batches = (program.host_batch(list(batches), pad_token_id) for batches in zip(
+            *(run.data.train_batches(epoch, start_step=first) for run in runs)))
+        with data_pipeline.Prefetcher(host_batches, dp.put_batch,
+                                      place_in_thread=place_in_thread) as prefetched:
+          for batch, device_batch in prefetched:
             shape_key = tuple(sorted((k, v.shape) for k, v in batch.items()))
             compiles = shape_key not in shapes_seen
             if compiles:  # its compile time and run stay out of the throughput windows
@@ -562,7 +881,7 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
                 bar.set_postfix_str("compiling", refresh=True)
             elif window["start"] is None:
               window["start"] = time.perf_counter()
-            state, step_metrics = train_step(state, device_batch)
+            state, step_metrics = train_step(state, device_batch, run_args)
             step += 1
             pending.append((step, step_metrics))
             if compiles:
@@ -571,12 +890,14 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
               if bar is not None:
                 bar.set_postfix_str("", refresh=False)
             else:
-              window["rows"] += int(batch["valid"].sum()) * _process_scale()
+              for index, run in enumerate(runs):
+                if run.training:
+                  window["rows"][index] += program.run_rows(batch, index) * _process_scale()
             if step % cfg.log_every_steps == 0:
-              last = flush_pending()
-              if bar is not None:
-                rate = throughput["rows"] / max(throughput["seconds"], 1e-9)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", seq_per_s=f"{rate:.1f}")
+              loss_value = flush_pending()
+              if bar is not None and loss_value is not None:
+                rate = sum(r.rows for r in runs) / max(throughput["seconds"], 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.4f}", seq_per_s=f"{rate:.1f}")
             if bar is not None:
               bar.update(1)
               if compiles:
@@ -584,63 +905,57 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
             at_epoch_end = step == epoch_start_step + steps_per_epoch
             if stop.raised and not at_epoch_end:
               flush_pending()
-              ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
-              ckpt.wait()
+              save_latest(step)
+              for run in runs:
+                run.ckpt.wait()
               raise TrainingInterrupted(
-                  f"{stop.name} at step {step}: state saved in {workdir / 'checkpoints'}; "
+                  f"{stop.name} at step {step}: state saved in "
+                  f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; "
                   "re-run the same command to resume", signum=stop.signum)
             if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
               flush_pending()
-              ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
+              save_latest(step)
         if bar is not None:
           bar.close()
         flush_pending()
 
-        # End of epoch: evaluate Φ (and Ψ) on validation and test.
-        params = dp.params_of(state)
-        val_metrics, val_arrays = evaluate("validation", params)
-        test_metrics, test_arrays = evaluate("test", params)
-        record = {"epoch": epoch + 1, "step": step, "validation": val_metrics,
-                  "test": test_metrics}
-        value = val_metrics[selection]
-        improved = progress["best_value"] is None or value > progress["best_value"]
-        if improved:
-          progress.update(best_epoch=epoch + 1, best_value=value, epochs_since_improvement=0)
-          ckpt.save_best(step, dp.host_state(state)["params"],
-                         {"epoch": epoch + 1, "step": step, selection: value})
-          if is_main:
-            checkpoint_lib.save_npz_atomic(workdir / "predictions" / "best_validation.npz",
-                                           **val_arrays)
-            checkpoint_lib.save_npz_atomic(workdir / "predictions" / "best_test.npz",
-                                           **test_arrays)
-        else:
-          progress["epochs_since_improvement"] += 1
-        stalled = progress["epochs_since_improvement"]
-        if cfg.early_stopping_on == "loss":  # seed 000's biLSTM schedule
-          loss_value = val_metrics["loss"]
-          if progress.get("best_loss") is None or loss_value < progress["best_loss"]:
-            progress.update(best_loss=loss_value, epochs_since_loss_improvement=0)
-          else:
-            progress["epochs_since_loss_improvement"] += 1
-          stalled = progress["epochs_since_loss_improvement"]
-        progress["history"].append(record)
-        if cfg.patience is not None and stalled >= cfg.patience:
-          progress["stopped_early"] = True
-        outputs.write({"kind": "eval", **_flatten(record)})
-        if is_main:
-          log.info("epoch %d/%d  validation %s  test %s%s", epoch + 1, total_epochs,
-                   _fmt(val_metrics), _fmt(test_metrics), "  (best)" if improved else "")
-        ckpt.save_latest(step, dp.host_state(state), progress_snapshot())
+        # End of epoch: evaluate Φ (and Ψ) of every still-training run.
+        ended = [(index, run) for index, run in enumerate(runs) if run.training]
+        for index, run in ended:
+          end_epoch(index, run, epoch, step)
+        for index, run in ended:  # a run stopped just now saves its final state too
+          run.ckpt.save_latest(step, program.run_state(state, index), run.progress_snapshot())
+        if len(runs) > 1:
+          for run in runs:
+            run.ckpt.wait()
         if stop.raised and epoch + 1 < total_epochs:
-          ckpt.wait()
+          for run in runs:
+            run.ckpt.wait()
           raise TrainingInterrupted(
               f"{stop.name} at the end of epoch {epoch + 1}: state saved in "
-              f"{workdir / 'checkpoints'}; re-run the same command to resume",
-              signum=stop.signum)
+              f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; re-run the same "
+              "command to resume", signum=stop.signum)
   finally:
-    ckpt.wait()
-    outputs.close()
+    for run in runs:
+      run.ckpt.wait()
+      run.outputs.close()
 
+  return [_finish_run(run, program.run_state(state, index), program, state, cfg=run.cfg,
+                      spec=spec, multilabel=multilabel, thresholds=thresholds,
+                      seconds=throughput["seconds"],
+                      compiled_shapes=len(shapes_seen), stage1_steps=stage1_steps,
+                      modules=modules, evaluate=evaluate, is_main=is_main,
+                      aux_threshold=aux_threshold)
+          for index, run in enumerate(runs)]
+
+
+def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec, multilabel,
+                thresholds, seconds, compiled_shapes, stage1_steps, modules,
+                evaluate, is_main, aux_threshold) -> dict[str, Any]:
+  """Writes one run's results.json (+ thresholds, plots, export) and returns it."""
+  workdir, progress, ckpt, data = run.workdir, run.progress, run.ckpt, run.data
+  results_path = workdir / "results.json"
+  dp = program.dp
   best = next(h for h in progress["history"] if h["epoch"] == progress["best_epoch"])
   results = {
       "dataset": cfg.dataset,
@@ -650,7 +965,7 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       "seed": cfg.seed,
       "synthetic": data.synthetic,
       "multilabel": multilabel,
-      "selection_metric": selection,
+      "selection_metric": _selection_metric(multilabel),
       "best_epoch": progress["best_epoch"],
       "epochs_trained": len(progress["history"]),
       "stopped_early": progress["stopped_early"],
@@ -658,10 +973,9 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       "validation": {k: v for k, v in best["validation"].items() if k != "aux"},
       "test": {k: v for k, v in best["test"].items() if k != "aux"},
       "history": progress["history"],
-      "steps": step,
-      "sequences_per_second": (throughput["rows"] / throughput["seconds"]
-                               if throughput["seconds"] else None),
-      "compiled_train_shapes": len(shapes_seen),
+      "steps": int(np.asarray(run_state["step"])),
+      "sequences_per_second": run.rows / seconds if seconds else None,
+      "compiled_train_shapes": compiled_shapes,
       "num_devices": dp.num_devices,
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
@@ -679,20 +993,20 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
   if multilabel:
     fit_scores = None
     if cfg.threshold_fit == "train":  # every process takes part in the evaluation
-      best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
-      fit_scores = evaluate("train", _device_params(dp, state, best_params))[1]
+      best_params, _ = ckpt.restore_best(run_state["params"])
+      fit_scores = evaluate(run, "train", program.place_params(state, best_params))[1]
     if is_main:
       results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
                                            train_arrays=fit_scores))
   if cfg.embed_mix != "none":  # every process takes part in the evaluation
-    best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
-    mixed = _mixed_evaluation(cfg, workdir, data, dp, modules,
-                              _device_params(dp, state, best_params), thresholds, is_main)
+    best_params, _ = ckpt.restore_best(run_state["params"])
+    mixed = _mixed_evaluation(cfg, workdir, data, program.eval_dp, modules,
+                              program.place_params(state, best_params), thresholds, is_main)
     results["mixed"] = mixed
   if is_main:
     results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
   if cfg.export_hf and is_main:
-    results["export"] = _export_best(ckpt, dp.host_state(state)["params"], modules,
+    results["export"] = _export_best(ckpt, run_state["params"], modules,
                                      workdir / "export", cfg=cfg, results=results,
                                      label_names=data.label_names,
                                      thresholds=_decision_thresholds(results, thresholds)
