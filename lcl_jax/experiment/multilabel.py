@@ -21,7 +21,6 @@ Nothing here initialises JAX: the figures read the runs' saved predictions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from typing import Any, Mapping, Sequence
 
@@ -299,19 +298,10 @@ def table6_section(by_row, label_of, rule: str = "global") -> tuple[str, dict] |
 
 
 def sentiment_groups(data_dir: str | pathlib.Path) -> dict[str, str]:
-  """Emotion -> 'positive' / 'negative' / 'ambiguous' (sentiment_dict.json) or 'neutral'."""
-  path = pathlib.Path(data_dir) / "goemotions" / "sentiment_dict.json"
-  try:
-    groups = json.loads(path.read_text())
-  except FileNotFoundError:
-    raise FileNotFoundError(f"{path} (GoEmotions' sentiment grouping) not found; pass "
-                            "--data_dir with the release files") from None
-  out = {e: g for g, emotions in groups.items() for e in emotions}
-  out["neutral"] = "neutral"
-  missing = sorted(set(paper.GOEMOTIONS28_LABELS) - set(out))
-  if missing:
-    raise ValueError(f"{path}: no sentiment group for {missing}")
-  return out
+  """Emotion -> 'positive' / 'negative' / 'ambiguous' (sentiment_dict.json) or 'neutral'
+  (`lcl_jax.data.goemotions.emotion_groups`; a missing or malformed file raises)."""
+  from lcl_jax.data import goemotions
+  return goemotions.emotion_groups("sentiment", data_dir)
 
 
 def single_label_tsne(run_dir: pathlib.Path, groups: Mapping[str, str], *,
