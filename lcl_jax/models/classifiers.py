@@ -84,6 +84,10 @@ class _EncoderClassifier(nn.Module):
     feature_pooling: ``"cls"`` (the paper) or ``"mean"`` (masked token mean),
       the ``features`` the contrastive losses see (`heads.pool_features`); the
       heads keep reading [CLS].
+    num_aux_classes: G > 0 adds an auxiliary head (params ``aux_head``) of the
+      same kind as the main head, with G outputs, on the shared encoder (hard
+      parameter sharing, seed 004's auxiliary tasks): ``aux_logits`` [B, G].
+      Export (`save_classifier`) and inference use the main head only.
   """
 
   config: EncoderConfig
@@ -94,6 +98,7 @@ class _EncoderClassifier(nn.Module):
   classifier_dropout: float | None = None
   head_init: str = "hf"
   feature_pooling: str = "cls"
+  num_aux_classes: int = 0
 
   # The head module, where its parameters live in a HF checkpoint, and its HF class.
   HEAD_CLASS: ClassVar[type[nn.Module]]
@@ -113,6 +118,13 @@ class _EncoderClassifier(nn.Module):
     return self.HEAD_CLASS(self.config, self.num_classes, dropout_rate=self.head_dropout_rate(),
                            init_scheme=self.head_init, dtype=self.dtype, name=name)
 
+  @nn.nowrap
+  def build_aux_head(self, *, name: str | None = None) -> nn.Module:
+    """The auxiliary head: the main head's kind and settings, `num_aux_classes` outputs."""
+    return self.HEAD_CLASS(self.config, self.num_aux_classes,
+                           dropout_rate=self.head_dropout_rate(), init_scheme=self.head_init,
+                           dtype=self.dtype, name=name)
+
   @nn.compact
   def __call__(self, input_ids: Array, attention_mask: Array,
                token_type_ids: Array | None = None, *,
@@ -126,7 +138,10 @@ class _EncoderClassifier(nn.Module):
                                                 deterministic=deterministic)
     logits = self.build_head(name="head")(hidden, deterministic=deterministic)
     features = pool_features(hidden, attention_mask, self.feature_pooling)
-    return ClassifierOutput(logits=logits, features=features)
+    aux_logits = None
+    if self.num_aux_classes:
+      aux_logits = self.build_aux_head(name="aux_head")(hidden, deterministic=deterministic)
+    return ClassifierOutput(logits=logits, features=features, aux_logits=aux_logits)
 
 
 class PaperClassifier(_EncoderClassifier):
@@ -298,6 +313,7 @@ def build_classifier(
     head_init: str = "hf",
     feature_pooling: str = "cls",
     load_head: bool | None = None,
+    num_aux_classes: int = 0,
     allow_missing: Sequence[str] = (),
     allow_unexpected: Sequence[str] = (),
     with_report: bool = False,
@@ -324,12 +340,15 @@ def build_classifier(
       directory written by `save_classifier`), else initialise it; True --
       require it; False -- always initialise a new head. BERT's pre-trained
       pooler is loaded whenever present.
+    num_aux_classes: G > 0 adds the auxiliary head ``aux_head`` (see
+      `_EncoderClassifier`), always new (its pre-trained parts, BERT's pooler,
+      copied from the main head's).
     allow_missing, allow_unexpected: fnmatch patterns tolerated by the strict
       load (see `convert.CheckpointReader.finish`).
     with_report: also return the `convert.LoadReport`.
 
   Returns:
-    ``(module, {'encoder': ..., 'head': ...})`` (plus the report).
+    ``(module, {'encoder': ..., 'head': ...[, 'aux_head': ...]})`` (plus the report).
 
   Raises:
     ValueError: unknown ``head`` / ``feature_pooling`` or a bad ``num_classes``.
@@ -341,6 +360,8 @@ def build_classifier(
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
   if feature_pooling not in FEATURE_POOLINGS:
     raise ValueError(f"feature_pooling={feature_pooling!r}; expected one of {FEATURE_POOLINGS}")
+  if not isinstance(num_aux_classes, int) or num_aux_classes < 0:
+    raise ValueError(f"num_aux_classes must be an int >= 0, got {num_aux_classes!r}")
   if not isinstance(checkpoint, pretrained.Checkpoint):
     checkpoint = pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
   elif config_overrides:
@@ -351,7 +372,7 @@ def build_classifier(
   module = cls(config, num_classes, dtype=dtype, remat=remat,
                attention_implementation=attention_implementation,
                classifier_dropout=classifier_dropout, head_init=head_init,
-               feature_pooling=feature_pooling)
+               feature_pooling=feature_pooling, num_aux_classes=num_aux_classes)
   encoder_rng, head_rng = jax.random.split(rng)
 
   reader = checkpoint.reader()
@@ -371,6 +392,13 @@ def build_classifier(
   report.initialised = initialised
   report.log(_logger)
   params = {"encoder": encoder_params, "head": head_params}
+  if num_aux_classes:
+    aux_params = dict(module.build_aux_head().init(jax.random.fold_in(head_rng, 1), dummy_hidden,
+                                                   deterministic=True)["params"])
+    for part in cls.HEAD_PARTS:  # pre-trained parts (BERT's pooler) start as the main head's
+      if part.pretrained and part.key in aux_params:
+        aux_params[part.key] = head_params[part.key]
+    params["aux_head"] = aux_params
   params = jax.tree_util.tree_map(jnp.asarray, params)
   return (module, params, report) if with_report else (module, params)
 

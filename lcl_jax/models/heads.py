@@ -48,10 +48,13 @@ class ClassifierOutput:
     features: float32 ``[B, H]``, the last layer's [CLS] hidden state (or its
       masked token mean, see `pool_features`), unnormalised (the contrastive
       losses normalise).
+    aux_logits: float32 ``[B, G]`` of the auxiliary head (seed 004's coarse
+      labels) when the classifier has one (``num_aux_classes > 0``), else None.
   """
 
   logits: Array
   features: Array
+  aux_logits: Array | None = None
 
 
 def pool_features(hidden_states: Array, attention_mask: Array, pooling: str = "cls") -> Array:

@@ -32,6 +32,12 @@ LR_SCHEDULES = ("linear", "constant")
 PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
+# Seed 004's auxiliary tasks (= lcl_jax.data.goemotions.COARSE_GROUPINGS, plus "none") and
+# the schedules of T in L = T * L_main + (1 - T) * L_aux (lcl_jax.train.objectives.aux_weight).
+AUX_TASKS = ("none", "ekman", "sentiment")
+AUX_SCHEDULES = ("linear", "cosine")
+# The datasets the auxiliary tasks are defined for (the 28 GoEmotions labels, multi-hot).
+AUX_DATASETS = ("goemotions_multilabel",)
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -182,6 +188,15 @@ class TrainConfig:
   # passes); 'default' lets the backend choose (faster). No effect on CPU.
   matmul_precision: str = "highest"
 
+  # Seed 004's auxiliary task (issue 10): a second head on Φ's encoder (hard parameter
+  # sharing) predicting the coarse 'ekman' or 'sentiment' groups (+ neutral, multi-hot,
+  # BCE); the loss is T * L_main + (1 - T) * L_aux with T going from `aux_weight_start`
+  # (first step) to `aux_weight_end` (last step of --epochs) along `aux_schedule`.
+  aux_task: str = "none"
+  aux_weight_start: float = 0.8
+  aux_weight_end: float = 1.0
+  aux_schedule: str = "linear"
+
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
 
@@ -324,6 +339,28 @@ class TrainConfig:
       raise bad("early_stopping_on", "must be 'metric' or 'loss'")
     self._validate_scale_fields(bad)
     self._validate_fidelity_options(bad)
+    self._validate_aux_fields(bad)
+
+  def _validate_aux_fields(self, bad) -> None:
+    """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
+    if self.aux_task not in AUX_TASKS:
+      raise bad("aux_task", f"must be one of {AUX_TASKS}")
+    if self.aux_schedule not in AUX_SCHEDULES:
+      raise bad("aux_schedule", f"must be one of {AUX_SCHEDULES}")
+    for name in ("aux_weight_start", "aux_weight_end"):
+      value = getattr(self, name)
+      if not _is_real(value) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise bad(name, "must be a finite number in [0, 1] (T, the main task's weight)")
+    if self.aux_weight_end < self.aux_weight_start:
+      raise bad("aux_weight_end", f"must be >= --aux_weight_start={self.aux_weight_start} "
+                "(T grows over training: the auxiliary loss weighs most at first)")
+    if self.aux_task != "none":
+      if self.dataset not in AUX_DATASETS:
+        raise bad("aux_task", f"the coarse labelings are defined for the 28 GoEmotions "
+                  f"labels only (--dataset in {AUX_DATASETS}), not --dataset={self.dataset}")
+      if self.encoder in BASELINE_ENCODERS:
+        raise bad("aux_task", f"the auxiliary head needs a transformer encoder, not the "
+                  f"{self.encoder} baseline")
 
   def _validate_scale_fields(self, bad) -> None:
     """The issue-12 block: contrastive implementation and matmul precision."""

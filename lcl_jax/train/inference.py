@@ -38,9 +38,12 @@ NETWORKS = ("primary", "weighting")
 _OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
 
 
-def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
   """The run's classifier modules and their params' shapes, from the encoders' config.json
-  alone (the pretrained weights are not read: the best params replace them)."""
+  alone (the pretrained weights are not read: the best params replace them). A run with
+  an auxiliary task (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use
+  the main head only."""
   # pylint: disable=g-import-not-at-top
   from lcl_jax import models
   from lcl_jax.models import pretrained
@@ -62,7 +65,8 @@ def _network_shapes(cfg: TrainConfig, num_classes: int) -> tuple[dict[str, Any],
   for name, (head, encoder) in heads.items():
     directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
-    options = {"feature_pooling": cfg.feature_pooling} if name == "primary" else {}
+    options = ({"feature_pooling": cfg.feature_pooling, "num_aux_classes": num_aux_classes}
+               if name == "primary" else {})
     head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
     modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
     shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
@@ -178,7 +182,8 @@ class Predictor:
     from lcl_jax.train.data_pipeline import resolve_checkpoint  # pylint: disable=g-import-not-at-top
     from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
 
-    modules, like = _network_shapes(cfg, num_classes)
+    modules, like = _network_shapes(cfg, num_classes,
+                                    len(dataset.get("aux_label_names") or ()))
     try:
       best, _ = checkpoint_lib.restore_best_params(run_dir, like)
     except FileNotFoundError as e:

@@ -13,6 +13,12 @@
 Multi-label datasets use the same objectives with sigmoid BCE and the multi-label
 contrastive losses (`multilabel=True`).
 
+Auxiliary task (seed 004, Section 3.2; `TrainConfig.aux_task`): Φ carries a second head
+on its encoder (`aux_logits` [R, G], coarse GoEmotions groups) and any objective above
+becomes L = T * L_main + (1 - T) * L_aux, L_main the objective's loss, L_aux the sigmoid
+BCE of the auxiliary head (mean over valid rows and groups, the rows of L_main: views
+included), T = `aux_weight(step)` growing from `aux_weight_start` to `aux_weight_end`.
+
 Rows: LCL trains on paired batches (K texts + K augmented views), as the release's
 `train.py`; its classification terms cover all 2K rows. The release has no baseline
 script of its own: the CE/SCL `train_baseline.py` that also trains on the paired
@@ -25,7 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Mapping
+import math
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -74,6 +81,7 @@ def build_networks(
     feature_pooling: str = "cls",
     tokenizer: Any = None,
     glove_path: str | None = None,
+    num_aux_classes: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
 
@@ -89,6 +97,8 @@ def build_networks(
   encoder name (bilstm, gru, rnn, charcnn; `lcl_jax.models.baselines`) builds that
   network freshly initialised instead, its vocabulary from `tokenizer` (the data
   pipeline's) and, for the word models, its embeddings from `glove_path` if given.
+  `num_aux_classes` G > 0 gives Φ the auxiliary head (params `aux_head`; transformer
+  encoders only).
   """
   from lcl_jax import models  # Heavy import kept out of module import time.
   from lcl_jax.models import baselines
@@ -108,6 +118,8 @@ def build_networks(
   primary_rng, weighting_rng = jax.random.split(rng)
   modules, params = {}, {}
   if baselines.is_baseline(encoder):
+    if num_aux_classes:
+      raise ValueError(f"the auxiliary head needs a transformer encoder, not {encoder}")
     modules["primary"], params["primary"] = build_baseline(encoder, primary_rng)
     if spec.uses_weighting_network:
       modules["weighting"], params["weighting"] = build_baseline(weighting_encoder,
@@ -120,7 +132,7 @@ def build_networks(
   modules["primary"], params["primary"] = models.build_classifier(
       primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
       dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout,
-      feature_pooling=feature_pooling)
+      feature_pooling=feature_pooling, num_aux_classes=num_aux_classes)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
@@ -140,8 +152,9 @@ def forward(
 ) -> dict[str, jax.Array]:
   """Runs every network on the batch rows.
 
-  Returns `logits` [R, C] and `features` [R, H] of Φ, and `weight_logits` [R, C]
-  of Ψ when the objective has one.
+  Returns `logits` [R, C] and `features` [R, H] of Φ, `aux_logits` [R, G] of Φ's
+  auxiliary head when it has one, and `weight_logits` [R, C] of Ψ when the objective
+  has one.
   """
   outputs = {}
   for index, name in enumerate(sorted(modules)):
@@ -153,6 +166,8 @@ def forward(
         batch.get("token_type_ids"), deterministic=deterministic, rngs=rngs)
     if name == "primary":
       outputs["logits"], outputs["features"] = out.logits, out.features
+      if getattr(out, "aux_logits", None) is not None:
+        outputs["aux_logits"] = out.aux_logits
     else:
       outputs["weight_logits"] = out.logits
   return outputs
@@ -168,11 +183,69 @@ def loss_from_outputs(
     temperature: float,
     multilabel: bool,
     contrastive: Any = None,
+    aux_labels: jax.Array | None = None,
+    aux_weight: jax.Array | float | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The objective's scalar loss and its components, over all valid rows.
 
   `contrastive`: None (dense) or a `lcl_jax.tiled_losses.Contrastive` (tiled / ring).
+  With `aux_labels` (int [R, G] multi-hot; `outputs` then hold `aux_logits` [R, G]) and
+  `aux_weight` T (a scalar in [0, 1]), the loss is T * L_main + (1 - T) * L_aux (seed
+  004's Eq. 1), L_aux the sigmoid BCE of the auxiliary head; the components then add
+  `main_loss`, `aux_loss` and `aux_weight`.
   """
+  main, components = _main_loss(spec, outputs, labels, valid, alpha=alpha,
+                                temperature=temperature, multilabel=multilabel,
+                                contrastive=contrastive)
+  if aux_labels is None:
+    return main, components
+  if aux_weight is None or "aux_logits" not in outputs:
+    raise ValueError("aux_labels need outputs['aux_logits'] (a network built with "
+                     "num_aux_classes) and an aux_weight")
+  aux = losses.sigmoid_binary_cross_entropy(outputs["aux_logits"], aux_labels, valid=valid)
+  weight = jnp.asarray(aux_weight, main.dtype)
+  total = weight * main + (1.0 - weight) * aux.astype(main.dtype)
+  return total, {**components, "main_loss": main, "aux_loss": aux, "aux_weight": weight,
+                 "total": total}
+
+
+def aux_weight(step: jax.Array | int, *, start: float, end: float, total_steps: int,
+               schedule: str = "linear") -> jax.Array:
+  """T of seed 004's Eq. 1 for the update that starts from `step` (0-based: the state's
+  update count), float32.
+
+  T(0) = `start`, T(total_steps - 1) = `end` and T = `end` after (e.g. the stage 2 of
+  two-stage training); in between `schedule` 'linear' ((1 - f) * start + f * end,
+  f = step / (total_steps - 1)) or 'cosine' (f replaced by the half-cosine ramp
+  (1 - cos(pi f)) / 2: flat at both ends, so the auxiliary task keeps its weight longer
+  at first). One step (total_steps = 1): T = `start`. Works under jit (`step` traced).
+
+  Raises:
+    ValueError: total_steps < 1 or an unknown schedule.
+  """
+  if total_steps < 1:
+    raise ValueError(f"total_steps={total_steps} must be >= 1")
+  if schedule not in ("linear", "cosine"):
+    raise ValueError(f"schedule={schedule!r}; expected 'linear' or 'cosine'")
+  fraction = jnp.clip(jnp.asarray(step, jnp.float32) / max(total_steps - 1, 1), 0.0, 1.0)
+  if total_steps == 1:
+    fraction = jnp.zeros_like(fraction)
+  if schedule == "cosine":
+    fraction = (1.0 - jnp.cos(math.pi * fraction)) / 2.0
+  # (1 - f) * start + f * end: exactly `start` at f = 0 and `end` at f = 1.
+  return ((1.0 - fraction) * start + fraction * end).astype(jnp.float32)
+
+
+def aux_weight_schedule(start: float, end: float, total_steps: int,
+                        schedule: str = "linear") -> Callable[[jax.Array], jax.Array]:
+  """`step -> aux_weight(step, ...)` with the settings bound (for the train step)."""
+  aux_weight(0, start=start, end=end, total_steps=total_steps, schedule=schedule)  # checks
+  return lambda step: aux_weight(step, start=start, end=end, total_steps=total_steps,
+                                 schedule=schedule)
+
+
+def _main_loss(spec, outputs, labels, valid, *, alpha, temperature, multilabel, contrastive):
+  """The objective's own loss (L_main) and components."""
   if spec.loss == "ce":
     return losses.ce_objective(outputs["logits"], labels, valid=valid, multilabel=multilabel)
   if spec.loss == "scl":

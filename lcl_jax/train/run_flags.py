@@ -111,6 +111,18 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_enum("head_init", "normal_0.02", list(config.HEAD_INITS),
                     "Init of the primary network's head layers: 'normal_0.02' or "
                     "'torch_default' (torch.nn.Linear's default, as the release).")
+  # Seed 004's auxiliary task (issue 10).
+  flags.DEFINE_enum("aux_task", "none", list(config.AUX_TASKS),
+                    "GoEmotions-28 only: a second head on the encoder predicting the coarse "
+                    "groups (+ neutral) of the release's ekman_mapping.json / "
+                    "sentiment_dict.json; loss T * L_main + (1 - T) * L_aux.")
+  flags.DEFINE_float("aux_weight_start", 0.8, "T (the main loss's weight) at the first step "
+                     "(seed 004: 0.8).")
+  flags.DEFINE_float("aux_weight_end", 1.0, "T at the last step of --epochs (>= "
+                     "--aux_weight_start; equal values keep T constant).")
+  flags.DEFINE_enum("aux_schedule", "linear", list(config.AUX_SCHEDULES),
+                    "How T moves from start to end: linear in the step, or a half-cosine "
+                    "ramp (flat at both ends).")
 
 
 def _length_buckets(values: Any) -> tuple[int, ...]:
@@ -166,6 +178,8 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       head_learning_rate=value("head_learning_rate"), threshold_fit=value("threshold_fit"),
       concat_expansion=int(value("concat_expansion")),
       keep_checkpoints=value("keep_checkpoints"),
+      aux_task=value("aux_task"), aux_weight_start=float(value("aux_weight_start")),
+      aux_weight_end=float(value("aux_weight_end")), aux_schedule=value("aux_schedule"),
   )
   fields.update(overrides)
   return TrainConfig(**fields)

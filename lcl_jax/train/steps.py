@@ -55,6 +55,7 @@ def make_train_step(
     stage2_optimizer: optax.GradientTransformation | None = None,
     stage2_start_step: int | None = None,
     contrastive: Any = None,
+    aux_weight: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
@@ -69,27 +70,36 @@ def make_train_step(
   (built with `freeze_encoders=True`) updates the heads and every network's
   'encoder' params are carried over unchanged (bit for bit); before it, `optimizer`
   updates everything. Each optimiser's state advances only in its own stage.
+
+  Auxiliary task (seed 004): with `aux_weight` (`objectives.aux_weight_schedule`), the
+  batch must carry `aux_labels` [R, G] and the loss is T * L_main + (1 - T) * L_aux with
+  T = aux_weight(state['step']): T follows the state's update count, so a resumed run
+  uses exactly the T an uninterrupted one would.
   """
   if (stage2_optimizer is None) != (stage2_start_step is None):
     raise ValueError("stage2_optimizer and stage2_start_step go together")
 
-  def loss_fn(params, batch, key):
+  def loss_fn(params, batch, key, weight):
     outputs = objectives.forward(modules, params, batch, dropout_key=key,
                                  deterministic=not use_dropout)
     labels, valid = batch["labels"], batch["valid"]
+    aux_labels = batch["aux_labels"] if weight is not None else None
     if axis_name is not None:
       gather = lambda x: jax.lax.all_gather(x, axis_name, axis=0, tiled=True)
-      outputs, labels, valid = jax.tree.map(gather, (outputs, labels, valid))
+      outputs, labels, valid, aux_labels = jax.tree.map(
+          gather, (outputs, labels, valid, aux_labels))
     return objectives.loss_from_outputs(
         spec, outputs, labels, valid, alpha=alpha, temperature=temperature,
-        multilabel=multilabel, contrastive=contrastive)
+        multilabel=multilabel, contrastive=contrastive, aux_labels=aux_labels,
+        aux_weight=weight)
 
   def train_step(state, batch):
     key = jax.random.fold_in(dropout_key, state["step"])
     if axis_name is not None:
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    weight = aux_weight(state["step"]) if aux_weight is not None else None
     (loss, components), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["params"], batch, key)
+        state["params"], batch, key, weight)
     if axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
     if stage2_optimizer is None:
@@ -132,14 +142,15 @@ def make_eval_step(
     *,
     with_features: bool = False,
 ) -> Callable[[Any, Mapping[str, jax.Array]], dict[str, jax.Array]]:
-  """Returns `eval_step(params, batch) -> {'logits'[, 'weight_logits'], 'example_index'}`.
+  """Returns `eval_step(params, batch) -> {'logits'[, 'weight_logits'][, 'aux_logits'],
+  'example_index'}` (`aux_logits` [R, G]: Φ's auxiliary head, when it has one).
 
   Logits are float32; `example_index` is passed through so that the rows of every
   device and host can be put back in dataset order after gathering. With
   `with_features`, also Φ's last-layer [CLS] vectors `features` [R, H] float32 (for
   the t-SNE figures of the multi-label studies).
   """
-  names = ("logits", "weight_logits") + (("features",) if with_features else ())
+  names = ("logits", "weight_logits", "aux_logits") + (("features",) if with_features else ())
 
   def eval_step(params, batch):
     outputs = objectives.forward(modules, params, batch, dropout_key=None, deterministic=True)

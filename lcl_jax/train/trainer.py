@@ -375,7 +375,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       head_init=cfg.head_init,
       primary_head=cfg.head if spec.primary_head == "paper" else None,
       classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
-      tokenizer=data.tokenizer, glove_path=cfg.glove_path)
+      tokenizer=data.tokenizer, glove_path=cfg.glove_path,
+      num_aux_classes=len(data.aux_label_names))
   steps_per_epoch = data.steps_per_epoch
   total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
   stage1_steps = steps_per_epoch * cfg.epochs
@@ -417,7 +418,10 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       multilabel=multilabel, dropout_key=dropout_key, axis_name=dp.axis_name,
       stage2_optimizer=stage2_optimizer,
       stage2_start_step=stage1_steps if stage2_optimizer is not None else None,
-      contrastive=contrastive)))
+      contrastive=contrastive,
+      aux_weight=objectives.aux_weight_schedule(
+          cfg.aux_weight_start, cfg.aux_weight_end, stage1_steps, cfg.aux_schedule)
+      if data.aux_label_names else None)))
   eval_step = _with_precision(cfg.matmul_precision, dp.compile_eval_step(
       steps.make_eval_step(modules, with_features=cfg.save_features)))
 
@@ -436,6 +440,8 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
 
   outputs = _Outputs(workdir, enabled=is_main, start_step=start_step)
   selection = _selection_metric(multilabel)
+  # The auxiliary head's decision threshold: the global one (the mean of per-class ones).
+  aux_threshold = float(np.mean(thresholds))
   shapes_seen: set[tuple] = set()
   throughput = {"rows": 0, "seconds": 0.0}
   pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
@@ -481,6 +487,13 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     arrays: dict[str, np.ndarray] = {"labels": split.labels}
     if "features" in outputs:  # Φ's [CLS] vectors, saved with the predictions
       arrays["features"] = outputs.pop("features")
+    aux_logits = outputs.pop("aux_logits", None)
+    if aux_logits is not None:  # seed 004's auxiliary head: metrics under "aux"
+      probs = probabilities(aux_logits, True)
+      result_metrics["aux"], predictions = split_metrics(
+          split.aux_labels, probs, multilabel=True, thresholds=aux_threshold)
+      arrays.update(aux_labels=split.aux_labels, aux_probabilities=probs.astype(np.float32),
+                    aux_predictions=predictions)
     for name, values in outputs.items():
       probs = probabilities(values, multilabel)
       m, predictions = split_metrics(split.labels, probs, multilabel=multilabel,
@@ -627,8 +640,9 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       "best_epoch": progress["best_epoch"],
       "epochs_trained": len(progress["history"]),
       "stopped_early": progress["stopped_early"],
-      "validation": best["validation"],
-      "test": best["test"],
+      # Main-task metrics; the auxiliary head's (if any) go under results["aux"].
+      "validation": {k: v for k, v in best["validation"].items() if k != "aux"},
+      "test": {k: v for k, v in best["test"].items() if k != "aux"},
       "history": progress["history"],
       "steps": step,
       "sequences_per_second": (throughput["rows"] / throughput["seconds"]
@@ -638,6 +652,12 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
   }
+  if data.aux_label_names:
+    results["aux"] = {"task": cfg.aux_task, "label_names": list(data.aux_label_names),
+                      "threshold": aux_threshold,
+                      "weight": {"start": cfg.aux_weight_start, "end": cfg.aux_weight_end,
+                                 "schedule": cfg.aux_schedule, "steps": stage1_steps},
+                      "validation": best["validation"]["aux"], "test": best["test"]["aux"]}
   if cfg.head_epochs:
     results["two_stage"] = {"stage1_epochs": cfg.epochs, "stage2_epochs": cfg.head_epochs,
                             "stage2_learning_rate": cfg.head_learning_rate or cfg.learning_rate,
