@@ -79,6 +79,7 @@ def test_rows_carry_the_documents_table2_and_presets():
   assert fields["texts_per_batch"] == 16 and fields["learning_rate"] == 5e-5
   assert fields["thresholds"] == 0.3 and fields["epochs"] == 10
   assert fields["label_embeddings"] is True and fields["label_text_tokens"] == 50
+  assert fields["head"] == "paper"  # the label-attention head replaces the baseline's
   assert fields["aux_task"] == "sentiment" and fields["aux_weight_start"] == 0.8
   assert fields["eval_every_steps"] == 1000 and fields["baseline_views"] == "texts"
   baseline = methods.row_fields(methods.ROWS["baseline_4"], explicit={"epochs", "thresholds"},

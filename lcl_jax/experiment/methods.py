@@ -80,7 +80,8 @@ class Row:
 
 _AUX_SENTI = {"aux_task": "sentiment"}
 _AUX_EKMAN = {"aux_task": "ekman"}
-_LABEL_EMB = {"label_embeddings": True}
+# The label-attention head replaces Φ's head (TrainConfig refuses another --head).
+_LABEL_EMB = {"label_embeddings": True, "head": "paper", "classifier_dropout": None}
 
 
 def _rows() -> list[Row]:
