@@ -417,6 +417,14 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
   return buf.getvalue()
 
 
+def _save(fig, out_dir: pathlib.Path, name: str, header: Sequence[str],
+          rows: Sequence[Sequence[Any]], *, dpi: int = 110) -> None:
+  """`<name>.png` from `fig` (closed) and `<name>.csv` from `header` + `rows`."""
+  fig.savefig(out_dir / f"{name}.png", dpi=dpi)
+  _pyplot().close(fig)
+  report_lib.write_text_atomic(out_dir / f"{name}.csv", _csv(header, rows))
+
+
 def _pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -449,11 +457,8 @@ def figure3_per_class_f1(out_dir: pathlib.Path, by_row, label_names: Sequence[st
     ax.set_ylabel("test F1")
     ax.set_title(label_of(key), fontsize=9)
   fig.tight_layout()
-  fig.savefig(out_dir / "fig3_per_class_f1.png", dpi=110)
-  plt.close(fig)
-  report_lib.write_text_atomic(out_dir / "fig3_per_class_f1.csv", _csv(
-      ["index", "emotion"] + chosen,
-      [[i, n] + [f"{values[k][i]:.6f}" for k in chosen] for i, n in enumerate(label_names)]))
+  _save(fig, out_dir, "fig3_per_class_f1", ["index", "emotion"] + chosen,
+        [[i, n] + [f"{values[k][i]:.6f}" for k in chosen] for i, n in enumerate(label_names)])
   return ("![Fig. 3](figures/fig3_per_class_f1.png) per-class test F1 (threshold of the "
           "runs), `figures/fig3_per_class_f1.csv`")
 
@@ -491,12 +496,10 @@ def figure4_train_counts(out_dir: pathlib.Path, data_dir,
   ax.set_ylabel("training instances")
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(out_dir / "fig4_train_counts.png", dpi=110)
-  plt.close(fig)
-  header = ["index", "emotion", "train"] + (["runs_subset"] if subset is not None else [])
-  rows = [[i, n, int(full[i])] + ([int(subset[i])] if subset is not None else [])
-          for i, n in enumerate(names)]
-  report_lib.write_text_atomic(out_dir / "fig4_train_counts.csv", _csv(header, rows))
+  _save(fig, out_dir, "fig4_train_counts",
+        ["index", "emotion", "train"] + (["runs_subset"] if subset is not None else []),
+        [[i, n, int(full[i])] + ([int(subset[i])] if subset is not None else [])
+         for i, n in enumerate(names)])
   return ("![Fig. 4](figures/fig4_train_counts.png) training instances per class (log "
           "scale), `figures/fig4_train_counts.csv`")
 
@@ -518,11 +521,8 @@ def figure5_steps(out_dir: pathlib.Path, runs: Sequence[tuple[str, str, pathlib.
   ax.set_ylabel("test macro F1")
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(out_dir / "fig5_macro_f1_by_step.png", dpi=110)
-  plt.close(fig)
-  report_lib.write_text_atomic(out_dir / "fig5_macro_f1_by_step.csv", _csv(
-      ["row", "run", "step", "test_macro_f1"],
-      [[row, key, s, f"{v:.6f}"] for row, key, curve in curves for s, v in curve]))
+  _save(fig, out_dir, "fig5_macro_f1_by_step", ["row", "run", "step", "test_macro_f1"],
+        [[row, key, s, f"{v:.6f}"] for row, key, curve in curves for s, v in curve])
   return ("![Fig. 5](figures/fig5_macro_f1_by_step.png) test macro F1 every "
           "`--eval_every_steps` steps, `figures/fig5_macro_f1_by_step.csv`")
 
@@ -609,15 +609,13 @@ def _thumbnails(out_dir: pathlib.Path, name: str, maps: Mapping[str, Any], title
       if r == 0:
         ax.set_title(f"head {maps['heads'][c]}", fontsize=7)
   fig.suptitle(title, fontsize=9)
-  fig.savefig(out_dir / f"{name}.png", dpi=100)
-  plt.close(fig)
   tokens = maps["tokens"]
   received = probs.mean(axis=2)  # [layers, heads, T]: mean over queries
-  report_lib.write_text_atomic(out_dir / f"{name}.csv", _csv(
-      ["layer", "head", "key_index", "key_token", "mean_attention_received"],
-      [[layer, head, k, tokens[k], f"{received[r, c, k]:.6g}"]
-       for r, layer in enumerate(maps["layers"]) for c, head in enumerate(maps["heads"])
-       for k in range(len(tokens))]))
+  _save(fig, out_dir, name, ["layer", "head", "key_index", "key_token",
+                             "mean_attention_received"],
+        [[layer, head, k, tokens[k], f"{received[r, c, k]:.6g}"]
+         for r, layer in enumerate(maps["layers"]) for c, head in enumerate(maps["heads"])
+         for k in range(len(tokens))], dpi=100)
 
 
 def attention_figures(out_dir: pathlib.Path, specs: Sequence[sweep.RunSpec],
