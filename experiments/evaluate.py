@@ -13,15 +13,23 @@ precision/recall/F1 (scikit-learn) and the confusion matrix, for each network of
 
 The default --dataset/--split is the run's own test split, with the run's
 max_eval_examples subset if it had one: the numbers then equal the run's results.json.
+
+--embed_mix (train / paraphrase / t5, the trainer's flags of the same names) also
+evaluates Φ with seed 004's embedding mixing (lcl_jax.train.mixing); metrics.json then
+has "mixed" (the same entries as "networks", for Φ) and the candidates are written to
+<output_dir>/mixed_candidates.tsv (its split column: --split, or 'input' for --input).
+--embed_mix=train searches the run's training texts
+(its --max_train_examples subset; without --concat_expansion rows).
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import pathlib
 
 from absl import app, flags
 
 from lcl_jax.experiment import cli
+from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "A finished run directory or an --export_hf folder.")
@@ -40,6 +48,7 @@ flags.DEFINE_string("label_column", "label",
                     "names separated by commas).")
 flags.DEFINE_string("output_dir", None, "Where metrics.json and report.md go.")
 flags.DEFINE_integer("batch_size", None, "Texts per batch (default: the run's).", lower_bound=1)
+run_flags.define_embed_mix_flags()
 flags.mark_flag_as_required("run")
 
 
@@ -50,8 +59,17 @@ def main(argv):
     raise app.UsageError("give --dataset/--split or --input, not both")
   cli.setup_logging()
   from lcl_jax.experiment import use
-  from lcl_jax.train import inference
+  from lcl_jax.train import inference, mixing
+  from lcl_jax.train.config import TrainConfig
 
+  settings = mixing.MixSettings(
+      embed_mix=FLAGS.embed_mix, embed_mix_weight=FLAGS.embed_mix_weight,
+      embed_mix_similarity=FLAGS.embed_mix_similarity,
+      paraphrase_file=FLAGS.paraphrase_file, t5_checkpoint=FLAGS.t5_checkpoint)
+  try:
+    TrainConfig(**dataclasses.asdict(settings)).validate()
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   predictor = inference.Predictor.load(FLAGS.run, batch_size=FLAGS.batch_size)
   run = pathlib.Path(FLAGS.run)
   if FLAGS.input:
@@ -74,7 +92,21 @@ def main(argv):
                                multilabel=predictor.multilabel,
                                thresholds=predictor.thresholds),
   }
+  if settings.enabled:
+    try:
+      mixed = _mixed(settings, predictor, texts, "input" if FLAGS.input else FLAGS.split)
+    except (ValueError, ImportError) as e:  # a bad paraphrase file / T5 folder / no bert-score
+      raise app.UsageError(str(e)) from None
+    report["mixed"] = {**settings.describe(), **use.evaluate(
+        labels, {"primary": mixed.probabilities}, predictor.label_names,
+        multilabel=predictor.multilabel, thresholds=predictor.thresholds)}
   from lcl_jax.train.checkpoint import write_atomic, write_json_atomic
+  if settings.enabled:
+    mixing.write_candidates(output_dir / "mixed_candidates.tsv",
+                            "input" if FLAGS.input else FLAGS.split, texts,
+                            mixed.split.candidates,
+                            {} if mixed.split.similarity is None
+                            else {"similarity": mixed.split.similarity})
   write_json_atomic(output_dir / "metrics.json", report)
   markdown = use.evaluation_markdown(report)
   write_atomic(output_dir / "report.md", markdown)
@@ -82,7 +114,48 @@ def main(argv):
     shown = "  ".join(f"{k}={v:.4f}" if k == "loss" else f"{k}={100 * v:.2f}"
                       for k, v in entry["metrics"].items())
     print(f"{network}: {shown}")
+  if settings.enabled:
+    shown = "  ".join(f"{k}={v:.4f}" if k == "loss" else f"{k}={100 * v:.2f}"
+                      for k, v in report["mixed"]["primary"]["metrics"].items())
+    print(f"primary, embed_mix={settings.embed_mix} w={settings.embed_mix_weight:g}: {shown}")
   print(f"report: {output_dir / 'report.md'}\nmetrics: {output_dir / 'metrics.json'}")
+
+
+@dataclasses.dataclass
+class _Mixed:
+  split: object
+  probabilities: object
+
+
+def _mixed(settings, predictor, texts, name):
+  """Φ's embedding-mixed probabilities of `texts` (lcl_jax.train.mixing)."""
+  from lcl_jax import data as data_lib
+  from lcl_jax.models import pretrained
+  from lcl_jax.train import data_pipeline, mixing, trainer
+
+  mixing.check_settings(settings, {name: texts})
+  info = predictor.info
+  train_texts = None
+  if settings.embed_mix == "train":
+    if not info.get("dataset"):
+      raise app.UsageError("--embed_mix=train needs the run's training texts; this model "
+                           "does not record its dataset")
+    train = data_lib.load_split(info["dataset"], "train", data_dir=FLAGS.data_dir
+                                or info.get("data_dir"), classes=info.get("classes"))
+    train_texts = list(data_pipeline.fixed_subset(train, info.get("max_train_examples")).texts)
+  mixer = predictor.mixer()
+  bertscore_model = None
+  if settings.embed_mix_similarity == "bertscore":
+    encoder = info.get("encoder")
+    if not encoder:
+      raise app.UsageError("--embed_mix_similarity=bertscore needs the run's encoder")
+    bertscore_model = str(pretrained.resolve_checkpoint_dir(
+        data_pipeline.resolve_checkpoint(encoder)))
+  split = mixing.mixed_splits(settings, mixer, {name: texts}, train_texts=train_texts,
+                              bertscore_model=bertscore_model,
+                              bertscore_layers=mixer.module.config.num_hidden_layers,
+                              max_length=predictor.max_length)[name]
+  return _Mixed(split, trainer.probabilities(split.logits, predictor.multilabel))
 
 
 def _dataset_split(predictor):

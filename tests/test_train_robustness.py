@@ -106,6 +106,11 @@ _BAD_VALUES = {
     "aux_weight_start": [1.5, float("nan"), -0.1],
     "aux_weight_end": [1.2, 0.5],  # 0.5 < the default start 0.8: T must not decrease
     "aux_schedule": ["exponential"],
+    "embed_mix": ["knn"],
+    "embed_mix_weight": [1.5, -0.1, float("nan"), "0.9"],
+    "embed_mix_similarity": ["jaccard"],
+    "paraphrase_file": ["/no/such/paraphrases.tsv", ""],
+    "t5_checkpoint": ["/no/such/t5"],
 }
 
 

@@ -262,4 +262,91 @@ def evaluation_markdown(report: dict[str, Any]) -> str:
           ["true \\ predicted", *label_names],
           [[name, *map(str, row)] for name, row in zip(label_names,
                                                        entry["confusion_matrix"])]), ""]
+  mixed = report.get("mixed")
+  if mixed:
+    options = ", ".join(f"{k}={v}" for k, v in mixed.items()
+                        if k != "primary" and v is not None)
+    out += [f"## primary with embedding mixing ({options})", "",
+            "Seed 004 Section 3.4: Φ's [CLS] vector mixed with its candidate's before the "
+            "head; candidates in mixed_candidates.tsv.", "",
+            _table(["metric", "value"], [
+                [k.replace("_", " ") + (" (nats)" if k == "loss" else ""),
+                 f"{v:.4f}" if k == "loss" else f"{100 * v:.2f}"]
+                for k, v in mixed["primary"]["metrics"].items()]), ""]
   return "\n".join(out)
+
+
+# --------------------------------------------------------------------- attention maps
+
+
+def _indices(values: Sequence[int], size: int, what: str) -> list[int]:
+  out = []
+  for value in values:
+    if not isinstance(value, (int, np.integer)) or not -size <= value < size:
+      raise ValueError(f"{what} {value!r} is out of range: the encoder has {size} "
+                       f"(0-based; negative counts from the end)")
+    out.append(int(value) % size)
+  if not out:
+    raise ValueError(f"no {what}s chosen")
+  return out
+
+
+def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[int],
+                   heads: Sequence[int], output: str | pathlib.Path | None = None,
+                   network: str = "primary") -> dict[str, Any]:
+  """Attention probabilities of one text under a run's best checkpoint (seed 004 Figs 6-8).
+
+  Loads the best-validation params of a finished run (or an --export_hf folder) with
+  `inference.Predictor.load`, tokenises ``text`` as the run did (its max_length, special
+  tokens, no padding) and runs the network's encoder through the explicit-softmax
+  attention path (`models.encoder.attention_probabilities`).
+
+  Args:
+    workdir: the run directory (``<workdir>/<objective>/seed<k>``) or an export folder.
+    text: the example.
+    layers, heads: 0-based indices (negative: from the end) of the panels.
+    output: a ``.png`` path: also draw `plots.plot_attention_map` there (and its
+      ``.csv``); None: no files.
+    network: ``"primary"`` (Φ) or ``"weighting"`` (Ψ of an LCL run).
+
+  Returns:
+    ``{'tokens': [T] str, 'layers': [...], 'heads': [...], 'probabilities': float32
+    [len(layers), len(heads), T, T] (rows: queries, columns: keys; each row sums to 1),
+    'files': {'png', 'csv'} (with ``output``)}``.
+
+  Raises:
+    inference.RunNotUsableError: not a finished run or export.
+    ValueError: an empty text, an unknown network, or a layer/head out of range.
+  """
+  # pylint: disable=g-import-not-at-top
+  from lcl_jax.models.encoder import attention_probabilities
+  from lcl_jax.train import inference, plots
+
+  if not isinstance(text, str) or not text.strip():
+    raise ValueError("attention_maps: the text is empty")
+  predictor = inference.Predictor.load(workdir)
+  if network not in predictor.modules:
+    raise ValueError(f"network {network!r} is not in {predictor.source} (it has "
+                     f"{list(predictor.networks)})")
+  module = predictor.modules[network]
+  config = module.config
+  layer_ids = _indices(layers, config.num_hidden_layers, "layer")
+  head_ids = _indices(heads, config.num_attention_heads, "head")
+  encoded = predictor.tokenizer([text], truncation=True, max_length=predictor.max_length,
+                                return_tensors="np")
+  ids = np.asarray(encoded["input_ids"], np.int32)
+  mask = np.asarray(encoded["attention_mask"], np.int32)
+  types = encoded.get("token_type_ids")
+  types = None if types is None else np.asarray(types, np.int32)
+  _, probs = attention_probabilities(module.build_encoder(),
+                                     predictor.params[network]["encoder"], ids, mask, types)
+  probs = np.asarray(probs)[:, 0]  # [L, heads, T, T]
+  chosen = probs[np.asarray(layer_ids)][:, np.asarray(head_ids)]
+  tokens = predictor.tokenizer.convert_ids_to_tokens(ids[0].tolist())
+  out: dict[str, Any] = {"tokens": list(tokens), "layers": layer_ids, "heads": head_ids,
+                         "probabilities": chosen.astype(np.float32)}
+  if output is not None:
+    out["files"] = plots.plot_attention_map(
+        chosen, tokens, output, layers=layer_ids, heads=head_ids,
+        title=f"{network}, {predictor.source.name}")
+  return out

@@ -68,6 +68,37 @@ class HeadPart(NamedTuple):
   pretrained: bool = False
 
 
+def mix_cls_states(hidden_states: Array, candidate_cls: Array, weight: Array | float) -> Array:
+  """Seed 004's embedding mixing (Section 3.4): the [CLS] state becomes
+  ``w * h_test + (1 - w) * h_candidate``; the other positions are unchanged.
+
+  Args:
+    hidden_states: ``[B, T, H]`` last hidden states of the test rows (any float dtype).
+    candidate_cls: ``[B, H]`` the candidates' last-layer [CLS] states (float32), or
+      ``[B, P, H]``: the first P positions are mixed (a head that reads more than
+      [CLS], see `_EncoderClassifier.mixed_positions`).
+    weight: w, a scalar or ``[B]`` (per row), in [0, 1].
+
+  Returns:
+    ``[B, T, H]`` in the dtype of ``hidden_states``; the mix is computed in float32,
+    so ``w = 1`` (finite candidates) and a candidate equal to the row's own [CLS]
+    state give back ``hidden_states`` bit for bit.
+  """
+  hidden_states, candidate_cls = jnp.asarray(hidden_states), jnp.asarray(candidate_cls)
+  batch, _, width = hidden_states.shape
+  candidate = candidate_cls[:, None] if candidate_cls.ndim == 2 else candidate_cls
+  positions = candidate.shape[1] if candidate.ndim == 3 else -1
+  if candidate.ndim != 3 or candidate.shape[0] != batch or candidate.shape[2] != width or not (
+      1 <= positions <= hidden_states.shape[1]):
+    raise ValueError(f"candidate states {candidate_cls.shape}; expected {(batch, width)} or "
+                     f"{(batch, 'P', width)} with P <= {hidden_states.shape[1]}")
+  w = jnp.asarray(weight, jnp.float32)
+  w = w[:, None, None] if w.ndim == 1 else w
+  own = hidden_states[:, :positions].astype(jnp.float32)
+  mixed = w * own + (1.0 - w) * candidate.astype(jnp.float32)
+  return hidden_states.at[:, :positions].set(mixed.astype(hidden_states.dtype))
+
+
 class _EncoderClassifier(nn.Module):
   """Shared fields and forward pass: encoder -> head, features = last-layer [CLS].
 
@@ -125,18 +156,41 @@ class _EncoderClassifier(nn.Module):
                            dropout_rate=self.head_dropout_rate(), init_scheme=self.head_init,
                            dtype=self.dtype, name=name)
 
+  @nn.nowrap
+  def mixed_positions(self) -> int:
+    """How many leading positions embedding mixing mixes: the ones the head reads
+    ([CLS] alone here; a head reading a label block overrides this)."""
+    return 1
+
+  @nn.nowrap
+  def build_encoder(self, *, name: str | None = None) -> TransformerEncoder:
+    """The encoder module (its params are ``params['encoder']``); unbound outside ``apply``
+    (embedding mixing encodes the candidates with it, attention maps read it)."""
+    return TransformerEncoder(self.config, dtype=self.dtype, remat=self.remat,
+                              attention_implementation=self.attention_implementation,
+                              name=name)
+
   @nn.compact
   def __call__(self, input_ids: Array, attention_mask: Array,
                token_type_ids: Array | None = None, *,
-               deterministic: bool = True) -> ClassifierOutput:
-    """Logits and [CLS] features of a batch (see the module docstring)."""
+               deterministic: bool = True, mix_cls: Array | None = None,
+               mix_weight: Array | float | None = None) -> ClassifierOutput:
+    """Logits and [CLS] features of a batch (see the module docstring).
+
+    ``mix_cls`` ``[B, H]`` (float32, the candidates' [CLS] states from `build_encoder`)
+    with ``mix_weight`` w (scalar or ``[B]``) mixes the [CLS] state the head reads
+    (`mix_cls_states`, seed 004's embedding mixing); ``features`` stay unmixed.
+    """
     if self.num_classes < 1:
       raise ValueError(f"num_classes must be positive, got {self.num_classes}")
-    hidden = TransformerEncoder(self.config, dtype=self.dtype, remat=self.remat,
-                                attention_implementation=self.attention_implementation,
-                                name="encoder")(input_ids, attention_mask, token_type_ids,
+    hidden = self.build_encoder(name="encoder")(input_ids, attention_mask, token_type_ids,
                                                 deterministic=deterministic)
-    logits = self.build_head(name="head")(hidden, deterministic=deterministic)
+    head_input = hidden
+    if mix_cls is not None:
+      if mix_weight is None:
+        raise ValueError("mix_cls needs mix_weight")
+      head_input = mix_cls_states(hidden, mix_cls, mix_weight)
+    logits = self.build_head(name="head")(head_input, deterministic=deterministic)
     features = pool_features(hidden, attention_mask, self.feature_pooling)
     aux_logits = None
     if self.num_aux_classes:

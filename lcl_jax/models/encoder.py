@@ -82,11 +82,13 @@ def _large_negative(dtype: DType) -> Array:
 
 def softmax_attention(query: Array, key: Array, value: Array, key_mask: Array, *,
                       dropout_rate: float = 0.0,
-                      dropout_rng: Array | None = None) -> Array:
+                      dropout_rng: Array | None = None,
+                      return_probs: bool = False) -> Array | tuple[Array, Array]:
   """Explicit scaled dot-product attention with dropout on the probabilities.
 
   The reference path used for training with attention dropout (the fused
-  `jax.nn.dot_product_attention` has no dropout).
+  `jax.nn.dot_product_attention` has no dropout), and for returning the attention
+  probabilities (seed 004's Figures 6-8).
 
   Args:
     query, key, value: ``[B, T, N, D]`` (same dtype).
@@ -94,21 +96,27 @@ def softmax_attention(query: Array, key: Array, value: Array, key_mask: Array, *
     dropout_rate: probability of zeroing an attention probability (the kept
       ones are scaled by 1 / (1 - rate), as torch.nn.Dropout).
     dropout_rng: PRNG key; required when ``dropout_rate > 0``.
+    return_probs: also return the attention probabilities before dropout, float32
+      ``[B, N, T, S]`` (query t, key s); each row sums to 1 over the unmasked keys
+      and masked keys get exactly 0 (exp underflows).
 
   Returns:
-    ``[B, T, N, D]`` in the dtype of ``query``.
+    ``[B, T, N, D]`` in the dtype of ``query`` (with ``return_probs``: and the
+    probabilities).
   """
   head_dim = query.shape[-1]
   logits = jnp.einsum("btnd,bsnd->bnts", query, key, preferred_element_type=jnp.float32)
   logits = logits * jnp.float32(1.0 / math.sqrt(head_dim))
   logits = jnp.where(key_mask[:, None, None, :], logits, _large_negative(jnp.float32))
   probs = jax.nn.softmax(logits, axis=-1)  # NOTE: float32 softmax.
+  attention = probs
   if dropout_rate > 0.0:
     if dropout_rng is None:
       raise ValueError("softmax_attention: dropout_rate > 0 needs a dropout_rng")
     keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
     probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
-  return jnp.einsum("bnts,bsnd->btnd", probs.astype(value.dtype), value)
+  context = jnp.einsum("bnts,bsnd->btnd", probs.astype(value.dtype), value)
+  return (context, attention) if return_probs else context
 
 
 def resolve_attention_implementation(requested: str | None, dtype: DType,
@@ -209,11 +217,17 @@ class Embeddings(nn.Module):
 
 
 class SelfAttention(nn.Module):
-  """Multi-head self-attention projections and attention (HF ``attention.self``)."""
+  """Multi-head self-attention projections and attention (HF ``attention.self``).
+
+  With ``output_attentions`` the explicit-softmax path runs (also at evaluation) and
+  its probabilities ``[B, N, T, S]`` float32 are sown into the ``intermediates``
+  collection as ``attention_probs`` (apply with ``mutable=['intermediates']``).
+  """
 
   config: EncoderConfig
   dtype: DType = jnp.float32
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, hidden: Array, key_mask: Array, deterministic: bool) -> Array:
@@ -227,7 +241,13 @@ class SelfAttention(nn.Module):
 
     query, key, value = project("query"), project("key"), project("value")
     rate = config.attention_probs_dropout_prob
-    if not deterministic and rate > 0.0:
+    if self.output_attentions:
+      dropout = not deterministic and rate > 0.0
+      context, probs = softmax_attention(
+          query, key, value, key_mask, dropout_rate=rate if dropout else 0.0,
+          dropout_rng=self.make_rng("dropout") if dropout else None, return_probs=True)
+      self.sow("intermediates", "attention_probs", probs)
+    elif not deterministic and rate > 0.0:
       context = softmax_attention(query, key, value, key_mask, dropout_rate=rate,
                                   dropout_rng=self.make_rng("dropout"))
     else:
@@ -257,11 +277,13 @@ class Attention(nn.Module):
   config: EncoderConfig
   dtype: DType = jnp.float32
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, hidden: Array, key_mask: Array, deterministic: bool) -> Array:
     context = SelfAttention(self.config, self.dtype, self.attention_implementation,
-                            name="self")(hidden, key_mask, deterministic)
+                            self.output_attentions, name="self")(hidden, key_mask,
+                                                                 deterministic)
     return ResidualOutput(self.config, self.dtype, name="output")(context, hidden,
                                                                    deterministic)
 
@@ -284,11 +306,13 @@ class TransformerLayer(nn.Module):
   config: EncoderConfig
   dtype: DType = jnp.float32
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, hidden: Array, key_mask: Array, deterministic: bool) -> Array:
     attended = Attention(self.config, self.dtype, self.attention_implementation,
-                         name="attention")(hidden, key_mask, deterministic)
+                         self.output_attentions, name="attention")(hidden, key_mask,
+                                                                   deterministic)
     expanded = Intermediate(self.config, self.dtype, name="intermediate")(attended)
     return ResidualOutput(self.config, self.dtype, name="output")(expanded, attended,
                                                                    deterministic)
@@ -301,6 +325,7 @@ class LayerStack(nn.Module):
   dtype: DType = jnp.float32
   remat: bool = False
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, hidden: Array, key_mask: Array, deterministic: bool) -> Array:
@@ -309,7 +334,8 @@ class LayerStack(nn.Module):
                  else TransformerLayer)
     for index in range(self.config.num_hidden_layers):
       hidden = layer_cls(self.config, self.dtype, self.attention_implementation,
-                         name=str(index))(hidden, key_mask, deterministic)
+                         self.output_attentions, name=str(index))(hidden, key_mask,
+                                                                  deterministic)
     return hidden
 
 
@@ -320,11 +346,12 @@ class LayerGroup(nn.Module):
   dtype: DType = jnp.float32
   remat: bool = False
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, hidden: Array, key_mask: Array, deterministic: bool) -> Array:
     return LayerStack(self.config, self.dtype, self.remat, self.attention_implementation,
-                      name="layer")(hidden, key_mask, deterministic)
+                      self.output_attentions, name="layer")(hidden, key_mask, deterministic)
 
 
 def check_inputs(input_ids: Any, attention_mask: Any, token_type_ids: Any, *,
@@ -356,12 +383,17 @@ class TransformerEncoder(nn.Module):
       checkpointing).
     attention_implementation: None (cuDNN on GPU in half precision, else XLA),
       ``"xla"`` or ``"cudnn"``.
+    output_attentions: run every layer's attention through the explicit softmax
+      (`softmax_attention`) and sow its probabilities, float32 ``[B, heads, T, T]``
+      per layer, into the ``intermediates`` collection (`attention_probabilities`
+      collects them). Off by default: the fused path.
   """
 
   config: EncoderConfig
   dtype: DType = jnp.float32
   remat: bool = False
   attention_implementation: str | None = None
+  output_attentions: bool = False
 
   @nn.compact
   def __call__(self, input_ids: Array, attention_mask: Array,
@@ -388,7 +420,30 @@ class TransformerEncoder(nn.Module):
     if config.has_embeddings_project:
       hidden = _dense(config.hidden_size, config, self.dtype, "embeddings_project")(hidden)
     return LayerGroup(config, self.dtype, self.remat, self.attention_implementation,
-                      name="encoder")(hidden, key_mask, deterministic)
+                      self.output_attentions, name="encoder")(hidden, key_mask, deterministic)
+
+
+def attention_probabilities(encoder: TransformerEncoder, params: Any, input_ids: Array,
+                            attention_mask: Array, token_type_ids: Array | None = None
+                            ) -> tuple[Array, Array]:
+  """Last hidden states and every layer's attention probabilities of a batch.
+
+  Args:
+    encoder: a `TransformerEncoder` (its ``output_attentions`` is switched on here).
+    params: its params (a classifier's ``params['encoder']``).
+    input_ids, attention_mask, token_type_ids: as `TransformerEncoder.__call__`.
+
+  Returns:
+    ``(hidden [B, T, H] in the encoder's dtype, probs float32 [L, B, heads, T, T])``
+    (layer l, query t, key s; evaluation mode, no dropout).
+  """
+  encoder = encoder.clone(output_attentions=True)
+  hidden, state = encoder.apply({"params": params}, input_ids, attention_mask, token_type_ids,
+                                deterministic=True, mutable=["intermediates"])
+  layers = state["intermediates"]["encoder"]["layer"]
+  probs = [layers[str(i)]["attention"]["self"]["attention_probs"][0]
+           for i in range(encoder.config.num_hidden_layers)]
+  return hidden, jnp.stack(probs)
 
 
 class BertPooler(nn.Module):

@@ -38,6 +38,9 @@ AUX_TASKS = ("none", "ekman", "sentiment")
 AUX_SCHEDULES = ("linear", "cosine")
 # The datasets the auxiliary tasks are defined for (the 28 GoEmotions labels, multi-hot).
 AUX_DATASETS = ("goemotions_multilabel",)
+# Seed 004 Section 3.4: inference-time embedding mixing (lcl_jax.train.mixing).
+EMBED_MIXES = ("none", "train", "paraphrase", "t5")
+EMBED_MIX_SIMILARITIES = ("cosine", "bertscore")
 
 # Dataset-name prefix -> preset overrides (longest matching prefix wins).
 _PRESETS: dict[str, dict[str, float]] = {
@@ -196,6 +199,19 @@ class TrainConfig:
   aux_weight_start: float = 0.8
   aux_weight_end: float = 1.0
   aux_schedule: str = "linear"
+  # Embedding mixing at inference (seed 004 Section 3.4; lcl_jax.train.mixing): after
+  # training, the best params are also evaluated with Φ's [CLS] vector h mixed as
+  # w * h_test + (1 - w) * h_candidate before the head; results["mixed"]. 'none' = off;
+  # 'train' = the most similar training text (embed_mix_similarity: 'cosine' of Φ's own
+  # [CLS] vectors, or 'bertscore' through the bert-score package); 'paraphrase' = a
+  # paraphrase per example read from paraphrase_file (TSV); 't5' = paraphrases generated
+  # by the local T5 checkpoint t5_checkpoint. embed_mix_weight = w (0.92: the document's
+  # best).
+  embed_mix: str = "none"
+  embed_mix_weight: float = 0.92
+  embed_mix_similarity: str = "cosine"
+  paraphrase_file: str | None = None
+  t5_checkpoint: str | None = None
 
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
@@ -340,6 +356,7 @@ class TrainConfig:
     self._validate_scale_fields(bad)
     self._validate_fidelity_options(bad)
     self._validate_aux_fields(bad)
+    self._validate_embed_mix(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
@@ -382,6 +399,43 @@ class TrainConfig:
                                        or not isinstance(self.view_seed, int)
                                        or self.view_seed < 0):
       raise bad("view_seed", "must be None or an int >= 0")
+
+  def _validate_embed_mix(self, bad) -> None:
+    """Seed 004's embedding mixing (checked before anything is written)."""
+    import importlib.util
+    import os
+    if self.embed_mix not in EMBED_MIXES:
+      raise bad("embed_mix", f"must be one of {EMBED_MIXES}")
+    weight = self.embed_mix_weight
+    if not (_is_real(weight) and math.isfinite(weight) and 0.0 <= weight <= 1.0):
+      raise bad("embed_mix_weight", "must be a finite number in [0, 1] (the weight of the "
+                "test example's own [CLS] vector)")
+    if self.embed_mix_similarity not in EMBED_MIX_SIMILARITIES:
+      raise bad("embed_mix_similarity", f"must be one of {EMBED_MIX_SIMILARITIES}")
+    if self.embed_mix != "none" and self.encoder in BASELINE_ENCODERS:
+      raise bad("embed_mix", f"mixes transformer [CLS] vectors; the {self.encoder} baseline "
+                "has none")
+    if self.embed_mix_similarity == "bertscore":
+      if self.embed_mix != "train":
+        raise bad("embed_mix_similarity", "bertscore chooses training candidates; it needs "
+                  "--embed_mix=train")
+      if importlib.util.find_spec("bert_score") is None:
+        raise bad("embed_mix_similarity", "bertscore needs the bert-score package, which is "
+                  "not installed (pip install bert-score), or use 'cosine'")
+    for name, mode, kind in (("paraphrase_file", "paraphrase", "file"),
+                             ("t5_checkpoint", "t5", "directory")):
+      value = getattr(self, name)
+      if value is None:
+        if self.embed_mix == mode:
+          raise bad(name, f"--embed_mix={mode} needs --{name}")
+        continue
+      if not isinstance(value, str) or not value.strip():
+        raise bad(name, "must be a non-empty path or unset")
+      if self.embed_mix != mode:
+        raise bad(name, f"is only read with --embed_mix={mode}")
+      exists = os.path.isfile(value) if kind == "file" else os.path.isdir(value)
+      if not exists:
+        raise bad(name, f"no such {kind}")
 
   @property
   def trains_on_views(self) -> bool:

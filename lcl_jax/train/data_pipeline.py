@@ -204,6 +204,15 @@ class PreparedData:
                      _batches=lambda: batching.eval_batches(tokens, labels, **self._eval_kwargs),
                      aux_labels=self.aux_labels.get(name))
 
+  def text_batches(self, texts) -> Iterator[dict[str, np.ndarray]]:
+    """Eval batches of arbitrary texts (tokenised and batched like the eval splits;
+    labels zero): the candidates of embedding mixing (`lcl_jax.train.mixing`)."""
+    from lcl_jax.data import batching
+
+    tokens = batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.cfg.max_length)
+    labels = np.zeros(len(tokens), np.int32)
+    return batching.eval_batches(tokens, labels, **self._eval_kwargs)
+
   def split_sizes(self) -> dict[str, int]:
     return {name: len(split) for name, split in self.splits.items()}
 

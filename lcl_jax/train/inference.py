@@ -197,7 +197,8 @@ class Predictor:
     info = {"kind": "run", "dataset": cfg.dataset, "objective": cfg.objective,
             "encoder": cfg.encoder, "weighting_encoder": results.get("weighting_encoder"),
             "seed": cfg.seed, "best_epoch": results.get("best_epoch"),
-            "max_eval_examples": cfg.max_eval_examples, "classes": cfg.classes,
+            "max_eval_examples": cfg.max_eval_examples,
+            "max_train_examples": cfg.max_train_examples, "classes": cfg.classes,
             "data_dir": cfg.data_dir}
     return cls(modules=modules, params=jax.device_get(best),
                tokenizer=pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder)),
@@ -261,6 +262,28 @@ class Predictor:
                                       len(texts), what="prediction")
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
+
+  def text_batches(self, texts: Sequence[str]):
+    """The eval batches `logits` runs on (the run's static shapes; labels zero)."""
+    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
+
+    tokens = batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.max_length)
+    return batching.eval_batches(tokens, np.zeros(len(tokens), np.int32),
+                                 batch_size=self.batch_size, buckets=self.length_buckets,
+                                 row_multiple=self._dp.num_devices)
+
+  def mixer(self):
+    """Φ's `mixing.Mixer` (embedding mixing, seed 004) on this model's batches.
+
+    Raises:
+      ValueError: the model has no primary network (an exported Ψ).
+    """
+    from lcl_jax.train import mixing  # pylint: disable=g-import-not-at-top
+    if "primary" not in self.modules:
+      raise ValueError(f"{self.source}: embedding mixing needs the primary network Φ; this "
+                       f"model has {list(self.networks)}")
+    return mixing.Mixer(self.modules["primary"], {"primary": self._device_params["primary"]},
+                        self._dp, self.text_batches)
 
   def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """`{network: float64 [N, C]}`: softmax (single-label) or sigmoid (multi-label)."""

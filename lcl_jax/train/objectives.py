@@ -154,16 +154,19 @@ def forward(
 
   Returns `logits` [R, C] and `features` [R, H] of Φ, `aux_logits` [R, G] of Φ's
   auxiliary head when it has one, and `weight_logits` [R, C] of Ψ when the objective
-  has one.
+  has one. A batch with `mix_cls` [R, H] and `mix_weight` [R] (inference-time embedding
+  mixing, `lcl_jax.train.mixing`) mixes Φ's [CLS] state before its head.
   """
   outputs = {}
   for index, name in enumerate(sorted(modules)):
     rngs = {}
     if not deterministic:
       rngs = {"dropout": jax.random.fold_in(dropout_key, index)}
+    mix = ({"mix_cls": batch["mix_cls"], "mix_weight": batch["mix_weight"]}
+           if name == "primary" and "mix_cls" in batch else {})
     out = modules[name].apply(
         {"params": params[name]}, batch["input_ids"], batch["attention_mask"],
-        batch.get("token_type_ids"), deterministic=deterministic, rngs=rngs)
+        batch.get("token_type_ids"), deterministic=deterministic, rngs=rngs, **mix)
     if name == "primary":
       outputs["logits"], outputs["features"] = out.logits, out.features
       if getattr(out, "aux_logits", None) is not None:

@@ -147,3 +147,61 @@ def write_run_plots(workdir: str | pathlib.Path, *, history: Sequence[dict[str, 
                      title=f"test, best epoch ({best_epoch}), Φ; rows normalised")
     written["confusion_test"] = f"{PLOTS_DIR}/confusion_test.png"
   return written
+
+
+def plot_attention_map(probs: np.ndarray, tokens: Sequence[str], path: str | pathlib.Path, *,
+                       layers: Sequence[int], heads: Sequence[int],
+                       title: str = "") -> dict[str, str]:
+  """Attention maps of one example (seed 004's Figures 6-8): one panel per (layer, head).
+
+  Args:
+    probs: float [len(layers), len(heads), T, T] attention probabilities (query rows,
+      key columns; `lcl_jax.models.encoder.attention_probabilities`).
+    tokens: the T token strings, on both axes (keys along x, queries along y).
+    path: the PNG; the matrices go to the same name with ``.csv`` (long format:
+      layer, head, query_index, query_token, key_index, key_token, probability).
+    layers, heads: the 0-based layer / head indices of the panels.
+    title: figure title.
+
+  Returns:
+    ``{'png': path, 'csv': path}``.
+
+  Raises:
+    ValueError: shapes that do not match ``layers``, ``heads`` and ``tokens``.
+  """
+  probs = np.asarray(probs, np.float64)
+  count = len(tokens)
+  if probs.shape != (len(layers), len(heads), count, count):
+    raise ValueError(f"plot_attention_map: probs {probs.shape}; expected "
+                     f"{(len(layers), len(heads), count, count)} (layers, heads, tokens, tokens)")
+  path = pathlib.Path(path)
+  side = max(2.5, 0.22 * count + 1.2)
+  rows, cols = len(layers), len(heads)
+  fig = _figure(side * cols + 0.8, side * rows + (0.4 if title else 0.0))
+  axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+  ticks = np.arange(count)
+  image = None
+  for r, layer in enumerate(layers):
+    for c, head in enumerate(heads):
+      ax = axes[r, c]
+      image = ax.imshow(probs[r, c], vmin=0.0, vmax=1.0, cmap="viridis")
+      ax.set_xticks(ticks, labels=tokens, rotation=90, fontsize="x-small")
+      ax.set_yticks(ticks, labels=tokens, fontsize="x-small")
+      ax.set_title(f"layer {layer}, head {head}", fontsize="small")
+  if title:
+    fig.suptitle(title)
+  fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, label="attention probability")
+  _save(fig, path)
+  buffer = io.StringIO()
+  import csv  # pylint: disable=g-import-not-at-top
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(["layer", "head", "query_index", "query_token", "key_index", "key_token",
+                   "probability"])
+  for r, layer in enumerate(layers):
+    for c, head in enumerate(heads):
+      for q in range(count):
+        for k in range(count):
+          writer.writerow([layer, head, q, tokens[q], k, tokens[k], f"{probs[r, c, q, k]:.6g}"])
+  csv_path = path.with_suffix(".csv")
+  write_atomic(csv_path, buffer.getvalue())
+  return {"png": str(path), "csv": str(csv_path)}

@@ -108,6 +108,7 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_integer("view_seed", None,
                        "Seed of the augmented views: unset = each run's seed; an int = "
                        "the same views for every seed (as the release).", lower_bound=0)
+  define_embed_mix_flags()
   flags.DEFINE_enum("head_init", "normal_0.02", list(config.HEAD_INITS),
                     "Init of the primary network's head layers: 'normal_0.02' or "
                     "'torch_default' (torch.nn.Linear's default, as the release).")
@@ -123,6 +124,26 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_enum("aux_schedule", "linear", list(config.AUX_SCHEDULES),
                     "How T moves from start to end: linear in the step, or a half-cosine "
                     "ramp (flat at both ends).")
+
+
+def define_embed_mix_flags() -> None:
+  """Seed 004's inference-time embedding mixing (also defined by experiments/evaluate.py)."""
+  flags.DEFINE_enum("embed_mix", "none", list(config.EMBED_MIXES),
+                    "Embedding mixing after training (seed 004 Sec. 3.4): Φ's [CLS] vector "
+                    "mixed as w*h_test + (1-w)*h_candidate before the head, candidates the "
+                    "most similar training text (train), a --paraphrase_file (paraphrase) or "
+                    "--t5_checkpoint paraphrases (t5); results['mixed']. none = off.")
+  flags.DEFINE_float("embed_mix_weight", 0.92, "Mixing weight w of the test example's own "
+                     "[CLS] vector, in [0, 1] (0.92: the document's best).")
+  flags.DEFINE_enum("embed_mix_similarity", "cosine", list(config.EMBED_MIX_SIMILARITIES),
+                    "--embed_mix=train: cosine similarity of Φ's [CLS] vectors (exact top-1), "
+                    "or BERTScore F1 (the bert-score package, not installed by default).")
+  flags.DEFINE_string("paraphrase_file", None,
+                      "--embed_mix=paraphrase: TSV with a header, columns 'text' and "
+                      "'paraphrase' (or 'split', 'index', 'paraphrase'); see "
+                      "lcl_jax.train.mixing.read_paraphrase_file.")
+  flags.DEFINE_string("t5_checkpoint", None, "--embed_mix=t5: a local T5 (seq2seq) checkpoint "
+                      "folder whose generations are the candidates.")
 
 
 def _length_buckets(values: Any) -> tuple[int, ...]:
@@ -180,6 +201,9 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       keep_checkpoints=value("keep_checkpoints"),
       aux_task=value("aux_task"), aux_weight_start=float(value("aux_weight_start")),
       aux_weight_end=float(value("aux_weight_end")), aux_schedule=value("aux_schedule"),
+      embed_mix=value("embed_mix"), embed_mix_weight=float(value("embed_mix_weight")),
+      embed_mix_similarity=value("embed_mix_similarity"),
+      paraphrase_file=value("paraphrase_file"), t5_checkpoint=value("t5_checkpoint"),
   )
   fields.update(overrides)
   return TrainConfig(**fields)

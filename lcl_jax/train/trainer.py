@@ -401,6 +401,11 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
         params, learning_rate=cfg.head_learning_rate or cfg.learning_rate,
         total_steps=steps_per_epoch * cfg.head_epochs, freeze_encoders=True,
         **optimizer_options)
+  if cfg.embed_mix != "none":  # a bad paraphrase file / T5 folder fails before any write
+    from lcl_jax.train import mixing
+    mixing.check_settings(mixing.MixSettings.from_config(cfg),
+                          {name: list(data.splits[name].texts)
+                           for name in ("validation", "test")})
   if is_main:  # only now: a wrong --encoder or bad data must not leave a config.json
     checkpoint_lib.write_json_atomic(workdir / "config.json", {
         "config": json.loads(cfg.to_json()),
@@ -670,6 +675,11 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
     if is_main:
       results.update(_multilabel_decisions(workdir, cfg, data.label_names, thresholds,
                                            train_arrays=fit_scores))
+  if cfg.embed_mix != "none":  # every process takes part in the evaluation
+    best_params, _ = ckpt.restore_best(dp.host_state(state)["params"])
+    mixed = _mixed_evaluation(cfg, workdir, data, dp, modules,
+                              _device_params(dp, state, best_params), thresholds, is_main)
+    results["mixed"] = mixed
   if is_main:
     results["plots"] = _write_plots(workdir, progress, data.label_names, multilabel)
   if cfg.export_hf and is_main:
@@ -777,6 +787,48 @@ def _decision_thresholds(results: dict[str, Any], configured) -> list[float]:
   """The per-class thresholds fitted after training when there are any, else the config's."""
   fitted = (results.get("per_class_thresholds") or {}).get("thresholds")
   return list(fitted) if fitted is not None else np.asarray(configured).tolist()
+
+
+def _mixed_evaluation(cfg: TrainConfig, workdir: pathlib.Path, data, dp, modules, params,
+                      thresholds, is_main: bool) -> dict[str, Any]:
+  """Seed 004's embedding mixing on the best params (validation and test, Φ only):
+  metrics as the plain ones (global thresholds for multi-label), the mixed predictions
+  in predictions/mixed_<split>.npz and the candidates in
+  predictions/mixed_<split>_candidates.tsv (a valid --paraphrase_file)."""
+  from lcl_jax.models import pretrained
+  from lcl_jax.train import mixing
+
+  settings = mixing.MixSettings.from_config(cfg)
+  mixer = mixing.Mixer(modules["primary"], {"primary": params["primary"]}, dp,
+                       data.text_batches, matmul_precision=cfg.matmul_precision)
+  split_texts = {name: list(data.splits[name].texts) for name in ("validation", "test")}
+  bertscore_model = (str(pretrained.resolve_checkpoint_dir(
+      data_pipeline.resolve_checkpoint(cfg.encoder)))
+                     if cfg.embed_mix_similarity == "bertscore" else None)
+  mixed = mixing.mixed_splits(settings, mixer, split_texts,
+                              train_texts=list(data.splits["train"].texts),
+                              bertscore_model=bertscore_model,
+                              bertscore_layers=modules["primary"].config.num_hidden_layers,
+                              max_length=cfg.max_length)
+  out: dict[str, Any] = {**settings.describe(), "network": "primary"}
+  for name, split in mixed.items():
+    labels = data.eval_split(name).labels
+    probs = probabilities(split.logits, data.multilabel)
+    out[name], predictions = split_metrics(labels, probs, multilabel=data.multilabel,
+                                           thresholds=thresholds)
+    if is_main:
+      arrays = {"labels": labels, "probabilities": probs.astype(np.float32),
+                "predictions": predictions}
+      extra = {}
+      if split.candidate_index is not None:
+        arrays.update(candidate_index=split.candidate_index, similarity=split.similarity)
+        extra = {"similarity": split.similarity}
+      checkpoint_lib.save_npz_atomic(workdir / "predictions" / f"mixed_{name}.npz", **arrays)
+      mixing.write_candidates(workdir / "predictions" / f"mixed_{name}_candidates.tsv", name,
+                              split_texts[name], split.candidates, extra)
+  log.info("embed_mix=%s w=%g: validation %s  test %s", cfg.embed_mix, cfg.embed_mix_weight,
+           _fmt(out["validation"]), _fmt(out["test"]))
+  return out
 
 
 def _write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dict[str, str]:
