@@ -630,8 +630,6 @@ def attention_figures(out_dir: pathlib.Path, specs: Sequence[sweep.RunSpec],
   from lcl_jax.experiment import use
   from lcl_jax.train.data_pipeline import fixed_subset
 
-  if not hasattr(use, "attention_maps"):  # TEMP until i10-mix is merged
-    return []
   first: dict[str, sweep.RunSpec] = {}
   for spec in sweep.dedupe(specs):
     if spec.key in results:
