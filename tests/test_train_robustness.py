@@ -101,6 +101,8 @@ _BAD_VALUES = {
     "matmul_precision": ["tf32"],
     "keep_checkpoints": ["none"],
     "eval_every_steps": [-1, 2.5],
+    "label_embeddings": ["yes", 1],
+    "label_text_tokens": [0, 2.5],
     # "ekman" on the base config's ISEAR: the coarse labelings exist for GoEmotions-28 only.
     "aux_task": ["emotions", "ekman"],
     "aux_weight_start": [1.5, float("nan"), -0.1],

@@ -343,11 +343,14 @@ class PairedTrainBatcher:
 
 def epoch_views(texts: Sequence[str], tokenizer: Tokenizer, *, seed: int,
                 max_length: int = DEFAULT_MAX_LENGTH, augmenter: Any = None,
+                tokenize: Callable[[list[str]], TokenizedTexts] | None = None,
                 ) -> Callable[[int], TokenizedTexts]:
   """``epoch -> tokenised fresh augmented views`` for ``PairedTrainBatcher``.
 
   Text i of epoch e is ``augmenter.augment`` under ``augment.text_rng(seed, i, e)``
-  (the default augmenter is the release's nlpaug setting).
+  (the default augmenter is the release's nlpaug setting). ``tokenize`` replaces
+  ``tokenize_texts(views, tokenizer, max_length=max_length)`` (e.g. the label-prefixed
+  rows of `lcl_jax.data.label_inputs`).
   """
   from lcl_jax.data import augment  # pylint: disable=g-import-not-at-top
 
@@ -355,8 +358,10 @@ def epoch_views(texts: Sequence[str], tokenizer: Tokenizer, *, seed: int,
 
   def views(epoch: int) -> TokenizedTexts:
     aug = augmenter if augmenter is not None else augment.default_augmenter()
-    return tokenize_texts(aug.augment_texts(texts, seed=seed, epoch=epoch), tokenizer,
-                          max_length=max_length)
+    augmented = aug.augment_texts(texts, seed=seed, epoch=epoch)
+    if tokenize is not None:
+      return tokenize(augmented)
+    return tokenize_texts(augmented, tokenizer, max_length=max_length)
   return views
 
 

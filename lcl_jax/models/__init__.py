@@ -10,13 +10,15 @@ Typical use::
   out = dual.primary.apply({"params": dual.primary_params}, ids, mask)  # ClassifierOutput
 """
 from lcl_jax.models.classifiers import (CLASSIFIERS, BertSequenceClassifier, DualNetwork,
-                                        ElectraSequenceClassifier, PaperClassifier,
+                                        ElectraSequenceClassifier,
+                                        LabelAttentionClassifier, PaperClassifier,
                                         RobertaSequenceClassifier, build_classifier,
                                         build_dual_network, save_classifier,
                                         weighting_head_for)
 from lcl_jax.models.config import ConfigError, EncoderConfig
 from lcl_jax.models.convert import CheckpointMismatchError, LoadReport
 from lcl_jax.models.encoder import BertPooler, TransformerEncoder
+from lcl_jax.models.label_attention import LabelAttentionHead, LabelLayout
 from lcl_jax.models.heads import (FEATURE_POOLINGS, BertClassificationHead, ClassifierOutput,
                                   ElectraClassificationHead, PaperHead,
                                   RobertaClassificationHead, pool_features)
@@ -29,7 +31,8 @@ __all__ = [
     "BertClassificationHead", "BertPooler", "BertSequenceClassifier", "CLASSIFIERS",
     "Checkpoint", "CheckpointMismatchError", "CheckpointNotFoundError", "ClassifierOutput",
     "ConfigError", "DualNetwork", "ElectraClassificationHead", "ElectraSequenceClassifier",
-    "EncoderConfig", "FEATURE_POOLINGS", "LoadReport", "PaperClassifier", "PaperHead",
+    "EncoderConfig", "FEATURE_POOLINGS", "LabelAttentionClassifier", "LabelAttentionHead",
+    "LabelLayout", "LoadReport", "PaperClassifier", "PaperHead",
     "RobertaClassificationHead", "RobertaSequenceClassifier", "TransformerEncoder",
     "build_classifier", "build_dual_network", "from_pretrained", "load_checkpoint",
     "load_pretrained_pooler", "load_tokenizer", "minilm_checkpoint_dir", "pool_features",

@@ -38,6 +38,7 @@ from lcl_jax.models import convert
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.models.encoder import TransformerEncoder
+from lcl_jax.models.label_attention import LabelAttentionHead, LabelLayout
 from lcl_jax.models.heads import (FEATURE_POOLINGS, BertClassificationHead, ClassifierOutput,
                                   DenseLayer1Head, DenseLayer2Head, DirectHead,
                                   ElectraClassificationHead, PaperHead,
@@ -155,6 +156,9 @@ class _EncoderClassifier(nn.Module):
     return self.HEAD_CLASS(self.config, self.num_aux_classes,
                            dropout_rate=self.head_dropout_rate(), init_scheme=self.head_init,
                            dtype=self.dtype, name=name)
+  def head_input_template(self) -> Array:
+    """Zeros shaped like the hidden states the head reads (to initialise it alone)."""
+    return jnp.zeros((1, 1, self.config.hidden_size), jnp.float32)
 
   @nn.nowrap
   def mixed_positions(self) -> int:
@@ -271,6 +275,74 @@ class RobertaSequenceClassifier(_EncoderClassifier):
   HF_ARCHITECTURE_BY_TYPE = {"xlm-roberta": "XLMRobertaForSequenceClassification"}
 
 
+class LabelAttentionClassifier(_EncoderClassifier):
+  """Seed 004's label-embedding attention (`label_attention.LabelAttentionHead`).
+
+  The inputs carry the label block (`lcl_jax.data.label_inputs`); ``layout`` says where
+  its pieces are. The head reads the label positions, not [CLS]; ``features`` (the
+  contrastive features of SCL/LCL) stay the [CLS] state (or the masked mean). With
+  auxiliary groups in the layout, ``aux_logits`` [B, G] come from a second scorer.
+  Params ``head/scorer/{dense,out}`` (top level of an export, like the paper head:
+  transformers has no class for this head) and, with groups, ``aux_head/scorer/...``
+  (not exported: export and predict use the main head).
+  """
+
+  layout: LabelLayout | None = None
+
+  HEAD_CLASS = LabelAttentionHead
+  HEAD_PARTS = (HeadPart(key=None, module_path="", in_base_model=False),)
+
+  @nn.nowrap
+  def head_dropout_rate(self) -> float:
+    """SpanEmo's output dropout 0.1 unless overridden."""
+    rate = 0.1 if self.classifier_dropout is None else self.classifier_dropout
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f"classifier_dropout must be in [0, 1), got {rate}")
+    return rate
+
+  @nn.nowrap
+  def build_head(self, *, name: str | None = None) -> nn.Module:
+    if self.layout is None:
+      raise ValueError("LabelAttentionClassifier needs a label layout (label_layout=...)")
+    return LabelAttentionHead(self.config, self.num_classes,
+                              dropout_rate=self.head_dropout_rate(),
+                              init_scheme=self.head_init, dtype=self.dtype,
+                              layout=self.layout, name=name)
+
+  @nn.nowrap
+  def build_aux_head(self, *, name: str | None = None) -> nn.Module:
+    """Section 3.5.1's auxiliary head: a second scorer on the label vectors, one score per
+    coarse group (the layout's ``aux_groups``, ``num_aux_classes`` of them) from the mean
+    of its labels' vectors."""
+    groups = self.layout.aux_groups
+    if len(groups) != self.num_aux_classes:
+      raise ValueError(f"num_aux_classes={self.num_aux_classes} but the label layout has "
+                       f"{len(groups)} auxiliary groups")
+    return LabelAttentionHead(self.config, len(groups), dropout_rate=self.head_dropout_rate(),
+                              init_scheme=self.head_init, dtype=self.dtype,
+                              layout=self.layout, groups=groups, name=name)
+
+  @nn.nowrap
+  def head_input_template(self) -> Array:
+    return jnp.zeros((1, self.layout.min_length, self.config.hidden_size), jnp.float32)
+
+  @nn.compact
+  def __call__(self, input_ids: Array, attention_mask: Array,
+               token_type_ids: Array | None = None, *,
+               deterministic: bool = True) -> ClassifierOutput:
+    """Label scores [B, C], features [B, H] and (auxiliary groups) aux scores [B, G]."""
+    hidden = TransformerEncoder(self.config, dtype=self.dtype, remat=self.remat,
+                                attention_implementation=self.attention_implementation,
+                                name="encoder")(input_ids, attention_mask, token_type_ids,
+                                                deterministic=deterministic)
+    logits = self.build_head(name="head")(hidden, deterministic=deterministic)
+    aux_logits = None
+    if self.num_aux_classes:
+      aux_logits = self.build_aux_head(name="aux_head")(hidden, deterministic=deterministic)
+    features = pool_features(hidden, attention_mask, self.feature_pooling)
+    return ClassifierOutput(logits=logits, features=features, aux_logits=aux_logits)
+
+
 CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "paper": PaperClassifier,
     "electra": ElectraSequenceClassifier,
@@ -279,6 +351,7 @@ CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "dense1": DenseLayer1Classifier,
     "dense2": DenseLayer2Classifier,
     "roberta": RobertaSequenceClassifier,
+    "label_attention": LabelAttentionClassifier,
 }
 # Heads a run may put on Φ in place of the paper head (TrainConfig.head).
 PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")
@@ -367,6 +440,7 @@ def build_classifier(
     head_init: str = "hf",
     feature_pooling: str = "cls",
     load_head: bool | None = None,
+    label_layout: LabelLayout | None = None,
     num_aux_classes: int = 0,
     allow_missing: Sequence[str] = (),
     allow_unexpected: Sequence[str] = (),
@@ -394,6 +468,8 @@ def build_classifier(
       directory written by `save_classifier`), else initialise it; True --
       require it; False -- always initialise a new head. BERT's pre-trained
       pooler is loaded whenever present.
+    label_layout: where the label pieces sit in the rows (`LabelLayout`); required by
+      (and only for) ``head="label_attention"``.
     num_aux_classes: G > 0 adds the auxiliary head ``aux_head`` (see
       `_EncoderClassifier`), always new (its pre-trained parts, BERT's pooler,
       copied from the main head's).
@@ -423,17 +499,23 @@ def build_classifier(
                                      config=checkpoint.config.replace(**config_overrides))
   config = checkpoint.config
   cls = CLASSIFIERS[head]
+  if (head == "label_attention") != (label_layout is not None):
+    raise ValueError("label_layout goes with (and only with) head='label_attention'")
+  if label_layout is not None and len(label_layout.aux_groups) != num_aux_classes:
+    raise ValueError(f"the label layout has {len(label_layout.aux_groups)} auxiliary groups, "
+                     f"num_aux_classes={num_aux_classes}")
+  extra = {"layout": label_layout} if label_layout is not None else {}
   module = cls(config, num_classes, dtype=dtype, remat=remat,
                attention_implementation=attention_implementation,
                classifier_dropout=classifier_dropout, head_init=head_init,
-               feature_pooling=feature_pooling, num_aux_classes=num_aux_classes)
+               feature_pooling=feature_pooling, num_aux_classes=num_aux_classes, **extra)
   encoder_rng, head_rng = jax.random.split(rng)
 
   reader = checkpoint.reader()
   encoder_params, _ = pretrained.encoder_params_from_checkpoint(checkpoint, reader,
                                                                 rng=encoder_rng)
   head_module = module.build_head()
-  dummy_hidden = jnp.zeros((1, 1, config.hidden_size), jnp.float32)
+  dummy_hidden = module.head_input_template()
   # Eager on purpose: the few small init ops are cached across builds, where a fresh
   # jax.jit per build would recompile the whole init each time.
   initial_head = head_module.init(head_rng, dummy_hidden, deterministic=True)["params"]

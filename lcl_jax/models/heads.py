@@ -48,8 +48,9 @@ class ClassifierOutput:
     features: float32 ``[B, H]``, the last layer's [CLS] hidden state (or its
       masked token mean, see `pool_features`), unnormalised (the contrastive
       losses normalise).
-    aux_logits: float32 ``[B, G]`` of the auxiliary head (seed 004's coarse
-      labels) when the classifier has one (``num_aux_classes > 0``), else None.
+    aux_logits: float32 ``[B, G]`` of the auxiliary head (seed 004's coarse labels;
+      the label-attention head's group scores) when the classifier has one
+      (``num_aux_classes > 0``), else None.
   """
 
   logits: Array

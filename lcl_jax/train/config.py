@@ -213,6 +213,13 @@ class TrainConfig:
   paraphrase_file: str | None = None
   t5_checkpoint: str | None = None
 
+  # Label-embedding attention (seed 004 Section 3.3; issue 10): every row is [CLS] + the
+  # label names' word pieces + [SEP] + the first `label_text_tokens` text pieces + [SEP]
+  # (lcl_jax.data.label_inputs; the row length replaces `max_length`), and Φ (LCL: Φ and
+  # Ψ) scores each label from its own positions (lcl_jax.models.label_attention).
+  label_embeddings: bool = False
+  label_text_tokens: int = 50
+
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
 
@@ -357,6 +364,7 @@ class TrainConfig:
     self._validate_fidelity_options(bad)
     self._validate_aux_fields(bad)
     self._validate_embed_mix(bad)
+    self._validate_label_embeddings(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
@@ -378,6 +386,29 @@ class TrainConfig:
       if self.encoder in BASELINE_ENCODERS:
         raise bad("aux_task", f"the auxiliary head needs a transformer encoder, not the "
                   f"{self.encoder} baseline")
+
+  def _validate_label_embeddings(self, bad) -> None:
+    """Issue 10's label-embedding attention: the flags and what they cannot combine with.
+
+    (The row length against the encoder's positions is checked with the tokenizer, when
+    the data are prepared: `lcl_jax.train.data_pipeline`.)
+    """
+    if not isinstance(self.label_embeddings, bool):
+      raise bad("label_embeddings", "must be true or false")
+    if not _is_int(self.label_text_tokens) or self.label_text_tokens < 1:
+      raise bad("label_text_tokens", "must be an integer >= 1 (text word pieces after the "
+                "label block)")
+    if not self.label_embeddings:
+      return
+    if self.encoder in BASELINE_ENCODERS:
+      raise bad("label_embeddings", f"needs a transformer --encoder (BERT/ELECTRA/RoBERTa "
+                f"checkpoint), not the {self.encoder} baseline")
+    if self.objective == "bert_ce":
+      raise bad("label_embeddings", "replaces the classifier head; use --objective=ce "
+                "(or scl/lcl), not bert_ce (BertForSequenceClassification's pooler head)")
+    if self.head != "paper":
+      raise bad("label_embeddings", f"the label-attention head replaces Φ's head; "
+                f"--head={self.head} cannot be combined with it (leave --head=paper)")
 
   def _validate_scale_fields(self, bad) -> None:
     """The issue-12 block: contrastive implementation and matmul precision."""

@@ -126,23 +126,34 @@ class PreparedData:
             f"--encoder={cfg.encoder} and --weighting_encoder={cfg.weighting_encoder} use "
             "different vocabularies; both networks read the same token ids, so they need "
             "the same tokenizer (e.g. BERT-base-uncased and ELECTRA share one)")
-    self._tokenized = {
-        name: batching.tokenize_texts(list(split.texts), tokenizer, max_length=cfg.max_length)
-        for name, split in splits.items()}
-    self.truncated = {name: count_truncated(split.texts, self._tokenized[name], tokenizer)
+    # Label-embedding attention (issue 10): rows carry the label block as a fixed prefix.
+    self.label_block = None
+    if cfg.label_embeddings:
+      from lcl_jax.data import label_inputs
+      encoders = label_encoder_configs(cfg)
+      self.label_block = label_inputs.label_block(
+          tokenizer, self.label_names, cfg.label_text_tokens,
+          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders))
+      check_label_block_fits(cfg, self.label_block, encoders)
+    self._tokenized = {name: self.tokenize(list(split.texts))
+                       for name, split in splits.items()}
+    self.truncated = {name: self._count_truncated(split.texts, self._tokenized[name])
                       for name, split in splits.items()}
     if any(self.truncated.values()):
-      log.warning("max_length=%d truncates %s texts of %s (per split)", cfg.max_length,
-                  self.truncated, cfg.dataset)
+      limit = (f"label_text_tokens={cfg.label_text_tokens}" if self.label_block is not None
+               else f"max_length={cfg.max_length}")
+      log.warning("%s truncates %s texts of %s (per split)", limit, self.truncated,
+                  cfg.dataset)
     process_index, process_count = jax.process_index(), jax.process_count()
     self.paired = cfg.trains_on_views
     if not self.paired:
       views = None  # a baseline on the texts only (baseline_views='texts')
     elif cfg.fresh_views_per_epoch:
       views = batching.epoch_views(list(train.texts), tokenizer, seed=cfg.augmentation_seed,
-                                   max_length=cfg.max_length, augmenter=self._augmenter())
+                                   max_length=cfg.max_length, augmenter=self._augmenter(),
+                                   tokenize=self.tokenize)
     else:
-      views = batching.tokenize_texts(self._fixed_views(), tokenizer, max_length=cfg.max_length)
+      views = self.tokenize(self._fixed_views())
     self._train = batching.PairedTrainBatcher(
         self._tokenized["train"], views, train.labels, texts_per_batch=cfg.texts_per_batch,
         seed=cfg.seed, buckets=cfg.length_buckets, row_multiple=num_devices,
@@ -150,6 +161,21 @@ class PreparedData:
     self._eval_kwargs = dict(batch_size=cfg.eval_batch_size, buckets=cfg.length_buckets,
                              row_multiple=num_devices, process_index=process_index,
                              process_count=process_count)
+
+  def tokenize(self, texts: list[str]):
+    """The rows of `texts` as this run feeds them: truncated at --max_length, or (with
+    --label_embeddings) label block + the first --label_text_tokens text pieces."""
+    from lcl_jax.data import batching, label_inputs
+    if self.label_block is not None:
+      return label_inputs.tokenize_with_labels(texts, self.tokenizer, self.label_block)
+    return batching.tokenize_texts(texts, self.tokenizer, max_length=self.cfg.max_length)
+
+  def _count_truncated(self, texts, tokenized) -> int:
+    if self.label_block is not None:
+      from lcl_jax.data import label_inputs
+      return label_inputs.count_truncated_texts(texts, tokenized, self.tokenizer,
+                                                self.label_block)
+    return count_truncated(texts, tokenized, self.tokenizer)
 
   def _augmenter(self):
     """WordNet synonym replacement (the paper); the synthetic dataset uses its own
@@ -239,8 +265,12 @@ class PreparedData:
             "split_sizes": self.split_sizes(), "synthetic": self.synthetic,
             "steps_per_epoch": self.steps_per_epoch,
             "training_rows": "texts + augmented views" if self.paired else "texts only",
-            "max_length": self.cfg.max_length, "truncated_texts": dict(self.truncated),
+            "max_length": (self.cfg.max_length if self.label_block is None
+                           else self.label_block.max_length),
+            "truncated_texts": dict(self.truncated),
             "fingerprint": self.fingerprint()}
+    if self.label_block is not None:
+      info["label_embeddings"] = self.label_block.describe()
     if self.aux_label_names:
       info["aux_task"] = self.cfg.aux_task
       info["aux_label_names"] = list(self.aux_label_names)
@@ -262,6 +292,42 @@ def count_truncated(texts, tokenized, tokenizer) -> int:
   full = tokenizer([texts[i] for i in at_limit], truncation=False, padding=False,
                    verbose=False)["input_ids"]
   return int(sum(len(ids) > tokenized.max_length for ids in full))
+
+
+def label_encoder_configs(cfg: TrainConfig) -> list[tuple[str, str, Any]]:
+  """``(flag, checkpoint, EncoderConfig)`` of every network reading the label-prefixed
+  rows (Φ, and Ψ under LCL), from the checkpoints' config.json."""
+  from lcl_jax.models import pretrained
+  from lcl_jax.models.config import EncoderConfig
+  networks = [("encoder", cfg.encoder)]
+  if cfg.objective == "lcl":
+    networks.append(("weighting_encoder", cfg.weighting_encoder or cfg.encoder))
+  out = []
+  for flag, name in networks:
+    directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(name))
+    out.append((flag, name, EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)))
+  return out
+
+
+def check_label_block_fits(cfg: TrainConfig, block, encoders) -> None:
+  """Refuses a --label_text_tokens whose rows are longer than an encoder reads
+  (`EncoderConfig.max_length`: max_position_embeddings less RoBERTa's padding offset).
+
+  Raises:
+    ValueError: naming --label_text_tokens, the row's parts and the largest budget that fits.
+  """
+  for flag, name, config in encoders:
+    limit = config.max_length
+    if block.max_length > limit:
+      fits = limit - block.prefix_length - block.suffix_length
+      raise ValueError(
+          f"--label_text_tokens={cfg.label_text_tokens}: with --label_embeddings a row is "
+          f"{block.prefix_length} label-block tokens ({len(block.piece_ids)} label pieces "
+          f"with the special tokens) + {cfg.label_text_tokens} text tokens + "
+          f"{block.suffix_length} = {block.max_length} tokens, more than --{flag}={name} "
+          f"reads (max_position_embeddings: {limit} positions); "
+          + (f"use --label_text_tokens<={fits}" if fits >= 1 else
+             "the label block alone does not fit"))
 
 
 def prepare(cfg: TrainConfig, *, num_devices: int) -> PreparedData:

@@ -38,12 +38,13 @@ NETWORKS = ("primary", "weighting")
 _OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
 
 
-def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
+                    label_layout: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
   """The run's classifier modules and their params' shapes, from the encoders' config.json
   alone (the pretrained weights are not read: the best params replace them). A run with
   an auxiliary task (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use
-  the main head only."""
+  the main head only. `label_layout`: the run's `models.LabelLayout`
+  (--label_embeddings), else None."""
   # pylint: disable=g-import-not-at-top
   from lcl_jax import models
   from lcl_jax.models import pretrained
@@ -61,16 +62,33 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
     heads["weighting"] = (None, cfg.weighting_encoder or cfg.encoder)
   dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
   modules, shapes = {}, {}
-  ids = jax.numpy.zeros((1, 2), jax.numpy.int32)
+  length = 2 if label_layout is None else max(2, label_layout.min_length)
+  ids = jax.numpy.zeros((1, length), jax.numpy.int32)
   for name, (head, encoder) in heads.items():
     directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
     options = ({"feature_pooling": cfg.feature_pooling, "num_aux_classes": num_aux_classes}
                if name == "primary" else {})
+    if label_layout is not None:  # as objectives.build_networks
+      head = "label_attention"
+      options["layout"] = (label_layout if name == "primary"
+                           else objectives.weighting_layout(label_layout))
     head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
     modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
     shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
   return modules, shapes
+
+
+def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
+                  aux_membership: Any = None, token_types: bool = True) -> tuple[Any, Any]:
+  """The label block and layout a --label_embeddings run (or its export) was trained with,
+  rebuilt from its tokenizer, label names and --label_text_tokens (deterministic); a run
+  with an auxiliary task passes its label -> group matrix (its `aux_head` is restored
+  with the params, predictions use the main head)."""
+  from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
+  block = label_inputs.label_block(tokenizer, label_names, text_tokens,
+                                   token_types=token_types)
+  return block, objectives.label_layout_for(block, aux_membership=aux_membership)
 
 
 class RunNotUsableError(FileNotFoundError):
@@ -105,6 +123,8 @@ class Predictor:
     thresholds: float64 [C] decision thresholds (multi-label), else None.
     max_length, length_buckets, batch_size: the run's tokenisation and eval batching.
     source: the path loaded; info: dataset, objective, encoder(s), seed (for reports).
+    label_block: the run's `lcl_jax.data.label_inputs.LabelBlock` (--label_embeddings:
+      texts are encoded after the label block, `max_length` is the block's), else None.
   """
   modules: dict[str, Any]
   params: dict[str, Any]
@@ -117,6 +137,7 @@ class Predictor:
   batch_size: int
   source: pathlib.Path
   info: dict[str, Any]
+  label_block: Any = None
   _dp: Any = dataclasses.field(default=None, repr=False)
   _eval_step: Any = dataclasses.field(default=None, repr=False)
   _device_params: Any = dataclasses.field(default=None, repr=False)
@@ -182,8 +203,17 @@ class Predictor:
     from lcl_jax.train.data_pipeline import resolve_checkpoint  # pylint: disable=g-import-not-at-top
     from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
 
-    modules, like = _network_shapes(cfg, num_classes,
-                                    len(dataset.get("aux_label_names") or ()))
+    tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
+    aux_label_names = tuple(dataset.get("aux_label_names") or ())
+    block = layout = None
+    if cfg.label_embeddings:  # the rows the run trained on (as data_pipeline makes them)
+      from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
+      encoders = data_pipeline.label_encoder_configs(cfg)
+      block, layout = _label_inputs(
+          tokenizer, label_names, cfg.label_text_tokens,
+          token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders),
+          aux_membership=objectives.aux_membership(cfg) if aux_label_names else None)
+    modules, like = _network_shapes(cfg, num_classes, len(aux_label_names), layout)
     try:
       best, _ = checkpoint_lib.restore_best_params(run_dir, like)
     except FileNotFoundError as e:
@@ -200,11 +230,12 @@ class Predictor:
             "max_eval_examples": cfg.max_eval_examples,
             "max_train_examples": cfg.max_train_examples, "classes": cfg.classes,
             "data_dir": cfg.data_dir}
-    return cls(modules=modules, params=jax.device_get(best),
-               tokenizer=pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder)),
+    return cls(modules=modules, params=jax.device_get(best), tokenizer=tokenizer,
                label_names=label_names, multilabel=multilabel, thresholds=thresholds,
-               max_length=cfg.max_length, length_buckets=tuple(cfg.length_buckets),
-               batch_size=int(batch_size or cfg.eval_batch_size), source=run_dir, info=info)
+               max_length=cfg.max_length if block is None else block.max_length,
+               length_buckets=tuple(cfg.length_buckets),
+               batch_size=int(batch_size or cfg.eval_batch_size), source=run_dir, info=info,
+               label_block=block)
 
   @classmethod
   def from_export(cls, folder: str | pathlib.Path, *,
@@ -219,8 +250,18 @@ class Predictor:
     label_names = tuple(id2label[str(i)] for i in range(len(id2label)))
     meta = config.get("lcl_jax") or {}
     head = config["lcl_jax_head"]
-    module, params = models.build_classifier(head, folder, len(label_names),
-                                             rng=jax.random.key(0), load_head=True)
+    tokenizer = pretrained.load_tokenizer(folder)
+    block = layout = None
+    if head == "label_attention":
+      settings = meta.get("label_attention") or {}
+      if "text_tokens" not in settings:
+        raise RunNotUsableError(f"{folder}: a label-attention export without its "
+                                "'lcl_jax.label_attention.text_tokens' in config.json")
+      block, layout = _label_inputs(tokenizer, label_names, int(settings["text_tokens"]),
+                                    token_types=bool(settings.get("token_types", True)))
+    module, params = models.build_classifier(
+        head, folder, len(label_names), rng=jax.random.key(0), load_head=True,
+        **({"label_layout": layout} if layout is not None else {}))
     network = meta.get("network", "primary")
     multilabel = bool(meta.get("multilabel",
                                config.get("problem_type") == "multi_label_classification"))
@@ -232,13 +273,14 @@ class Predictor:
     info = {"kind": "export", "dataset": meta.get("dataset"),
             "objective": meta.get("objective"), "network": network, "head": head}
     return cls(modules={network: module}, params={network: jax.device_get(params)},
-               tokenizer=pretrained.load_tokenizer(folder), label_names=label_names,
+               tokenizer=tokenizer, label_names=label_names,
                multilabel=multilabel, thresholds=thresholds,
-               max_length=int(meta.get("max_length", defaults.max_length)),
+               max_length=(int(meta.get("max_length", defaults.max_length)) if block is None
+                           else block.max_length),
                length_buckets=tuple(meta.get("length_buckets", defaults.length_buckets)),
                batch_size=int(batch_size or meta.get("eval_batch_size",
                                                      defaults.eval_batch_size)),
-               source=folder, info=info)
+               source=folder, info=info, label_block=block)
 
   # ---------------------------------------------------------------- applying
 
@@ -253,7 +295,11 @@ class Predictor:
     texts = list(texts)
     if not texts:
       raise ValueError("no texts to classify (the input is empty)")
-    tokens = batching.tokenize_texts(texts, self.tokenizer, max_length=self.max_length)
+    if self.label_block is not None:
+      from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
+      tokens = label_inputs.tokenize_with_labels(texts, self.tokenizer, self.label_block)
+    else:
+      tokens = batching.tokenize_texts(texts, self.tokenizer, max_length=self.max_length)
     labels = np.zeros(len(texts), np.int32)
     batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
                                     buckets=self.length_buckets,

@@ -81,6 +81,7 @@ def build_networks(
     feature_pooling: str = "cls",
     tokenizer: Any = None,
     glove_path: str | None = None,
+    label_layout: Any = None,
     num_aux_classes: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Builds `({'primary': module[, 'weighting': module]}, params)` from checkpoints.
@@ -97,6 +98,12 @@ def build_networks(
   encoder name (bilstm, gru, rnn, charcnn; `lcl_jax.models.baselines`) builds that
   network freshly initialised instead, its vocabulary from `tokenizer` (the data
   pipeline's) and, for the word models, its embeddings from `glove_path` if given.
+
+  `label_layout` (a `lcl_jax.models.LabelLayout`; `--label_embeddings`, issue 10)
+  makes Φ a label-attention classifier (seed 004 Section 3.3: each label's score from
+  its own positions in the label-prefixed rows; auxiliary groups in the layout add the
+  Section 3.5.1 auxiliary scorer). With LCL, Ψ is one too (see `label_layout_for`): its
+  label-position scores are the weight logits.
   `num_aux_classes` G > 0 gives Φ the auxiliary head (params `aux_head`; transformer
   encoders only).
   """
@@ -129,17 +136,69 @@ def build_networks(
     raise ValueError(f"head_init={head_init!r}; expected one of {sorted(_HEAD_INIT_SCHEMES)}")
   primary_init = _HEAD_INIT_SCHEMES[head_init] if spec.primary_head == "paper" else "hf"
   primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
+  label_options = {}
+  if label_layout is not None:
+    primary_head, label_options = "label_attention", {"label_layout": label_layout}
   modules["primary"], params["primary"] = models.build_classifier(
       primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
       dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout,
-      feature_pooling=feature_pooling, num_aux_classes=num_aux_classes)
+      feature_pooling=feature_pooling, num_aux_classes=num_aux_classes, **label_options)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
+    weighting_head = models.weighting_head_for(weighting_checkpoint.config)
+    weighting_options = {}
+    if label_layout is not None:  # Ψ scores the labels from their positions too
+      weighting_head = "label_attention"
+      weighting_options = {"label_layout": weighting_layout(label_layout)}
     modules["weighting"], params["weighting"] = models.build_classifier(
-        models.weighting_head_for(weighting_checkpoint.config), weighting_checkpoint,
-        num_classes, rng=weighting_rng, dtype=dtype, remat=remat)
+        weighting_head, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
+        remat=remat, **weighting_options)
   return modules, params
+
+
+def label_layout_for(block: Any, aux_membership: Any = None) -> Any:
+  """The `models.LabelLayout` of a run's label block (`PreparedData.label_block`).
+
+  `aux_membership`: None, or the int/bool [C, G] matrix saying which coarse groups each
+  of the C labels belongs to (an auxiliary task, Section 3.5.1); group g's auxiliary
+  score then pools the label vectors of its members.
+  """
+  import numpy as np
+
+  from lcl_jax import models
+  groups = ()
+  if aux_membership is not None:
+    membership = np.asarray(aux_membership) > 0
+    if membership.ndim != 2 or membership.shape[0] != block.num_labels:
+      raise ValueError(f"aux_membership must be [{block.num_labels}, G], got "
+                       f"{membership.shape}")
+    groups = [tuple(np.flatnonzero(membership[:, g]).tolist())
+              for g in range(membership.shape[1])]
+  return models.LabelLayout.from_block(block, aux_groups=groups)
+
+
+def aux_membership(cfg: Any) -> Any:
+  """The auxiliary task's int32 [28, G] label -> group matrix
+  (`goemotions.coarse_mapping`), or None without one (`aux_task == 'none'`)."""
+  if getattr(cfg, "aux_task", "none") == "none":
+    return None
+  from lcl_jax.data import goemotions
+  return goemotions.coarse_mapping(cfg.aux_task, cfg.data_dir)
+
+
+def weighting_layout(layout: Any) -> Any:
+  """Ψ's layout under LCL with label embeddings: Φ's without the auxiliary groups.
+
+  The construction (beyond seed 004, which has no LCL): Ψ reads the same label-prefixed
+  rows and scores label c from the last hidden state(s) of label c's own tokens, through
+  its own scorer; those C scores are Ψ's logits, so LCL's weights softmax(Ψ) (the
+  paper's Eq. 5-6, unchanged in `losses.lcl_objective`) say how strongly each label's
+  token, having attended to the text, claims the example — the label tokens act as
+  learned class queries of the weighting network. The auxiliary task stays Φ's.
+  """
+  import dataclasses
+  return dataclasses.replace(layout, aux_groups=())
 
 
 def forward(

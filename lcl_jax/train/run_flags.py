@@ -95,6 +95,15 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_enum("matmul_precision", "highest", list(config.MATMUL_PRECISIONS),
                     "jax.default_matmul_precision of the steps: highest = true float32 "
                     "(no TF32/bf16 passes on GPU/TPU); default = the backend's fastest.")
+  # Label-embedding attention (seed 004 Section 3.3; issue 10).
+  flags.DEFINE_bool("label_embeddings", False,
+                    "Label-embedding attention (seed 004): rows are [CLS] + the label names' "
+                    "word pieces + [SEP] + the text + [SEP]; each label's score comes from "
+                    "its own last hidden state(s) (mean over a name's pieces) through a "
+                    "shared feed-forward layer. LCL: Ψ scores the same way.")
+  flags.DEFINE_integer("label_text_tokens", 50,
+                       "With --label_embeddings: text word pieces kept after the label "
+                       "block (the document's 50); the row length replaces --max_length.")
   flags.DEFINE_string("compilation_cache", None,
                       "JAX persistent compilation cache folder ('' disables; default "
                       "$LCL_JAX_COMPILATION_CACHE or <user cache dir>/lcl_jax/jax_cache).")
@@ -199,6 +208,8 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       head_learning_rate=value("head_learning_rate"), threshold_fit=value("threshold_fit"),
       concat_expansion=int(value("concat_expansion")),
       keep_checkpoints=value("keep_checkpoints"),
+      label_embeddings=bool(value("label_embeddings")),
+      label_text_tokens=int(value("label_text_tokens")),
       aux_task=value("aux_task"), aux_weight_start=float(value("aux_weight_start")),
       aux_weight_end=float(value("aux_weight_end")), aux_schedule=value("aux_schedule"),
       embed_mix=value("embed_mix"), embed_mix_weight=float(value("embed_mix_weight")),

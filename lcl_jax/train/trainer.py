@@ -376,6 +376,7 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
       primary_head=cfg.head if spec.primary_head == "paper" else None,
       classifier_dropout=cfg.classifier_dropout, feature_pooling=cfg.feature_pooling,
       tokenizer=data.tokenizer, glove_path=cfg.glove_path,
+      label_layout=_label_layout(cfg, data),
       num_aux_classes=len(data.aux_label_names))
   steps_per_epoch = data.steps_per_epoch
   total_epochs = cfg.epochs + cfg.head_epochs  # stage 1 (+ stage 2: heads only)
@@ -704,14 +705,24 @@ def _train_locked(cfg: TrainConfig, workdir: pathlib.Path, is_main: bool) -> dic
 
 
 
+def _label_layout(cfg: TrainConfig, data) -> Any:
+  """Φ's `LabelLayout` with --label_embeddings (else None); with an auxiliary task its
+  groups are the task's label -> group mapping, so the label-attention head's auxiliary
+  head scores each group from its labels' vectors (Section 3.5.1)."""
+  if data.label_block is None:
+    return None
+  return objectives.label_layout_for(
+      data.label_block, aux_membership=objectives.aux_membership(cfg))
+
+
 def _reinitialise_heads(host_state: dict[str, Any], modules, seed: int) -> dict[str, Any]:
   """The state with every network's head freshly initialised (deterministic per seed)."""
   params = dict(host_state["params"])
   base = jax.random.fold_in(jax.random.key(seed), 0x57A6E2)
   for index, name in enumerate(sorted(modules)):
     module = modules[name]
-    dummy = jnp.zeros((1, 1, module.config.hidden_size), jnp.float32)
-    head = module.build_head().init(jax.random.fold_in(base, index), dummy)["params"]
+    head = module.build_head().init(jax.random.fold_in(base, index),
+                                    module.head_input_template())["params"]
     params[name] = {**params[name], "head": jax.tree.map(np.asarray, head)}
   return {**host_state, "params": params}
 
@@ -858,6 +869,13 @@ def _export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: Tr
     encoder = cfg.encoder if name == "primary" else cfg.weighting_encoder
     extra = {"lcl_jax": model_card.export_metadata(
         config, network=name, multilabel=results["multilabel"], thresholds=thresholds)}
+    layout = getattr(module, "layout", None)
+    if layout is not None:  # --label_embeddings: what rebuilds the rows and the head
+      token_types = all(c.type_vocab_size >= 2
+                        for _, _, c in data_pipeline.label_encoder_configs(cfg))
+      # (The auxiliary head is not exported: like the other heads' it is training-only.)
+      extra["lcl_jax"]["label_attention"] = {
+          "text_tokens": cfg.label_text_tokens, "token_types": token_types}
     if results["multilabel"]:
       extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
