@@ -326,16 +326,28 @@ class LabelAttentionClassifier(_EncoderClassifier):
   def head_input_template(self) -> Array:
     return jnp.zeros((1, self.layout.min_length, self.config.hidden_size), jnp.float32)
 
+  @nn.nowrap
+  def mixed_positions(self) -> int:
+    """Embedding mixing (seed 004 3.5.3, label-prefixed rows) mixes [CLS] and the label
+    block up to its last piece: the positions this head reads."""
+    return max(self.layout.piece_positions) + 1
+
   @nn.compact
   def __call__(self, input_ids: Array, attention_mask: Array,
                token_type_ids: Array | None = None, *,
-               deterministic: bool = True) -> ClassifierOutput:
-    """Label scores [B, C], features [B, H] and (auxiliary groups) aux scores [B, G]."""
-    hidden = TransformerEncoder(self.config, dtype=self.dtype, remat=self.remat,
-                                attention_implementation=self.attention_implementation,
-                                name="encoder")(input_ids, attention_mask, token_type_ids,
+               deterministic: bool = True, mix_cls: Array | None = None,
+               mix_weight: Array | float | None = None) -> ClassifierOutput:
+    """Label scores [B, C], features [B, H] and (auxiliary groups) aux scores [B, G].
+    ``mix_cls`` [B, P, H] (P = `mixed_positions`) with ``mix_weight`` mixes the leading
+    positions the head reads (`mix_cls_states`); features and aux scores stay unmixed."""
+    hidden = self.build_encoder(name="encoder")(input_ids, attention_mask, token_type_ids,
                                                 deterministic=deterministic)
-    logits = self.build_head(name="head")(hidden, deterministic=deterministic)
+    head_input = hidden
+    if mix_cls is not None:
+      if mix_weight is None:
+        raise ValueError("mix_cls needs mix_weight")
+      head_input = mix_cls_states(hidden, mix_cls, mix_weight)
+    logits = self.build_head(name="head")(head_input, deterministic=deterministic)
     aux_logits = None
     if self.num_aux_classes:
       aux_logits = self.build_aux_head(name="aux_head")(hidden, deterministic=deterministic)

@@ -295,11 +295,7 @@ class Predictor:
     texts = list(texts)
     if not texts:
       raise ValueError("no texts to classify (the input is empty)")
-    if self.label_block is not None:
-      from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
-      tokens = label_inputs.tokenize_with_labels(texts, self.tokenizer, self.label_block)
-    else:
-      tokens = batching.tokenize_texts(texts, self.tokenizer, max_length=self.max_length)
+    tokens = self.tokenize(texts)
     labels = np.zeros(len(texts), np.int32)
     batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
                                     buckets=self.length_buckets,
@@ -309,11 +305,21 @@ class Predictor:
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
 
+  def tokenize(self, texts: Sequence[str]):
+    """The rows of `texts` as the run fed them (`batching.TokenizedTexts`): truncated at
+    its max_length, or (--label_embeddings) its label block + the first text pieces."""
+    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
+
+    if self.label_block is not None:
+      from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
+      return label_inputs.tokenize_with_labels(list(texts), self.tokenizer, self.label_block)
+    return batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.max_length)
+
   def text_batches(self, texts: Sequence[str]):
     """The eval batches `logits` runs on (the run's static shapes; labels zero)."""
     from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
 
-    tokens = batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.max_length)
+    tokens = self.tokenize(texts)
     return batching.eval_batches(tokens, np.zeros(len(tokens), np.int32),
                                  batch_size=self.batch_size, buckets=self.length_buckets,
                                  row_multiple=self._dp.num_devices)
