@@ -51,6 +51,7 @@ from absl import app, flags
 from lcl_jax.experiment import cli, methods, paper_numbers
 from lcl_jax.experiment import report as report_lib
 from lcl_jax.experiment import sweep
+from lcl_jax.train.config import TrainConfig
 
 cli.define_flags(seeds="0", datasets=(methods.DATASET,), objectives=(methods.OBJECTIVE,),
                  datasets_help="Fixed: goemotions_multilabel (28 labels).",
@@ -62,6 +63,8 @@ flags.DEFINE_bool("figures", True, "Write Figures 3-8 (PNG + CSV).")
 FLAGS = flags.FLAGS
 
 NAME = "goemotions_methods"
+_MIX_FIELDS = ("embed_mix", "embed_mix_weight", "embed_mix_similarity", "paraphrase_file",
+               "t5_checkpoint")
 # Flags whose explicit value beats the document's preset.
 _PRESET_FLAGS = ("epochs", "texts_per_batch", "learning_rate", "thresholds", "threshold_fit",
                  "eval_every_steps", "head", "classifier_dropout", "baseline_views",
@@ -91,7 +94,11 @@ def main(argv):
   cli.setup_logging(cli.log_file())
   chosen = cli.check_choices(FLAGS.rows, list(methods.ROWS), "rows")
   seeds = cli.seeds()
-  base = cli.base_config()
+  # The mixing flags belong to the mixing rows (inference on a finished run), not to the
+  # trained runs' configs.
+  defaults = TrainConfig()
+  base = dataclasses.replace(cli.base_config(), **{
+      name: getattr(defaults, name) for name in _MIX_FIELDS})
   explicit = {f for f in _PRESET_FLAGS if f in FLAGS and FLAGS[f].present}
   specs = methods.make_specs(cli.root(), base, chosen, seeds, explicit=explicit,
                              smoke=FLAGS.smoke)
