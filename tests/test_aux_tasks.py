@@ -214,6 +214,25 @@ def test_loss_is_the_t_weighted_sum_of_main_and_aux_bce(objective):
                                  labels, valid, aux_labels=aux_labels, aux_weight=0.8, **kwargs)
 
 
+def test_aux_head_shares_the_encoder(tiny_bert_dir):
+  """Hard parameter sharing: one encoder, a second head of the main head's kind (BERT's:
+  its pre-trained pooler copied from the main head's). Shapes by tracing only."""
+  from lcl_jax import models
+  module, params = models.build_classifier("bert", tiny_bert_dir, 28, rng=jax.random.key(0),
+                                           num_aux_classes=7)
+  assert sorted(params) == ["aux_head", "encoder", "head"]
+  jax.tree.map(np.testing.assert_array_equal, params["aux_head"]["pooler"],
+               params["head"]["pooler"])
+  assert params["aux_head"]["classifier"]["kernel"].shape == (32, 7)
+  ids = jnp.array([[101, 7592, 2088, 102]], jnp.int32)
+  mask = jnp.ones_like(ids)
+  out = jax.eval_shape(lambda p: module.apply({"params": p}, ids, mask), params)
+  assert out.logits.shape == (1, 28) and out.aux_logits.shape == (1, 7)
+  without = jax.eval_shape(lambda p: module.clone(num_aux_classes=0).apply(
+      {"params": {k: v for k, v in p.items() if k != "aux_head"}}, ids, mask), params)
+  assert without.aux_logits is None
+
+
 # --- one tiny run ----------------------------------------------------------------------------
 
 def test_tiny_run_with_aux_task_writes_aux_results_and_predicts(tiny_bert_dir, data_dir,

@@ -2,7 +2,8 @@
 
 Inputs: label pieces where documented, text truncated to its budget, token types.
 Model: scores read from the label positions (NumPy transcription of the head on the
-encoder's own hidden states), permutation of the label block permutes the scores,
+encoder's own hidden states; embedding mixing covers the label block), permutation of
+the label block permutes the scores,
 Ψ of LCL scores from its label positions, single-label softmax CE on the label scores.
 Trainer: one tiny multi-label run with --label_embeddings, then predict and the HF export
 give the run's own probabilities; a budget beyond max_position_embeddings is refused.
@@ -124,6 +125,17 @@ def test_scores_are_the_label_positions_through_the_feed_forward_layer(tiny_bert
                              rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(out.features, hidden[:, 0], rtol=1e-6, atol=1e-6)
   assert out.logits.shape == (3, 5) and out.aux_logits.shape == (3, 2)
+  # Embedding mixing (Section 3.5.3) mixes [CLS] and the whole label block: with w = 0
+  # each row scores as the row whose states it took; with itself as candidate, as itself.
+  positions = module.mixed_positions()
+  assert positions == max(block.piece_positions) + 1
+  mixed = jax.jit(lambda p, c, w: module.apply({"params": p}, *inputs, mix_cls=c,
+                                               mix_weight=w).logits)
+  swapped = hidden[[1, 2, 0], :positions]
+  np.testing.assert_allclose(mixed(params, swapped, 0.0), np.asarray(out.logits)[[1, 2, 0]],
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(mixed(params, hidden[:, :positions], 0.5), out.logits,
+                             rtol=1e-6, atol=1e-6)
 
 
 def test_permuting_the_label_block_permutes_the_scores(tiny_bert_dir):

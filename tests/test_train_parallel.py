@@ -25,9 +25,12 @@ def _global_batch(rows=24, valid_rows=20, length=16, seed=0):
   labels = rng.integers(0, NUM_CLASSES, size=rows).astype(np.int32)
   labels[k:2 * k] = labels[:k]  # row i and row i + K are views of one example
   valid = np.arange(rows) < valid_rows
+  aux_labels = (rng.random((rows, 3)) < 0.4).astype(np.int32)  # issue 10's auxiliary head
+  aux_labels[k:2 * k] = aux_labels[:k]
   return {"input_ids": input_ids, "attention_mask": attention_mask,
           "token_type_ids": np.zeros_like(input_ids), "labels": labels, "valid": valid,
-          "example_index": np.where(valid, np.arange(rows) % k, -1).astype(np.int32)}
+          "example_index": np.where(valid, np.arange(rows) % k, -1).astype(np.int32),
+          "aux_labels": aux_labels}
 
 
 @pytest.mark.parametrize("objective", ["lcl"])
@@ -36,7 +39,7 @@ def test_jit_and_pmap_on_8_devices_equal_single_device(tiny_bert_dir, objective)
   spec = objectives.get_spec(objective)
   modules, params = objectives.build_networks(
       spec, encoder=str(tiny_bert_dir), weighting_encoder=str(tiny_bert_dir),
-      num_classes=NUM_CLASSES, rng=jax.random.key(0))
+      num_classes=NUM_CLASSES, rng=jax.random.key(0), num_aux_classes=3)
   optimizer = optim.make_optimizer(params, learning_rate=1e-3, total_steps=10)
   host_state = jax.device_get(steps.init_state(params, optimizer))
   batches = [_global_batch(seed=s) for s in (0, 1)]
@@ -44,7 +47,8 @@ def test_jit_and_pmap_on_8_devices_equal_single_device(tiny_bert_dir, objective)
   def run(dp):
     step_fn = dp.compile_train_step(steps.make_train_step(
         spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
-        dropout_key=jax.random.key(1), use_dropout=False, axis_name=dp.axis_name))
+        dropout_key=jax.random.key(1), use_dropout=False, axis_name=dp.axis_name,
+        aux_weight=objectives.aux_weight_schedule(0.8, 1.0, 2)))
     state = dp.put_state(host_state)
     step_metrics = []
     for batch in batches:
@@ -53,7 +57,8 @@ def test_jit_and_pmap_on_8_devices_equal_single_device(tiny_bert_dir, objective)
     return step_metrics, jax.device_get(dp.host_state(state)["params"])
 
   single_metrics, single_params = run(parallel.JitDataParallel(jax.devices()[:1]))
-  assert {"loss", "grad_norm_primary"} <= set(single_metrics[0])
+  assert {"loss", "grad_norm_primary", "aux_loss"} <= set(single_metrics[0])
+  assert [m["aux_weight"] for m in single_metrics] == [np.float32(0.8), 1.0]
   for dp in (parallel.JitDataParallel(jax.devices()[:8]),
              parallel.PmapDataParallel(jax.devices()[:8])):
     metrics8, params8 = run(dp)

@@ -13,8 +13,8 @@ Every row is the tokenizer's own sentence-pair encoding of (label block, text)::
   records, for each piece, its position in the row and the label it belongs to (from
   the fast tokenizer's character offsets; a piece of white space only, such as a lone
   byte-level ``Ġ``, belongs to the name it precedes). The block is the same in every row,
-  so it is a
-  fixed prefix of ``prefix_length`` tokens ([CLS] + P pieces + the separator(s)).
+  so it is a fixed prefix of ``prefix_length`` tokens ([CLS] + P pieces + the
+  separator(s)).
 * **Text** (the second sequence): truncated to its first ``text_tokens`` word pieces
   (the document: "we input 50 tokens (not including emotion labels) ... only the first 50
   were used"), then the closing separator. The document pads to 50; here rows are
@@ -24,16 +24,21 @@ Every row is the tokenizer's own sentence-pair encoding of (label block, text)::
 * **Token type ids**: the tokenizer's pair convention: 0 on [CLS], the label pieces and
   the first [SEP]; 1 on the text and its [SEP] (BERT/ELECTRA, whose checkpoints were
   pre-trained on sentence pairs). RoBERTa-family tokenizers return none: all zeros
-  (their type vocabulary has one row). SpanEmo (Alhuzali & Ananiadou 2021, which the
+  (their type vocabulary has one row; ``token_types=False`` forces zeros for any encoder
+  with ``type_vocab_size == 1``). SpanEmo (Alhuzali & Ananiadou 2021, which the
   document follows) passes no token types at all (zeros); the pair convention is our
   choice, it tells the encoder which tokens are labels.
 * **Position ids**: the encoder's usual rule (`lcl_jax.models.encoder.position_ids`):
   0 .. T-1 on BERT/ELECTRA, RoBERTa's padding-aware count on that family; the label
   pieces take positions 1 .. P, as in SpanEmo and the document's input.
 
-Used by the data pipeline (every split and the augmented views) and by
-`lcl_jax.train.inference` (predict/evaluate), so a text is encoded identically in training
-and at use.
+Built without re-tokenising the label names per row: each text is tokenised alone (no
+special tokens, truncated) and placed between the block's prefix and suffix; the first
+rows are compared with the tokenizer's own pair encoding (a mismatch raises).
+
+Used by the data pipeline (every split, the augmented views, the mixing candidates) and
+by `lcl_jax.train.inference` (predict/evaluate/attention maps), so a text is encoded
+identically in training and at use.
 """
 from __future__ import annotations
 

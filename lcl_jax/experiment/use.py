@@ -298,7 +298,7 @@ def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[i
 
   Loads the best-validation params of a finished run (or an --export_hf folder) with
   `inference.Predictor.load`, tokenises ``text`` as the run did (`Predictor.tokenize`: its
-  max_length and special tokens, or its label block first; no padding) and runs the network's encoder through the explicit-softmax
+  max_length, special tokens, the label block of a --label_embeddings run; no padding) and runs the network's encoder through the explicit-softmax
   attention path (`models.encoder.attention_probabilities`).
 
   Args:
@@ -332,12 +332,10 @@ def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[i
   config = module.config
   layer_ids = _indices(layers, config.num_hidden_layers, "layer")
   head_ids = _indices(heads, config.num_attention_heads, "head")
-  # The row as the run fed it (with --label_embeddings: the label block before the text).
-  rows = predictor.tokenize([text])
-  length = int(rows.lengths[0])
-  ids = np.asarray(rows.input_ids[:, :length], np.int32)
-  mask = np.ones_like(ids)
-  types = np.asarray(rows.token_type_ids[:, :length], np.int32)
+  encoded = predictor.tokenize([text])  # as the run did (label block first, if it had one)
+  ids = np.asarray(encoded.input_ids, np.int32)
+  mask = np.ones_like(ids)  # one row: no padding
+  types = np.asarray(encoded.token_type_ids, np.int32)
   _, probs = attention_probabilities(module.build_encoder(),
                                      predictor.params[network]["encoder"], ids, mask, types)
   probs = np.asarray(probs)[:, 0]  # [L, heads, T, T]

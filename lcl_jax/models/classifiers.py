@@ -156,6 +156,8 @@ class _EncoderClassifier(nn.Module):
     return self.HEAD_CLASS(self.config, self.num_aux_classes,
                            dropout_rate=self.head_dropout_rate(), init_scheme=self.head_init,
                            dtype=self.dtype, name=name)
+
+  @nn.nowrap
   def head_input_template(self) -> Array:
     """Zeros shaped like the hidden states the head reads (to initialise it alone)."""
     return jnp.zeros((1, 1, self.config.hidden_size), jnp.float32)
@@ -281,7 +283,8 @@ class LabelAttentionClassifier(_EncoderClassifier):
   The inputs carry the label block (`lcl_jax.data.label_inputs`); ``layout`` says where
   its pieces are. The head reads the label positions, not [CLS]; ``features`` (the
   contrastive features of SCL/LCL) stay the [CLS] state (or the masked mean). With
-  auxiliary groups in the layout, ``aux_logits`` [B, G] come from a second scorer.
+  ``num_aux_classes`` = the layout's auxiliary groups, ``aux_logits`` [B, G] come from a
+  second scorer (`build_aux_head`). The forward pass is the base class's.
   Params ``head/scorer/{dense,out}`` (top level of an export, like the paper head:
   transformers has no class for this head) and, with groups, ``aux_head/scorer/...``
   (not exported: export and predict use the main head).
@@ -328,31 +331,10 @@ class LabelAttentionClassifier(_EncoderClassifier):
 
   @nn.nowrap
   def mixed_positions(self) -> int:
-    """Embedding mixing (seed 004 3.5.3, label-prefixed rows) mixes [CLS] and the label
-    block up to its last piece: the positions this head reads."""
-    return max(self.layout.piece_positions) + 1
-
-  @nn.compact
-  def __call__(self, input_ids: Array, attention_mask: Array,
-               token_type_ids: Array | None = None, *,
-               deterministic: bool = True, mix_cls: Array | None = None,
-               mix_weight: Array | float | None = None) -> ClassifierOutput:
-    """Label scores [B, C], features [B, H] and (auxiliary groups) aux scores [B, G].
-    ``mix_cls`` [B, P, H] (P = `mixed_positions`) with ``mix_weight`` mixes the leading
-    positions the head reads (`mix_cls_states`); features and aux scores stay unmixed."""
-    hidden = self.build_encoder(name="encoder")(input_ids, attention_mask, token_type_ids,
-                                                deterministic=deterministic)
-    head_input = hidden
-    if mix_cls is not None:
-      if mix_weight is None:
-        raise ValueError("mix_cls needs mix_weight")
-      head_input = mix_cls_states(hidden, mix_cls, mix_weight)
-    logits = self.build_head(name="head")(head_input, deterministic=deterministic)
-    aux_logits = None
-    if self.num_aux_classes:
-      aux_logits = self.build_aux_head(name="aux_head")(hidden, deterministic=deterministic)
-    features = pool_features(hidden, attention_mask, self.feature_pooling)
-    return ClassifierOutput(logits=logits, features=features, aux_logits=aux_logits)
+    """Embedding mixing mixes [CLS] and the whole label block (every position up to the
+    last label piece): the states this head reads. Both rows carry the same prefix, so
+    label c's pieces are mixed with label c's (seed 004 Section 3.5.3)."""
+    return self.layout.min_length
 
 
 CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {

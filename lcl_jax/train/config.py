@@ -199,6 +199,13 @@ class TrainConfig:
   aux_weight_start: float = 0.8
   aux_weight_end: float = 1.0
   aux_schedule: str = "linear"
+
+  # Label-embedding attention (seed 004 Section 3.3; issue 10): every row is [CLS] + the
+  # label names' word pieces + [SEP] + the first `label_text_tokens` text pieces + [SEP]
+  # (lcl_jax.data.label_inputs; the row length replaces `max_length`), and Φ (LCL: Φ and
+  # Ψ) scores each label from its own positions (lcl_jax.models.label_attention).
+  label_embeddings: bool = False
+  label_text_tokens: int = 50
   # Embedding mixing at inference (seed 004 Section 3.4; lcl_jax.train.mixing): after
   # training, the best params are also evaluated with Φ's [CLS] vector h mixed as
   # w * h_test + (1 - w) * h_candidate before the head; results["mixed"]. 'none' = off;
@@ -212,13 +219,6 @@ class TrainConfig:
   embed_mix_similarity: str = "cosine"
   paraphrase_file: str | None = None
   t5_checkpoint: str | None = None
-
-  # Label-embedding attention (seed 004 Section 3.3; issue 10): every row is [CLS] + the
-  # label names' word pieces + [SEP] + the first `label_text_tokens` text pieces + [SEP]
-  # (lcl_jax.data.label_inputs; the row length replaces `max_length`), and Φ (LCL: Φ and
-  # Ψ) scores each label from its own positions (lcl_jax.models.label_attention).
-  label_embeddings: bool = False
-  label_text_tokens: int = 50
 
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
@@ -363,8 +363,8 @@ class TrainConfig:
     self._validate_scale_fields(bad)
     self._validate_fidelity_options(bad)
     self._validate_aux_fields(bad)
-    self._validate_embed_mix(bad)
     self._validate_label_embeddings(bad)
+    self._validate_embed_mix(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""

@@ -235,7 +235,7 @@ class PreparedData:
     labels zero): the candidates of embedding mixing (`lcl_jax.train.mixing`)."""
     from lcl_jax.data import batching
 
-    tokens = self.tokenize(list(texts))  # (with --label_embeddings: the label block too)
+    tokens = self.tokenize(list(texts))
     labels = np.zeros(len(tokens), np.int32)
     return batching.eval_batches(tokens, labels, **self._eval_kwargs)
 

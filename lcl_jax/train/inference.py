@@ -10,7 +10,8 @@
 * a folder written by `--export_hf` (`<run>/export/<network>`): config.json
   (`lcl_jax_head`, `id2label`, the `lcl_jax` metadata), model.safetensors, tokenizer.
 
-Texts are tokenised once (`data.batching.tokenize_texts`), batched with the run's static
+Texts are tokenised once (`Predictor.tokenize`: `data.batching.tokenize_texts`, or the
+label-prefixed rows of `data.label_inputs` for a --label_embeddings run), batched with the run's static
 shapes (`data.batching.eval_batches`: `eval_batch_size` rows, the run's length
 buckets; padding rows masked) and run through the trainer's own eval step
 (`steps.make_eval_step`, compiled by `parallel.make_data_parallel('jit')`, gathered by
@@ -306,12 +307,11 @@ class Predictor:
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
 
   def tokenize(self, texts: Sequence[str]):
-    """The rows of `texts` as the run fed them (`batching.TokenizedTexts`): truncated at
-    its max_length, or (--label_embeddings) its label block + the first text pieces."""
-    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
+    """`data.batching.TokenizedTexts` of `texts` as the run encoded them: truncated at
+    its max_length, or (--label_embeddings) after the label block, cut to its text budget."""
+    from lcl_jax.data import batching, label_inputs  # pylint: disable=g-import-not-at-top
 
     if self.label_block is not None:
-      from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
       return label_inputs.tokenize_with_labels(list(texts), self.tokenizer, self.label_block)
     return batching.tokenize_texts(list(texts), self.tokenizer, max_length=self.max_length)
 

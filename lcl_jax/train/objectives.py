@@ -213,8 +213,9 @@ def forward(
 
   Returns `logits` [R, C] and `features` [R, H] of Φ, `aux_logits` [R, G] of Φ's
   auxiliary head when it has one, and `weight_logits` [R, C] of Ψ when the objective
-  has one. A batch with `mix_cls` [R, H] and `mix_weight` [R] (inference-time embedding
-  mixing, `lcl_jax.train.mixing`) mixes Φ's [CLS] state before its head.
+  has one. A batch with `mix_cls` [R, H] (or [R, P, H]) and `mix_weight` [R]
+  (inference-time embedding mixing, `lcl_jax.train.mixing`) mixes Φ's leading state(s)
+  before its head.
   """
   outputs = {}
   for index, name in enumerate(sorted(modules)):
