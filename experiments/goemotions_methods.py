@@ -29,6 +29,8 @@ mix_train_labelemb. Preset (each overridden by its flag): batch 16, AdamW 5e-5, 
 epochs (4 for the *_4 rows), threshold 0.3, [CLS] -> one feed-forward layer (dropout
 0.1), 50 text tokens after the label tokens, T from 0.8, mixing weight 0.92 (mixing:
 --embed_mix_weight, --embed_mix_similarity), test evaluation every 1,000 steps (Fig. 5).
+The trained rows never mix (--embed_mix is ignored: the mixing rows set it themselves).
+--smoke: 1 step a run on tiny subsets (CI: tests/test_experiment_binaries.py).
 
 The document's numbers (Table 2, test macro F1, one run each):
 
