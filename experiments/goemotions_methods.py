@@ -106,6 +106,11 @@ def main(argv):
                              smoke=FLAGS.smoke)
   mix_options = _mix_options() if any(not methods.ROWS[k].trained for k in chosen) else {}
   jobs, skipped = methods.make_mix_jobs(cli.root(), specs, chosen, **mix_options)
+  for job in jobs:  # a bad --paraphrase_file / --t5_checkpoint / weight: before any training
+    try:
+      dataclasses.replace(job.source.config, **job.settings).validate()
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
   execution = cli.execute(specs)
   mixed, mix_failed = methods.run_mix_jobs(
       jobs, compute=not FLAGS.report_only and not execution.interrupted,
