@@ -171,3 +171,21 @@ def test_attention_example_is_right_for_label_embeddings_and_wrong_for_the_basel
              predictions=np.array(predictions))
   assert methods.pick_attention_example(tmp_path / "emb", tmp_path / "base")[0] == 1
   assert methods.pick_attention_example(tmp_path / "emb", None)[0] == 0
+
+
+def test_binary_refuses_a_missing_paraphrase_file_before_training(tmp_path, data_dir):
+  import os
+  import pathlib
+  import subprocess
+  import sys
+
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env = {**os.environ, "PYTHONPATH": str(root)}
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.goemotions_methods", "--rows=mix_t5_4",
+       f"--paraphrase_file={tmp_path / 'none.tsv'}", f"--workdir={tmp_path / 'w'}",
+       f"--data_dir={data_dir}", "--encoder=minilm"],
+      cwd=root, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0
+  assert "--paraphrase_file" in proc.stderr and "no such file" in proc.stderr
+  assert not (tmp_path / "w" / "goemotions_multilabel").exists()
