@@ -37,7 +37,8 @@ def smoke(tmp_path_factory, tiny_bert_dir, data_dir):
   env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
   common = [f"--encoder={tiny_bert_dir}", f"--data_dir={data_dir}", f"--workdir={workdir}",
             "--smoke", "--progress_bar=false"]
-  return {"root": workdir / "smoke", "env": env, "common": common, "tiny": tiny_bert_dir}
+  return {"root": workdir / "smoke", "env": env, "common": common, "tiny": tiny_bert_dir,
+          "data": data_dir}
 
 
 def _run(smoke, binary, *args, env=None):
@@ -252,3 +253,71 @@ def test_goemotions_multilabel_smoke_report_carries_the_seeds_numbers(smoke):
   assert len(tsne) == 2 * single
   assert {r["group"] for r in tsne} <= {"positive", "negative", "ambiguous", "neutral"}
   assert lcl["per_class_thresholds"]["fit_split"] == "validation"
+
+
+def test_goemotions_methods_smoke_report_carries_the_documents_numbers(smoke, tmp_path):
+  """Issue 10's binary: the baseline, an auxiliary task and label embeddings (one step
+  each), training-set mixing of the baseline's and the label-embedding model's
+  checkpoints and paraphrase mixing of the latter, the document's Table 2/3 numbers,
+  and Figs. 3-8. The paraphrase file maps every text to itself, so that row must
+  reproduce the label-embedding model's test metrics exactly (the document's
+  self-mixing check, through the binary, on the label positions)."""
+  texts = {}
+  for name in ("dev.tsv", "test.tsv"):
+    with open(smoke["data"] / "goemotions" / name, newline="", encoding="utf-8") as f:
+      texts.update((row[0], None) for row in csv.reader(f, delimiter="\t") if row)
+  paraphrases = tmp_path / "paraphrases.tsv"
+  paraphrases.write_text("text\tparaphrase\n" + "".join(f"{t}\t{t}\n" for t in texts),
+                         encoding="utf-8")
+  rows = "baseline_4,aux_senti,labelemb_10,mix_train_4,mix_train_labelemb,mix_t5_labelemb"
+  out = _run(smoke, "goemotions_methods", f"--rows={rows}", "--seeds=0",
+             "--max_steps_per_epoch=1", f"--paraphrase_file={paraphrases}")
+  assert "3 runs, 0 already finished, 3 to run" in out
+  base = smoke["root"] / "goemotions_multilabel"
+  results = {row: _run_results(base / row / "ce" / "seed0") for row in rows.split(",")}
+  configs = {row: json.loads((base / row / "ce" / "seed0" / "config.json").read_text())["config"]
+             for row in ("baseline_4", "aux_senti", "labelemb_10")}
+  assert configs["aux_senti"]["aux_task"] == "sentiment" and results["aux_senti"]["aux"]
+  assert configs["labelemb_10"]["label_embeddings"]
+  assert configs["labelemb_10"]["label_text_tokens"] == 50
+  assert configs["baseline_4"]["thresholds"] == 0.3 and configs["baseline_4"]["head"] == "dense1"
+  assert configs["baseline_4"]["texts_per_batch"] == 16
+  # Self-mixing: the same predictions, so every thresholded metric is equal; the mean
+  # BCE of the probabilities only to rounding (w h + (1 - w) h is h to within an ulp).
+  mixed, plain = results["mix_t5_labelemb"]["test"], results["labelemb_10"]["test"]
+  assert {k: v for k, v in mixed.items() if k != "loss"} == {
+      k: v for k, v in plain.items() if k != "loss"}
+  assert mixed["loss"] == pytest.approx(plain["loss"], rel=1e-9)
+  assert results["mix_train_4"]["source"] == "goemotions_multilabel/baseline_4/ce/seed0"
+  train_texts = set(_train_texts(smoke["data"]))
+  assert set(results["mix_train_labelemb"]["candidates"]["test"]) <= train_texts
+  report_dir = smoke["root"] / "reports" / "goemotions_methods"
+  cells = _cells(report_dir)
+  for row, document in (("baseline_4", 47.0), ("aux_senti", 51.3), ("labelemb_10", 53.7),
+                        ("mix_train_4", 47.2), ("mix_t5_labelemb", 52.8)):
+    cell = cells[("test", row, "macro_f1")]
+    assert cell["paper"] == document
+    assert cell["values"] == {"0": pytest.approx(100 * results[row]["test"]["macro_f1"])}
+  assert cells[("test", "mix_train_labelemb", "macro_f1")]["paper"] is None  # beyond
+  report = (report_dir / "report.md").read_text()
+  assert "Table 3" in report and "3.44e-17" in report and "0.00833" in report
+  figures = report_dir / "figures"
+  for name in ("fig3_per_class_f1", "fig4_train_counts", "fig5_macro_f1_by_step",
+               "fig6_label_emb_attention", "fig7_label_emb_layers", "fig8_baseline_last_layer"):
+    assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (figures / f"{name}.csv").stat().st_size > 0, name
+  # Fig. 6's tokens are the label-embedding model's rows: the label block comes first.
+  fig6 = list(csv.DictReader((figures / "fig6_label_emb_attention.csv").open()))
+  assert fig6[1]["key_token"] == "admiration"
+  steps = [json.loads(line) for line in
+           (base / "labelemb_10" / "ce" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+  steps = [r for r in steps if r.get("kind") == "step_eval"]
+  curve = [r for r in csv.DictReader((figures / "fig5_macro_f1_by_step.csv").open())
+           if r["row"] == "labelemb_10"]
+  assert steps and [(int(r["step"]), float(r["test_macro_f1"])) for r in curve] == [
+      (s["step"], pytest.approx(s["eval"]["test"]["macro_f1"], abs=1e-6)) for s in steps]
+
+
+def _train_texts(data_dir):
+  with open(data_dir / "goemotions" / "train.tsv", newline="", encoding="utf-8") as f:
+    return [row[0] for row in csv.reader(f, delimiter="\t") if row]

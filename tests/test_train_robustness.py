@@ -100,6 +100,7 @@ _BAD_VALUES = {
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
     "keep_checkpoints": ["none"],
+    "eval_every_steps": [-1, 2.5],
     "label_embeddings": ["yes", 1],
     "label_text_tokens": [0, 2.5],
     # "ekman" on the base config's ISEAR: the coarse labelings exist for GoEmotions-28 only.

@@ -57,6 +57,10 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
   flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
   flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
+  flags.DEFINE_integer("eval_every_steps", 0,
+                       "Also evaluate validation and test every N training steps, recorded "
+                       "in metrics.jsonl (kind 'step_eval'); 0 = at epoch ends only. Model "
+                       "selection stays per epoch.")
   flags.DEFINE_enum("lr_schedule", "linear", list(config.LR_SCHEDULES),
                     "Learning-rate schedule: linear decay to 0 (the paper) or constant.")
   flags.DEFINE_enum("head", "paper", list(config.PRIMARY_HEADS),
@@ -192,6 +196,7 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
       max_steps_per_epoch=value("max_steps_per_epoch"),
       checkpoint_every_steps=int(value("checkpoint_every_steps")),
       progress_bar=bool(value("progress_bar")), export_hf=bool(value("export_hf")),
+      eval_every_steps=int(value("eval_every_steps")),
       contrastive_impl=value("contrastive_impl"),
       contrastive_tile_size=int(value("contrastive_tile_size")),
       contrastive_auto_threshold=int(value("contrastive_auto_threshold")),

@@ -6,7 +6,8 @@
   `baseline_views='texts'` on the K texts only), data-parallel over every
   device (`jit` or `pmap`), evaluating Φ (and Ψ) on validation and test after each
   epoch; the reported test metrics are those of the best-validation epoch (the paper);
-  an optional patience stops training early;
+  an optional patience stops training early; with `eval_every_steps` N > 0 both splits
+  are also evaluated every N steps, recorded in metrics.jsonl only (kind 'step_eval');
 * checkpoints the latest state every `checkpoint_every_steps` steps and at each epoch
   end, and the best-validation params; re-running the same command resumes (a finished
   run returns its results.json at once); SIGTERM or a Ctrl-C saves and exits (a second
@@ -45,6 +46,9 @@ log = logging.getLogger("lcl_jax.train")
 # Fields that may differ between the run that wrote a workdir and the one resuming it.
 _RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
                   "checkpoint_every_steps", "parallelism", "export_hf", "keep_checkpoints",
+                  # Only adds evaluation records to metrics.jsonl (same updates, same
+                  # per-epoch selection):
+                  "eval_every_steps",
                   # Same values and gradients either way (lcl_jax.tiled_losses):
                   "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
 
@@ -145,7 +149,7 @@ class _Outputs:
     if self._tb is not None:
       step = int(record.get("step", 0))
       prefix = record.get("kind", "train")
-      for key, value in record.items():
+      for key, value in _flatten(record).items():
         if isinstance(value, (int, float)) and key not in ("step", "epoch"):
           self._tb.add_scalar(f"{prefix}/{key}", value, step)
       self._tb.flush()
@@ -793,6 +797,13 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
       for run in runs:
         run.ckpt.wait()
 
+  def write_step_eval(run: _Run, at_step: int, validation: dict[str, float],
+                      test: dict[str, float]) -> None:
+    """The `eval_every_steps` record of step `at_step` (Fig. 5 of seed 004)."""
+    run.outputs.write({"kind": "step_eval", "step": at_step,
+                       "epoch": at_step / steps_per_epoch,
+                       "eval": {"validation": validation, "test": test}})
+
   def end_epoch(index: int, run: _Run, epoch: int, step: int) -> None:
     """Evaluates Φ (and Ψ) of one run on validation and test; best / early stopping."""
     progress = run.progress
@@ -826,6 +837,8 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
     if cfg.patience is not None and stalled >= cfg.patience:
       progress["stopped_early"] = True
     run.outputs.write({"kind": "eval", **_flatten(record)})
+    if cfg.eval_every_steps and step % cfg.eval_every_steps == 0:
+      write_step_eval(run, step, val_metrics, test_metrics)
     if is_main:
       log.info("epoch %d/%d%s  validation %s  test %s%s", epoch + 1, total_epochs,
                group_label(run), _fmt(val_metrics), _fmt(test_metrics),
@@ -903,6 +916,18 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
               if compiles:
                 _restart_rate(bar)
             at_epoch_end = step == epoch_start_step + steps_per_epoch
+            if (cfg.eval_every_steps and step % cfg.eval_every_steps == 0
+                and not at_epoch_end):  # (at an epoch end the epoch's evaluation serves)
+              flush_pending()  # never evaluate a non-finite state
+              for index, run in enumerate(runs):
+                if run.training:
+                  params = program.eval_params(state, index)
+                  step_val = evaluate(run, "validation", params)[0]
+                  step_test = evaluate(run, "test", params)[0]
+                  write_step_eval(run, step, step_val, step_test)
+                  if is_main:
+                    log.info("step %d%s  validation %s  test %s", step, group_label(run),
+                             _fmt(step_val), _fmt(step_test))
             if stop.raised and not at_epoch_end:
               flush_pending()
               save_latest(step)
