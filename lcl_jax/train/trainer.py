@@ -931,12 +931,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
             if stop.raised and not at_epoch_end:
               flush_pending()
               save_latest(step)
-              for run in runs:
-                run.ckpt.wait()
-              raise TrainingInterrupted(
-                  f"{stop.name} at step {step}: state saved in "
-                  f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; "
-                  "re-run the same command to resume", signum=stop.signum)
+              raise _interrupted(stop, f"at step {step}", runs)
             if step % cfg.checkpoint_every_steps == 0 and not at_epoch_end:
               flush_pending()
               save_latest(step)
@@ -954,12 +949,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
           for run in runs:
             run.ckpt.wait()
         if stop.raised and epoch + 1 < total_epochs:
-          for run in runs:
-            run.ckpt.wait()
-          raise TrainingInterrupted(
-              f"{stop.name} at the end of epoch {epoch + 1}: state saved in "
-              f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; re-run the same "
-              "command to resume", signum=stop.signum)
+          raise _interrupted(stop, f"at the end of epoch {epoch + 1}", runs)
   finally:
     for run in runs:
       run.ckpt.wait()
@@ -972,6 +962,17 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
                       modules=modules, evaluate=evaluate, is_main=is_main,
                       aux_threshold=aux_threshold)
           for index, run in enumerate(runs)]
+
+
+def _interrupted(stop: "_StopSignals", where: str, runs) -> TrainingInterrupted:
+  """Waits for the runs' checkpoint writes and returns the error that ends the run on
+  SIGTERM / SIGINT, naming where it stopped and the checkpoint folders."""
+  for run in runs:
+    run.ckpt.wait()
+  return TrainingInterrupted(
+      f"{stop.name} {where}: state saved in "
+      f"{', '.join(str(r.workdir / 'checkpoints') for r in runs)}; "
+      "re-run the same command to resume", signum=stop.signum)
 
 
 def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec, multilabel,
