@@ -130,6 +130,9 @@ def test_paraphrase_file_format_and_errors_name_the_file_and_line(tmp_path):
       mixing.read_paraphrase_file(path, splits)
   with pytest.raises(ValueError, match="no such file"):
     mixing.read_paraphrase_file(tmp_path / "none.tsv", splits)
+  path.write_bytes("text\tparaphrase\na b\tA\nc d\tcaf\u00e9\n".encode("latin-1"))
+  with pytest.raises(ValueError, match=f"--paraphrase_file {path}.*line 3.*not valid UTF-8"):
+    mixing.read_paraphrase_file(path, splits)
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lcl_jax.data import files
+
 log = logging.getLogger("lcl_jax.mixing")
 
 T5_PREFIX = "paraphrase: "
@@ -213,14 +215,17 @@ def read_paraphrase_file(path: str | pathlib.Path,
 
   Raises:
     ValueError: naming the file (--paraphrase_file) and line: no such file, no
-      header / neither key column, a row with too few cells, an empty paraphrase, a
+      header / neither key column, bytes that are not UTF-8, a row with too few cells, an empty paraphrase, a
       bad split or index, a key listed twice, or an example without a paraphrase.
   """
   path = pathlib.Path(path)
   where = f"--paraphrase_file {path}"
   if not path.is_file():
     raise ValueError(f"{where}: no such file")
-  lines = path.read_text(encoding="utf-8-sig").splitlines()
+  try:  # the readers' decoding: BOM dropped, a non-UTF-8 byte named with its line
+    lines = files.read_text(path).splitlines()
+  except files.MalformedRowError as e:
+    raise ValueError(f"{where}: {e}") from None
   if not lines or not lines[0].strip():
     raise ValueError(f"{where}, line 1: expected a header row (text<TAB>paraphrase or "
                      "split<TAB>index<TAB>paraphrase)")
