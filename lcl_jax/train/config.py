@@ -14,6 +14,9 @@ import math
 import numbers
 from typing import Any, Sequence
 
+# = lcl_jax.data.batching.DEFAULT_BUCKETS (not imported: lcl_jax.data costs 0.7 s).
+DEFAULT_LENGTH_BUCKETS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224,
+                          256, 320, 384, 448, 512)
 # [CLS] + one token + [SEP]: the shortest input a classifier can read.
 MIN_MAX_LENGTH = 3
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
@@ -29,7 +32,7 @@ BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
 LR_SCHEDULES = ("linear", "constant")
-PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
+PRIMARY_HEADS = ("paper", "hf", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
 # Seed 004's auxiliary tasks (= lcl_jax.data.goemotions.COARSE_GROUPINGS, plus "none") and
@@ -111,7 +114,11 @@ class TrainConfig:
   # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
   lr_schedule: str = "linear"
 
-  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release), 'direct' (seed 000:
+  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release: [CLS] -> new dense ->
+  # dropout -> ReLU -> dense -> dropout on the logits; the paper's reproductions), 'hf'
+  # (the checkpoint's transformers *ForSequenceClassification head: BERT's pre-trained
+  # pooler -> dropout -> linear; what a plain transformers loop trains, and ~2.6 points
+  # better on EmoInt with MiniLM, BUILD_NOTES "Parity with PyTorch"), 'direct' (seed 000:
   # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
   head: str = "paper"
   classifier_dropout: float | None = None  # None: the head's default (0.1 / 0.3 / 0)
@@ -123,7 +130,9 @@ class TrainConfig:
 
   # Data.
   max_length: int = 128
-  length_buckets: tuple[int, ...] = (32, 64, 128)
+  # Static padded lengths (capped at max_length): = lcl_jax.data.batching.DEFAULT_BUCKETS
+  # (a test checks the copy), every 8 tokens up to 64, then coarser; see there.
+  length_buckets: tuple[int, ...] = DEFAULT_LENGTH_BUCKETS
   eval_batch_size: int = 64
   augment_p: float = 0.3
   fresh_views_per_epoch: bool = False

@@ -44,7 +44,11 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
                       "(seed 000: glove.twitter.27B.200d.txt); default: trained from scratch.")
   flags.DEFINE_integer("texts_per_batch", 10, "K: texts per batch (plus K augmented views).")
   flags.DEFINE_integer("max_length", 128, "Token truncation length.")
-  flags.DEFINE_list("length_buckets", ["32", "64", "128"], "Static padded lengths.")
+  flags.DEFINE_list("length_buckets", [str(b) for b in config.DEFAULT_LENGTH_BUCKETS],
+                    "Static padded lengths (those <= --max_length are used; one compiled "
+                    "train step per length that occurs): by default every 8 tokens up to "
+                    "64, every 16 up to 128, every 32 up to 256, every 64 up to 512. Fewer "
+                    "lengths compile less but pad more.")
   flags.DEFINE_integer("eval_batch_size", 64, "Rows per evaluation batch.")
   flags.DEFINE_bool("fresh_views_per_epoch", False, "Re-augment the training texts every epoch.")
   flags.DEFINE_string("thresholds", "0.5",
@@ -53,7 +57,10 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_bool("remat", False, "Rematerialise each transformer layer (saves memory).")
   flags.DEFINE_enum("parallelism", "jit", list(config.PARALLELISM), "Data-parallel implementation.")
   flags.DEFINE_integer("max_train_examples", None, "Use a fixed random subset of the train split.")
-  flags.DEFINE_integer("max_eval_examples", None, "Use fixed random subsets of validation/test.")
+  flags.DEFINE_integer("max_eval_examples", None,
+                       "Use fixed random subsets of validation AND test (smoke runs); "
+                       "results.json ('test_subset') and the results table then say that "
+                       "the test metrics are on a subset.")
   flags.DEFINE_integer("max_steps_per_epoch", None, "Cap on training steps per epoch.")
   flags.DEFINE_integer("checkpoint_every_steps", 200, "Steps between mid-epoch checkpoints.")
   flags.DEFINE_bool("progress_bar", True, "Show a tqdm progress bar (in-process runs).")
@@ -64,8 +71,13 @@ def define_run_flags(*, encoder_default: str, encoder_help: str) -> None:
   flags.DEFINE_enum("lr_schedule", "linear", list(config.LR_SCHEDULES),
                     "Learning-rate schedule: linear decay to 0 (the paper) or constant.")
   flags.DEFINE_enum("head", "paper", list(config.PRIMARY_HEADS),
-                    "Φ's head: the LCL release's (paper), seed 000's direct head (dense + "
-                    "tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) (dense1/dense2).")
+                    "Φ's head: the LCL release's (paper: new dense -> dropout -> ReLU -> "
+                    "dense -> dropout on the logits; the paper's reproductions), the "
+                    "checkpoint's transformers *ForSequenceClassification head (hf: for BERT "
+                    "the pre-trained pooler -> dropout -> linear; what a plain transformers "
+                    "loop trains, and better on your own data), seed 000's direct head "
+                    "(dense + tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) "
+                    "(dense1/dense2).")
   flags.DEFINE_float("classifier_dropout", None, "Head dropout p (default: the head's own).")
   flags.DEFINE_integer("head_epochs", 0, "Two-stage training: epochs of stage 2 (encoders "
                        "frozen, heads re-initialised) after --epochs; 0 = one stage.")

@@ -134,7 +134,7 @@ class _Outputs:
       _truncate_metrics(workdir / "metrics.jsonl", start_step)
       self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
       try:
-        from tensorboardX import SummaryWriter
+        SummaryWriter = _summary_writer_class()
         resumed = (workdir / "tensorboard").exists()
         self._tb = SummaryWriter(str(workdir / "tensorboard"),
                                  purge_step=start_step + 1 if resumed else None)
@@ -159,6 +159,31 @@ class _Outputs:
       self._jsonl.close()
     if self._tb:
       self._tb.close()
+
+
+def _summary_writer_class():
+  """`tensorboardX.SummaryWriter`, imported without importing torch.
+
+  tensorboardX's writer module runs ``try: import torch`` at import time, to accept torch
+  tensors (lcl_jax passes Python floats). Where torch is installed (the [test] extra) that
+  import alone costs ~250 MB of RSS and ~1.5 s of a JAX training process (BUILD_NOTES
+  "Parity with PyTorch"), so unless torch is already imported, the probe is answered
+  with ImportError (`sys.modules["torch"] = None`) for the duration of this import only.
+  Runs before the loop starts its prefetch thread (no other thread imports meanwhile).
+
+  Raises:
+    ImportError: tensorboardX is not installed.
+  """
+  if "torch" in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    return SummaryWriter
+  sys.modules["torch"] = None  # makes `import torch` raise ImportError
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  finally:
+    if "torch" in sys.modules and sys.modules["torch"] is None:
+      del sys.modules["torch"]
+  return SummaryWriter
 
 
 def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
@@ -247,6 +272,20 @@ def _check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
 
 def _selection_metric(multilabel: bool) -> str:
   return "macro_f1" if multilabel else "accuracy"
+
+
+def _improves(progress: dict[str, Any], value: float, validation_loss: float) -> bool:
+  """Whether an epoch with selection metric `value` and validation cross-entropy
+  `validation_loss` beats the best epoch so far: a higher metric, or the same metric
+  and a lower validation loss (e.g. macro F1 0.0 in two early epochs of a rare-label
+  multi-label run: the later, better-fitted epoch is kept)."""
+  best = progress["best_value"]
+  if best is None or value > best:
+    return True
+  if value < best:
+    return False
+  best_record = next(h for h in progress["history"] if h["epoch"] == progress["best_epoch"])
+  return validation_loss < best_record["validation"]["loss"]
 
 
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -813,7 +852,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
     record = {"epoch": epoch + 1, "step": step, "validation": val_metrics,
               "test": test_metrics}
     value = val_metrics[selection]
-    improved = progress["best_value"] is None or value > progress["best_value"]
+    improved = _improves(progress, value, val_metrics["loss"])
     if improved:
       progress.update(best_epoch=epoch + 1, best_value=value, epochs_since_improvement=0)
       run.ckpt.save_best(step, program.run_state(state, index)["params"],
@@ -989,6 +1028,7 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
       "encoder": cfg.encoder,
       "weighting_encoder": cfg.weighting_encoder if spec.uses_weighting_network else None,
       "seed": cfg.seed,
+      "head": head_label(cfg, modules["primary"]),
       "synthetic": data.synthetic,
       "multilabel": multilabel,
       "selection_metric": _selection_metric(multilabel),
@@ -1005,6 +1045,8 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
       "num_devices": dp.num_devices,
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
+      # Set when --max_eval_examples cut the test split: the test metrics are on a subset.
+      "test_subset": data.test_subset(),
   }
   if data.aux_label_names:
     results["aux"] = {"task": cfg.aux_task, "label_names": list(data.aux_label_names),
@@ -1051,6 +1093,20 @@ def _finish_run(run: _Run, run_state, program, state, *, cfg: TrainConfig, spec,
   return results
 
 
+
+
+def head_label(cfg: TrainConfig, primary_module: Any) -> str:
+  """Which head Φ has, as results.json and the results tables print it: 'paper' (the LCL
+  release's head), 'hf (BertForSequenceClassification)' (--head=hf, or bert_ce),
+  'direct' / 'dense1' / 'dense2' / 'label_attention', or the baseline's module name."""
+  architecture = getattr(primary_module, "HF_ARCHITECTURE", None)
+  if cfg.objective == "bert_ce" or (cfg.head == "hf" and architecture):
+    return f"hf ({architecture})"
+  if cfg.label_embeddings:
+    return "label_attention"
+  if cfg.encoder in BASELINE_ENCODERS:
+    return type(primary_module).__name__
+  return cfg.head
 
 
 def _label_layout(cfg: TrainConfig, data) -> Any:
