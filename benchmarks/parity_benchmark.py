@@ -176,6 +176,80 @@ def torch_loop(spec: dict) -> dict:
           "seconds_per_step": statistics.median(step_seconds[per_epoch:] or step_seconds)}
 
 
+def lockstep(checkpoint: str, batches: list[dict], num_labels: int, *, learning_rate: float,
+             total_steps: int, seed: int = 0) -> dict:
+  """The same CE training steps in lcl_jax (`--head=hf`) and in the PyTorch loop.
+
+  Both start from the same weights (the checkpoint; lcl_jax's new classifier layer copied
+  into `BertForSequenceClassification`), take the same `batches` (data-pipeline dicts,
+  all rows valid) with dropout off in both, and the recipe's AdamW (eps 1e-6, decay 0.01
+  except biases/LayerNorm, clip 1.0, linear decay over `total_steps`). Any difference in
+  the model, the loss, the optimiser, the decay mask, clipping or the schedule shows up
+  as diverging losses. Returns the per-step losses of both, their largest relative
+  difference and the largest absolute difference of the classifier and first-layer query
+  weights at the end. Seed, order and dropout masks are the only things it leaves out.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+
+  from lcl_jax.train import objectives, optim, steps  # pylint: disable=g-import-not-at-top
+
+  spec = objectives.get_spec("ce")
+  modules, params = objectives.build_networks(
+      spec, encoder=checkpoint, weighting_encoder=checkpoint, num_classes=num_labels,
+      rng=jax.random.key(seed), primary_head="hf")
+  optimizer = optim.make_optimizer(params, learning_rate=learning_rate,
+                                   total_steps=total_steps, eps=1e-6)
+  train_step = jax.jit(steps.make_train_step(
+      spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
+      dropout_key=jax.random.key(seed), use_dropout=False))
+  state = steps.init_state(params, optimizer, None)
+
+  model = transformers.BertForSequenceClassification.from_pretrained(checkpoint,
+                                                                     num_labels=num_labels)
+  head = params["primary"]["head"]["classifier"]
+  with torch.no_grad():
+    model.classifier.weight.copy_(torch.tensor(np.array(head["kernel"]).T))
+    model.classifier.bias.copy_(torch.tensor(np.array(head["bias"])))
+  model.eval()  # dropout off; gradients flow as usual
+  no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
+  torch_optimizer = torch.optim.AdamW(
+      [{"params": [p for n, p in model.named_parameters() if not no_decay(n)],
+        "weight_decay": 0.01},
+       {"params": [p for n, p in model.named_parameters() if no_decay(n)], "weight_decay": 0.0}],
+      lr=learning_rate, eps=1e-6)
+  scheduler = transformers.get_linear_schedule_with_warmup(torch_optimizer, 0, total_steps)
+  ours, theirs = [], []
+  for batch in batches:
+    if not np.all(batch["valid"]):
+      raise ValueError("lockstep needs batches without padding rows")
+    state, metrics = train_step(state, batch)
+    ours.append(float(metrics["loss"]))
+    logits = model(input_ids=torch.tensor(batch["input_ids"]).long(),
+                   attention_mask=torch.tensor(batch["attention_mask"]).long(),
+                   token_type_ids=torch.tensor(batch["token_type_ids"]).long()).logits
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(batch["labels"]).long())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch_optimizer.step()
+    scheduler.step()
+    torch_optimizer.zero_grad()
+    theirs.append(float(loss.detach()))
+  final = state["params"]["primary"]
+  query = final["encoder"]["encoder"]["layer"]["0"]["attention"]["self"]["query"]["kernel"]
+  diffs = {
+      "classifier": float(np.abs(np.asarray(final["head"]["classifier"]["kernel"])
+                                 - model.classifier.weight.detach().numpy().T).max()),
+      "layer0_query": float(np.abs(np.asarray(query) - model.bert.encoder.layer[0]
+                                   .attention.self.query.weight.detach().numpy().T).max()),
+  }
+  relative = max(abs(a - b) / abs(b) for a, b in zip(ours, theirs))
+  return {"losses_lcl_jax": ours, "losses_torch": theirs, "max_relative_loss_difference": relative,
+          "max_abs_param_difference": diffs}
+
+
 # ----------------------------------------------------------------------------------------
 # Running and measuring the children.
 
