@@ -64,6 +64,10 @@ flags.DEFINE_list("lcl_jax_flags", [], "Extra experiments.train flags (ablations
 flags.DEFINE_integer("max_train_examples", None, "A fixed subset of the train split for both "
                      "systems (lcl_jax's fixed_subset; for a quick try of the script).")
 flags.DEFINE_string("child", None, "Internal: run one torch loop (JSON spec) and exit.")
+flags.DEFINE_integer("lockstep_steps", 0, "Instead of training: run this many of the recipe's "
+                     "first training batches through lcl_jax (--head=hf) and the PyTorch loop "
+                     "from the same weights with dropout off (`lockstep`) and print both "
+                     "loss curves.")
 
 RECIPE_NOTE = ("MiniLM, {dataset} full train, CE on texts, batch {texts_per_batch}, "
                "max_length {max_length}, AdamW {learning_rate} linear to 0, eps 1e-6, wd 0.01 "
@@ -342,6 +346,28 @@ def run_torch(head: str, seed: int, root: pathlib.Path) -> dict:
   return out
 
 
+def run_lockstep(root: pathlib.Path) -> dict:
+  """`lockstep` on the recipe's first --lockstep_steps batches (seed 0's data order)."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+  torch.set_num_threads(1)
+  os.sched_setaffinity(0, {FLAGS.core})
+  cfg = TrainConfig(dataset=FLAGS.dataset, objective="ce", encoder="minilm",
+                    data_dir=FLAGS.data_dir, baseline_views="texts",
+                    texts_per_batch=FLAGS.texts_per_batch, max_length=FLAGS.max_length,
+                    max_train_examples=FLAGS.max_train_examples, workdir=str(root / "lockstep"),
+                    epochs=FLAGS.epochs).resolved()
+  data = data_pipeline.prepare(cfg, num_devices=1)
+  batches = [b for b in data.train_batches(0) if b["valid"].all()][:FLAGS.lockstep_steps]
+  return lockstep(str(pretrained.minilm_checkpoint_dir()), batches, data.num_classes,
+                  learning_rate=FLAGS.learning_rate,
+                  total_steps=data.steps_per_epoch * FLAGS.epochs)
+
+
 def _mean(values):
   values = [v for v in values if v is not None]
   return statistics.mean(values) if values else float("nan")
@@ -400,6 +426,9 @@ def main(argv):
     return 0
   root = pathlib.Path(FLAGS.workdir)
   root.mkdir(parents=True, exist_ok=True)
+  if FLAGS.lockstep_steps:
+    print(json.dumps(run_lockstep(root), indent=1))
+    return 0
   bad = [s for s in FLAGS.systems
          if s not in ("lcl_jax:hf", "lcl_jax:paper", "torch:hf", "torch:paper")]
   if bad:
