@@ -38,7 +38,7 @@ from lcl_jax import metrics as metrics_lib
 from lcl_jax import thresholds as thresholds_lib
 from lcl_jax import tiled_losses
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import data_pipeline, objectives, optim, parallel, steps
+from lcl_jax.train import data_pipeline, host_memory, objectives, optim, parallel, steps
 from lcl_jax.train.config import BASELINE_ENCODERS, GROUP_VARYING, TrainConfig, group_key
 
 log = logging.getLogger("lcl_jax.train")
@@ -769,6 +769,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
     host = list(zip([s for s, _ in pending], dp.fetch_scalars([m for _, m in pending])))
     pending.clear()
     close_window()
+    host_memory.release_free_memory()  # free heap pages back (see host_memory)
     losses = []
     for index, run in enumerate(runs):
       if not run.training:
@@ -939,6 +940,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
             if compiles:
               shapes_seen.add(shape_key)
               jax.block_until_ready(step_metrics)
+              host_memory.release_free_memory()  # the compiler's and the step's buffers
               if bar is not None:
                 bar.set_postfix_str("", refresh=False)
             else:
@@ -987,6 +989,7 @@ def _train_locked(cfgs: list[TrainConfig], is_main: bool) -> list[dict[str, Any]
         if len(runs) > 1:
           for run in runs:
             run.ckpt.wait()
+        host_memory.release_free_memory()  # the evaluations' buffers
         if stop.raised and epoch + 1 < total_epochs:
           raise _interrupted(stop, f"at the end of epoch {epoch + 1}", runs)
   finally:
