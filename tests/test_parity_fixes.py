@@ -234,7 +234,7 @@ def test_hf_head_ce_steps_equal_a_pytorch_transformers_loop(tiny_bert_dir, tmp_p
   """Same weights, same batches of the data pipeline, dropout off: lcl_jax's CE training
   steps (--head=hf) and the parity benchmark's PyTorch loop (AdamW eps 1e-6, decay mask,
   clipping, linear schedule) give the same losses step after step and the same weights."""
-  from benchmarks.parity_benchmark import lockstep
+  from benchmarks.pytorch_loop import lockstep
   cfg = TrainConfig(dataset="synthetic", objective="ce", encoder=str(tiny_bert_dir),
                     baseline_views="texts", texts_per_batch=8, max_length=32,
                     workdir=str(tmp_path)).resolved()
