@@ -131,7 +131,7 @@ def _mixed(settings, predictor, texts, name):
   """Φ's embedding-mixed probabilities of `texts` (lcl_jax.train.mixing)."""
   from lcl_jax import data as data_lib
   from lcl_jax.models import pretrained
-  from lcl_jax.train import data_pipeline, mixing, trainer
+  from lcl_jax.train import data_pipeline, evaluation, mixing
 
   mixing.check_settings(settings, {name: texts})
   info = predictor.info
@@ -155,7 +155,7 @@ def _mixed(settings, predictor, texts, name):
                               bertscore_model=bertscore_model,
                               bertscore_layers=mixer.module.config.num_hidden_layers,
                               max_length=predictor.max_length)[name]
-  return _Mixed(split, trainer.probabilities(split.logits, predictor.multilabel))
+  return _Mixed(split, evaluation.probabilities(split.logits, predictor.multilabel))
 
 
 def _dataset_split(predictor):

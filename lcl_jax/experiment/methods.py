@@ -273,7 +273,7 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
   from lcl_jax import data as data_lib
   from lcl_jax import metrics as metrics_lib
   from lcl_jax.models import pretrained
-  from lcl_jax.train import data_pipeline, inference, mixing, trainer
+  from lcl_jax.train import data_pipeline, evaluation, inference, mixing
 
   cfg = source.config.resolved()
   mix = mixing.MixSettings(**settings)
@@ -305,9 +305,9 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
                          "mixed": dict(settings), "multilabel": True, "candidates": {}}
   for name, split in mixed.items():
     labels = np.asarray(splits[name].labels)
-    probs = trainer.probabilities(split.logits, True)
-    out[name], predictions = trainer.split_metrics(labels, probs, multilabel=True,
-                                                   thresholds=thresholds)
+    probs = evaluation.probabilities(split.logits, True)
+    out[name], predictions = evaluation.split_metrics(labels, probs, multilabel=True,
+                                                      thresholds=thresholds)
     out["candidates"][name] = list(split.candidates)
     if name == "test":
       per_class = metrics_lib.per_class_metrics(labels, predictions)

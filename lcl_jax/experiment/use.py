@@ -205,16 +205,16 @@ def evaluate(labels: np.ndarray, probabilities: dict[str, np.ndarray], label_nam
     support}], 'confusion_matrix': [[int]] (single-label; rows = true class),
     'multilabel_confusion': [[[tn, fp], [fn, tp]]] (multi-label)}}`; metrics as
     fractions, the same keys and computation as the runs' results.json
-    (`trainer.split_metrics`).
+    (`evaluation.split_metrics`).
   """
   from sklearn import metrics as skm  # pylint: disable=g-import-not-at-top
-  from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train import evaluation  # pylint: disable=g-import-not-at-top
 
   out = {}
   classes = np.arange(len(label_names))
   for network, probs in probabilities.items():
-    summary, predictions = trainer.split_metrics(labels, probs, multilabel=multilabel,
-                                                 thresholds=thresholds if multilabel else 0.5)
+    summary, predictions = evaluation.split_metrics(labels, probs, multilabel=multilabel,
+                                                    thresholds=thresholds if multilabel else 0.5)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         labels, predictions, labels=None if multilabel else classes, zero_division=0)
     entry: dict[str, Any] = {

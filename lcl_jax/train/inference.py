@@ -15,8 +15,8 @@ label-prefixed rows of `data.label_inputs` for a --label_embeddings run), batche
 shapes (`data.batching.eval_batches`: `eval_batch_size` rows, the run's length
 buckets; padding rows masked) and run through the trainer's own eval step
 (`steps.make_eval_step`, compiled by `parallel.make_data_parallel('jit')`, gathered by
-`trainer.evaluate_logits`), so the probabilities are the ones the trainer computed for the
-same text (float32 logits -> float64 softmax / sigmoid, `trainer.probabilities`).
+`evaluation.evaluate_logits`), so the probabilities are the ones the trainer computed for the
+same text (float32 logits -> float64 softmax / sigmoid, `evaluation.probabilities`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import objectives, parallel, steps, trainer
+from lcl_jax.train import evaluation, objectives, parallel, steps
 from lcl_jax.train.config import TrainConfig
 
 log = logging.getLogger("lcl_jax.inference")
@@ -301,8 +301,8 @@ class Predictor:
     batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
                                     buckets=self.length_buckets,
                                     row_multiple=self._dp.num_devices)
-    outputs = trainer.evaluate_logits(self._eval_step, self._dp, self._device_params, batches,
-                                      len(texts), what="prediction")
+    outputs = evaluation.evaluate_logits(self._eval_step, self._dp, self._device_params,
+                                         batches, len(texts), what="prediction")
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
 
@@ -339,7 +339,7 @@ class Predictor:
 
   def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """`{network: float64 [N, C]}`: softmax (single-label) or sigmoid (multi-label)."""
-    return {name: trainer.probabilities(value, self.multilabel)
+    return {name: evaluation.probabilities(value, self.multilabel)
             for name, value in self.logits(texts).items()}
 
   def default_network(self) -> str:

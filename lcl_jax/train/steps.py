@@ -41,6 +41,14 @@ def init_state(params: Any, optimizer: optax.GradientTransformation,
   return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
 
+def with_precision(precision: str, step_fn: Callable) -> Callable:
+  """`step_fn` traced and run under jax.default_matmul_precision(precision)."""
+  def wrapped(*args):
+    with jax.default_matmul_precision(precision):
+      return step_fn(*args)
+  return wrapped
+
+
 def make_train_step(
     spec: objectives.ObjectiveSpec,
     modules: Mapping[str, Any],
