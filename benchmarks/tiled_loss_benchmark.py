@@ -56,7 +56,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
   import jax
 
   from benchmarks import accelerator_check
-  from lcl_jax import tiled_losses
+  from lcl_jax.losses import tiled as tiled_losses
   from lcl_jax.train import objectives, optim, parallel, steps
 
   batch_rows, devices, impl = CASES[name]
@@ -111,7 +111,8 @@ def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) 
   import jax.numpy as jnp
   import numpy as np
 
-  from lcl_jax import losses, tiled_losses
+  from lcl_jax import losses
+  from lcl_jax.losses import tiled as tiled_losses
 
   batch, devices, impl = CASES[name]
   rng = np.random.default_rng(0)

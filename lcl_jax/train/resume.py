@@ -24,7 +24,7 @@ RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
                   # Only adds evaluation records to metrics.jsonl (same updates, same
                   # per-epoch selection):
                   "eval_every_steps",
-                  # Same values and gradients either way (lcl_jax.tiled_losses):
+                  # Same values and gradients either way (lcl_jax.losses.tiled):
                   "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
 
 

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from lcl_jax import tiled_losses
+from lcl_jax.losses import tiled
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import (data_pipeline, evaluation, objectives, optim, outputs, parallel,
                            resume, steps)
@@ -238,7 +238,7 @@ class _Loop:
   def _compile(self, data) -> None:
     """The program's train step and the eval step."""
     cfg, spec, modules, optimizer = self.cfg, self.spec, self.modules, self.optimizer
-    contrastive = tiled_losses.Contrastive(
+    contrastive = tiled.Contrastive(
         cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
         mesh=self.program.contrastive_mesh(), axis_name=parallel.DATA_AXIS)
     stage2 = self.stage2_optimizer
