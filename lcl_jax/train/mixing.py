@@ -41,7 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax.data import files
-from lcl_jax.train import evaluation
+from lcl_jax.train import evaluation, steps
+from lcl_jax.train.checkpoint import write_atomic
 
 log = logging.getLogger("lcl_jax.mixing")
 
@@ -280,8 +281,6 @@ def write_candidates(path: pathlib.Path, split: str, texts: Sequence[str],
                      candidates: Sequence[str], extra: Mapping[str, np.ndarray] | None = None
                      ) -> None:
   """Writes split/index/text/paraphrase(=candidate) rows (a valid --paraphrase_file)."""
-  from lcl_jax.train.checkpoint import write_atomic  # pylint: disable=g-import-not-at-top
-
   extra = dict(extra or {})
   buffer = io.StringIO()
   clean = lambda s: str(s).replace("\t", " ").replace("\n", " ").replace("\r", " ")
@@ -395,9 +394,6 @@ class Mixer:
   def __init__(self, module: Any, params: Any, dp: Any,
                batches_of: Callable[[Sequence[str]], Iterable[dict[str, np.ndarray]]], *,
                matmul_precision: str = "highest"):
-    # pylint: disable=g-import-not-at-top
-    from lcl_jax.train import steps
-
     precise = lambda fn: steps.with_precision(matmul_precision, fn)
     self.module, self.params, self.dp, self.batches_of = module, params, dp, batches_of
     self._cls_step = dp.compile_eval_step(precise(make_cls_step(module)))

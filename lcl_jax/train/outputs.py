@@ -13,8 +13,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from lcl_jax import models
+from lcl_jax.models import pretrained
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import data_pipeline, evaluation
+from lcl_jax.train import data_pipeline, evaluation, mixing, model_card, plots
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import TrainConfig
 
@@ -205,14 +207,11 @@ def write_results(workdir: pathlib.Path, cfg: TrainConfig, results: dict[str, An
 
 
 def mixed_evaluation(cfg: TrainConfig, workdir: pathlib.Path, data, dp, modules, params,
-                      thresholds, is_main: bool) -> dict[str, Any]:
+                     thresholds, is_main: bool) -> dict[str, Any]:
   """Seed 004's embedding mixing on the best params (validation and test, Φ only):
   metrics as the plain ones (global thresholds for multi-label), the mixed predictions
   in predictions/mixed_<split>.npz and the candidates in
   predictions/mixed_<split>_candidates.tsv (a valid --paraphrase_file)."""
-  from lcl_jax.models import pretrained
-  from lcl_jax.train import mixing
-
   settings = mixing.MixSettings.from_config(cfg)
   mixer = mixing.Mixer(modules["primary"], {"primary": params["primary"]}, dp,
                        data.text_batches, matmul_precision=cfg.matmul_precision)
@@ -248,7 +247,6 @@ def mixed_evaluation(cfg: TrainConfig, workdir: pathlib.Path, data, dp, modules,
 
 def write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dict[str, str]:
   """The run's PNG plots (lcl_jax.train.plots); a plotting failure is logged, not fatal."""
-  from lcl_jax.train import plots
   try:
     return plots.write_run_plots(workdir, history=progress["history"], label_names=label_names,
                                  multilabel=multilabel, best_epoch=progress["best_epoch"])
@@ -258,14 +256,9 @@ def write_plots(workdir: pathlib.Path, progress, label_names, multilabel) -> dic
 
 
 def export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: TrainConfig,
-                 results: dict[str, Any], label_names, thresholds) -> dict[str, str]:
+                results: dict[str, Any], label_names, thresholds) -> dict[str, str]:
   """Writes each network's best-validation params as a Hugging Face folder: weights,
   config.json (id2label/label2id, lcl_jax metadata), tokenizer and a model card."""
-  from lcl_jax import models
-  from lcl_jax.models import pretrained
-  from lcl_jax.train import model_card
-  from lcl_jax.train.data_pipeline import resolve_checkpoint
-
   best_params, _ = ckpt.restore_best(like_params)
   config = json.loads(cfg.to_json())
   exported = {}
@@ -284,7 +277,7 @@ def export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: Tra
       extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
                                   label_names=label_names, extra_config=extra, overwrite=True)
-    pretrained.load_tokenizer(resolve_checkpoint(encoder)).save_pretrained(str(path))
+    pretrained.load_tokenizer(data_pipeline.resolve_checkpoint(encoder)).save_pretrained(str(path))
     card = model_card.model_card(
         network=name, head=models.classifiers.head_kind(module),
         model_type=module.config.model_type, config=config,

@@ -34,10 +34,13 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from lcl_jax import data as data_lib
 from lcl_jax.losses import tiled
+from lcl_jax.models import pretrained
+from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import (data_pipeline, evaluation, objectives, optim, outputs, parallel,
-                           resume, steps)
+from lcl_jax.train import (data_pipeline, evaluation, mixing, objectives, optim, outputs,
+                           parallel, resume, steps)
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
@@ -64,10 +67,6 @@ def preflight(cfg: TrainConfig) -> None:
     ValueError: naming the flag.
     models.pretrained.CheckpointNotFoundError: --encoder names no checkpoint.
   """
-  from lcl_jax import data as data_lib
-  from lcl_jax.models import pretrained
-  from lcl_jax.models.config import EncoderConfig
-
   if cfg.dataset not in data_lib.dataset_names():
     raise ValueError(f"--dataset={cfg.dataset!r} is unknown; known datasets: "
                      f"{', '.join(data_lib.dataset_names())}")
@@ -203,7 +202,6 @@ class _Loop:
     self.stage1_steps = self.stages.stage1_steps
     self.optimizer, self.stage2_optimizer = self.stages.optimizer, self.stages.stage2_optimizer
     if cfg.embed_mix != "none":  # a bad paraphrase file / T5 folder fails before any write
-      from lcl_jax.train import mixing  # pylint: disable=g-import-not-at-top
       mixing.check_settings(mixing.MixSettings.from_config(cfg),
                             {name: list(data.splits[name].texts)
                              for name in ("validation", "test")})
