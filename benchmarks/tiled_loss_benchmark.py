@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.machine import describe_machine
+
 CASES = {
     # name: (batch, devices, implementation)
     "dense4k": (4096, 1, "dense"),
@@ -184,9 +186,7 @@ def main() -> None:
   unknown = sorted(set(names) - set(CASES))
   if unknown:
     parser.error(f"--cases: unknown {unknown}; known {sorted(CASES)}")
-  import jax
-  print(f"jax {jax.__version__}, {os.cpu_count()} logical cores, load average "
-        f"{os.getloadavg()[0]:.2f}")
+  print(describe_machine())
   results = {}
   for name in names:
     env = dict(os.environ)
