@@ -25,3 +25,57 @@ def test_one_describe_machine_for_the_benchmarks():
                     if "def describe_machine" in p.read_text(encoding="utf-8")
                     or "def _describe_machine" in p.read_text(encoding="utf-8"))
   assert defining == ["machine.py"], defining
+
+
+def _defined_run_flags() -> dict[str, dict]:
+  """name -> {'kind', 'default'} of every flag `run_flags.define_run_flags` defines
+  (recorded, not defined: absl's global FLAGS is left alone)."""
+  from unittest import mock
+
+  from absl import flags
+
+  from lcl_jax.train import run_flags
+
+  defined = {}
+
+  def recorder(kind):
+    def define(name, default, *args, **kwargs):
+      del args, kwargs
+      defined[name] = {"kind": kind, "default": default}
+    return define
+
+  kinds = ("string", "integer", "float", "bool", "enum", "list")
+  with mock.patch.multiple(flags, **{f"DEFINE_{k}": recorder(k) for k in kinds}):
+    run_flags.define_run_flags(encoder_default="minilm", encoder_help="h")
+  return defined
+
+
+def test_one_definition_per_setting_fields_and_flags_agree():
+  """Every TrainConfig field is a run flag (or, flag=None, a flag each binary defines
+  itself: experiments/train.py has them all); every run flag is a field (but the process
+  settings); the flag's default is the field's default."""
+  import dataclasses
+
+  from absl import flags
+
+  import experiments.train  # noqa: F401  (defines its flags: --dataset, --seed, ...)
+  from lcl_jax.train import config, run_flags
+
+  defined = _defined_run_flags()
+  fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
+  assert set(fields) == {f.name for f in config.settings()}
+  no_flag = sorted(n for n, f in fields.items() if f.metadata.get("flag") is None)
+  assert no_flag == ["classes", "dataset", "objective", "seed", "workdir"], no_flag
+  assert all(name in flags.FLAGS for name in no_flag)
+  assert sorted(set(fields) - set(defined) - set(no_flag)) == []  # a field without a flag
+  assert sorted(set(defined) - set(fields)) == list(run_flags._PROCESS_FLAGS)  # a flag, no field
+  for name, flag in defined.items():
+    if name in run_flags._PROCESS_FLAGS or name == "encoder":  # encoder: each binary's
+      continue
+    field = fields[name]
+    assert flag["kind"] == field.metadata["flag"], name
+    value = run_flags.flag_to_field(field, flag["default"],
+                                    {"max_length": fields["max_length"].default})
+    assert value == field.default, (name, flag["default"], field.default)
+    if field.metadata["choices"] is not None:
+      assert field.default in field.metadata["choices"], name
