@@ -28,7 +28,7 @@ import pathlib
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli
+from lcl_jax.studies import cli
 from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
@@ -58,8 +58,9 @@ def main(argv):
   if FLAGS.input and FLAGS["dataset"].present:
     raise app.UsageError("give --dataset/--split or --input, not both")
   cli.setup_logging()
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference, mixing
+  from lcl_jax.inference import use
+  from lcl_jax import inference
+  from lcl_jax.train import mixing
   from lcl_jax.train.config import TrainConfig
 
   settings = mixing.MixSettings(

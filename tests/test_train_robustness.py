@@ -474,7 +474,7 @@ def test_log_file_that_cannot_be_opened_warns_and_logs_to_the_console(tmp_path, 
   which fails like a read-only folder for root) must not stop the command."""
   import logging
 
-  from lcl_jax.experiment import cli
+  from lcl_jax.studies import cli
 
   blocker = tmp_path / "not_a_folder"
   blocker.write_text("")

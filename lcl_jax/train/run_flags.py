@@ -1,7 +1,7 @@
 """The absl flags of one training run's settings, shared by every binary.
 
 `experiments/train.py` and the table/figure binaries (through
-`lcl_jax.experiment.cli`) define the same per-run flags here and build their
+`lcl_jax.studies.cli`) define the same per-run flags here and build their
 `TrainConfig`s with `run_config`, so a setting means the same thing everywhere.
 """
 from __future__ import annotations

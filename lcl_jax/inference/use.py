@@ -1,7 +1,7 @@
 """Using a fine-tuned model: input files, prediction files, evaluation reports.
 
 The logic of `experiments.predict` and `experiments.evaluate` (the binaries only parse
-flags). The model itself is `lcl_jax.train.inference.Predictor`.
+flags). The model itself is `lcl_jax.inference.predictor.Predictor`.
 
 Input files (`read_texts` / `read_labelled`), by extension:
 
@@ -320,7 +320,8 @@ def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[i
   """
   # pylint: disable=g-import-not-at-top
   from lcl_jax.models.encoder import attention_probabilities
-  from lcl_jax.train import inference, plots
+  from lcl_jax import inference
+  from lcl_jax.train import plots
 
   if not isinstance(text, str) or not text.strip():
     raise ValueError("attention_maps: the text is empty")
