@@ -93,13 +93,15 @@ def format_results_table(results: list[dict]) -> str:
     return "(no results)"
   multilabel = results[0]["multilabel"]
   cols = (["micro_f1", "macro_f1"] if multilabel else ["accuracy", "weighted_f1", "macro_f1"])
-  header = ["objective", "best epoch", "val " + ("macro_f1" if multilabel else "accuracy")]
+  header = ["objective", "head", "best epoch",
+            "val " + ("macro_f1" if multilabel else "accuracy")]
   header += [f"test {c}" for c in cols] + ["seq/s"]
   rows = []
   for r in results:
     sel = r["selection_metric"]
     rate = r.get("sequences_per_second")
-    rows.append([r["objective"], str(r["best_epoch"]), f"{100 * r['validation'][sel]:.2f}"]
+    rows.append([r["objective"], r.get("head", "paper"), str(r["best_epoch"]),
+                 f"{100 * r['validation'][sel]:.2f}"]
                 + [f"{100 * r['test'][c]:.2f}" for c in cols]
                 + [f"{rate:.1f}" if rate else "-"])
   widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
@@ -111,6 +113,10 @@ def format_results_table(results: list[dict]) -> str:
   if first.get("synthetic"):
     title = ("SYNTHETIC DATA (the package's generated built-in dataset, not a paper "
              "dataset): " + title)
+  subset = first.get("test_subset")
+  if subset:
+    out.append(f"test metrics on a fixed subset of {subset['examples']:,} of the "
+               f"{subset['of']:,} test examples (--max_eval_examples), not the whole test set")
   if any(r["objective"] == "scl" for r in results):
     out.append(SCL_NOTE)
   return title + "\n" + "\n".join(out)

@@ -2,6 +2,7 @@
 
 * 8 virtual CPU devices for the data-parallel correctness tests (set before jax is
   imported anywhere in the test process).
+* XLA:CPU's step buffers kept in the heap (`lcl_jax.train.host_memory`).
 * JAX's persistent compilation cache (lcl_jax.train.compilation_cache): the default
   folder under the user's cache directory, or ``$LCL_JAX_COMPILATION_CACHE`` ('' turns
   it off); subprocesses the tests start inherit the folder.
@@ -18,8 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from lcl_jax.train import compilation_cache  # noqa: E402
+from lcl_jax.train import compilation_cache, host_memory  # noqa: E402
 
+host_memory.reuse_freed_memory()  # XLA:CPU's step buffers reused, not re-faulted
 compilation_cache.enable()
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]

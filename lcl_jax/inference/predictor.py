@@ -75,6 +75,7 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
       options["layout"] = (label_layout if name == "primary"
                            else objectives.weighting_layout(label_layout))
     head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
+    head = models.resolve_head(head, config)  # --head=hf: the architecture's HF head
     modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
     shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
   return modules, shapes

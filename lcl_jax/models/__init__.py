@@ -13,7 +13,8 @@ from lcl_jax.models.classifiers import (CLASSIFIERS, BertSequenceClassifier, Dua
                                         ElectraSequenceClassifier,
                                         LabelAttentionClassifier, PaperClassifier,
                                         RobertaSequenceClassifier, build_classifier,
-                                        build_dual_network, save_classifier,
+                                        build_dual_network, resolve_head,
+                                        save_classifier, sequence_classification_head_for,
                                         weighting_head_for)
 from lcl_jax.models.config import ConfigError, EncoderConfig
 from lcl_jax.models.convert import CheckpointMismatchError, LoadReport
@@ -36,5 +37,6 @@ __all__ = [
     "RobertaClassificationHead", "RobertaSequenceClassifier", "TransformerEncoder",
     "build_classifier", "build_dual_network", "from_pretrained", "load_checkpoint",
     "load_pretrained_pooler", "load_tokenizer", "minilm_checkpoint_dir", "pool_features",
-    "save_classifier", "save_pretrained", "weighting_head_for",
+    "resolve_head", "save_classifier", "save_pretrained", "sequence_classification_head_for",
+    "weighting_head_for",
 ]

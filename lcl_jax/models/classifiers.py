@@ -347,8 +347,26 @@ CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
     "roberta": RobertaSequenceClassifier,
     "label_attention": LabelAttentionClassifier,
 }
-# Heads a run may put on Φ in place of the paper head (TrainConfig.head).
-PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")
+# Heads a run may put on Φ in place of the paper head (TrainConfig.head). "hf" is the
+# checkpoint's own transformers `*ForSequenceClassification` head
+# (`sequence_classification_head_for`).
+HF_HEAD = "hf"
+PRIMARY_HEADS = ("paper", HF_HEAD, "direct", "dense1", "dense2")
+
+
+def sequence_classification_head_for(config: EncoderConfig) -> str:
+  """The `CLASSIFIERS` key of transformers' `AutoModelForSequenceClassification` head for
+  an architecture: ``"bert"`` (BERT: the pre-trained pooler -> dropout -> linear),
+  ``"electra"`` (dropout -> dense -> GELU -> dropout -> linear, all new) or
+  ``"roberta"`` (RoBERTa family: dropout -> dense -> tanh -> dropout -> linear, all new)."""
+  if config.is_roberta:
+    return "roberta"
+  return "electra" if config.model_type == "electra" else "bert"
+
+
+def resolve_head(head: str, config: EncoderConfig) -> str:
+  """`head` with ``"hf"`` replaced by the architecture's `sequence_classification_head_for`."""
+  return sequence_classification_head_for(config) if head == HF_HEAD else head
 
 
 def weighting_head_for(config: EncoderConfig) -> str:
@@ -444,8 +462,9 @@ def build_classifier(
 
   Args:
     head: ``"paper"`` (Φ), ``"electra"`` (Ψ), ``"bert"`` (BERT baseline),
-      ``"roberta"`` (RoBERTa family's head), ``"direct"`` (seed 000) or
-      ``"dense1"`` / ``"dense2"`` (seed 003).
+      ``"roberta"`` (RoBERTa family's head), ``"direct"`` (seed 000),
+      ``"dense1"`` / ``"dense2"`` (seed 003) or ``"hf"`` (the checkpoint
+      architecture's transformers head: `sequence_classification_head_for`).
     checkpoint: a local directory, hub id, or a `pretrained.Checkpoint` already
       read (to build several networks from one read).
     num_classes: C.
@@ -478,8 +497,8 @@ def build_classifier(
     ValueError: unknown ``head`` / ``feature_pooling`` or a bad ``num_classes``.
     convert.CheckpointMismatchError: the strict load failed (names listed).
   """
-  if head not in CLASSIFIERS:
-    raise ValueError(f"head={head!r}; expected one of {sorted(CLASSIFIERS)}")
+  if head not in CLASSIFIERS and head != HF_HEAD:
+    raise ValueError(f"head={head!r}; expected one of {sorted([*CLASSIFIERS, HF_HEAD])}")
   if not isinstance(num_classes, int) or num_classes < 1:
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
   if feature_pooling not in FEATURE_POOLINGS:
@@ -492,6 +511,7 @@ def build_classifier(
     checkpoint = dataclasses.replace(checkpoint,
                                      config=checkpoint.config.replace(**config_overrides))
   config = checkpoint.config
+  head = resolve_head(head, config)
   cls = CLASSIFIERS[head]
   if (head == "label_attention") != (label_layout is not None):
     raise ValueError("label_layout goes with (and only with) head='label_attention'")

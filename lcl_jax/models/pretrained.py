@@ -450,9 +450,14 @@ def load_tokenizer(name_or_path: PathLike, *, revision: str | None = None,
     CheckpointNotFoundError: the directory cannot be resolved.
     ValueError: transformers builds no tokenizer with a padding token from it.
   """
-  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
   directory = resolve_checkpoint_dir(name_or_path, revision=revision, cache_dir=cache_dir)
-  tokenizer = AutoTokenizer.from_pretrained(str(directory), use_fast=True)
+  tokenizer_class = _named_tokenizer_class(directory)
+  if tokenizer_class is not None:
+    tokenizer = tokenizer_class.from_pretrained(str(directory))
+  else:
+    # pylint: disable-next=g-import-not-at-top
+    from transformers import AutoTokenizer  # imports torch where installed (see below)
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), use_fast=True)
   if getattr(tokenizer, "pad_token_id", None) is None:
     raise ValueError(f"{directory}: the tokenizer {type(tokenizer).__name__} has no padding "
                      "token; batches cannot be padded")
@@ -460,6 +465,34 @@ def load_tokenizer(name_or_path: PathLike, *, revision: str | None = None,
     _logger.warning("%s: no fast tokenizer; using transformers' Python %s", directory,
                     type(tokenizer).__name__)
   return tokenizer
+
+
+def _named_tokenizer_class(directory: pathlib.Path) -> Any:
+  """The transformers class that ``tokenizer_config.json``'s ``tokenizer_class`` names
+  (the class `AutoTokenizer` would pick for it), or None where the file names none or
+  transformers has no such class (then `AutoTokenizer` decides).
+
+  Why not always `AutoTokenizer`: importing it imports transformers' configuration
+  machinery, which imports torch wherever torch is installed (transformers 5:
+  ``configuration_utils`` -> ``modeling_rope_utils``), ~250 MB of RSS and ~1.5 s that a
+  JAX process never uses (BUILD_NOTES "Parity with PyTorch"). The class alone does not.
+  """
+  import transformers  # pylint: disable=g-import-not-at-top
+  try:
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+  except (OSError, ValueError):
+    return None
+  name = config.get("tokenizer_class") if isinstance(config, dict) else None
+  if not isinstance(name, str) or not name.isidentifier():
+    return None
+  for candidate in (name, name[:-4] if name.endswith("Fast") else name + "Fast"):
+    try:
+      cls = getattr(transformers, candidate)
+    except (AttributeError, ImportError):
+      continue
+    if isinstance(cls, type) and hasattr(cls, "from_pretrained"):
+      return cls
+  return None
 
 
 def minilm_checkpoint_dir() -> pathlib.Path:

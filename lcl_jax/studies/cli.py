@@ -195,6 +195,9 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
   out["adam_epsilon_mode"] = base.adam_epsilon_mode
   out["view_seed"] = "per seed" if base.view_seed is None else base.view_seed
   out["head_init"] = base.head_init
+  # Φ's head of the ce/scl/lcl rows ('paper': the LCL release's; 'hf': the checkpoint's
+  # transformers head; bert_ce rows always have BertForSequenceClassification's).
+  out["head"] = base.head
   out.update(extra)
   return out
 
@@ -313,7 +316,8 @@ def setup_logging(log_file: str | os.PathLike | None = None) -> None:
     ours.addHandler(file_handler)
     root.addHandler(file_handler)
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-  from lcl_jax.train import compilation_cache  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train import compilation_cache, host_memory  # pylint: disable=g-import-not-at-top
+  host_memory.reuse_freed_memory()  # before XLA starts its threads
   # predict / evaluate define no --compilation_cache: the default folder then.
   compilation_cache.enable(FLAGS["compilation_cache"].value if "compilation_cache" in FLAGS
                            else None)

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
   logging.basicConfig(level=logging.WARNING,
                       format="%(asctime)s %(name)s %(levelname)s %(message)s")
   logging.getLogger("lcl_jax").setLevel(logging.INFO)
-  from lcl_jax.train import compilation_cache  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train import compilation_cache, host_memory  # pylint: disable=g-import-not-at-top
+  host_memory.reuse_freed_memory()  # before XLA starts its threads
   compilation_cache.enable()  # the sweep's folder ($LCL_JAX_COMPILATION_CACHE)
   from lcl_jax.studies.sweep import INTERRUPTED_EXIT_CODE  # pylint: disable=g-import-not-at-top
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top

@@ -14,6 +14,9 @@ import math
 import numbers
 from typing import Any, Sequence
 
+# = lcl_jax.data.batching.DEFAULT_BUCKETS (not imported: lcl_jax.data costs 0.7 s).
+DEFAULT_LENGTH_BUCKETS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224,
+                          256, 320, 384, 448, 512)
 # [CLS] + one token + [SEP]: the shortest input a classifier can read.
 MIN_MAX_LENGTH = 3
 OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
@@ -29,7 +32,7 @@ BASELINE_VIEWS = ("paired", "texts")
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
 LR_SCHEDULES = ("linear", "constant")
-PRIMARY_HEADS = ("paper", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
+PRIMARY_HEADS = ("paper", "hf", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
 DTYPES = ("float32", "bfloat16")
@@ -177,11 +180,19 @@ class TrainConfig:
       "Learning-rate schedule: linear decay to 0 (the paper) or constant.",
       flag="enum", choices=LR_SCHEDULES)
 
-  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release), 'direct' (seed 000:
+  # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release: [CLS] -> new dense ->
+  # dropout -> ReLU -> dense -> dropout on the logits; the paper's reproductions), 'hf'
+  # (the checkpoint's transformers *ForSequenceClassification head: BERT's pre-trained
+  # pooler -> dropout -> linear; what a plain transformers loop trains, and ~2.6 points
+  # better on EmoInt with MiniLM, BUILD_NOTES "Parity with PyTorch"), 'direct' (seed 000:
   # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
   head: str = setting("paper",
-      ("Φ's head: the LCL release's (paper), seed 000's direct head (dense + tanh, "
-       "dropout 0.3), seed 003's DenseLayer(1)/(2) (dense1/dense2)."),
+      ("Φ's head: the LCL release's (paper: new dense -> dropout -> ReLU -> dense -> "
+       "dropout on the logits; the paper's reproductions), the checkpoint's transformers "
+       "*ForSequenceClassification head (hf: for BERT the pre-trained pooler -> dropout "
+       "-> linear; what a plain transformers loop trains, and better on your own data), "
+       "seed 000's direct head (dense + tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) "
+       "(dense1/dense2)."),
       flag="enum", choices=PRIMARY_HEADS)
   # None: the head's default (0.1 / 0.3 / 0)
   classifier_dropout: float | None = setting(None, "Head dropout p (default: the head's own).",
@@ -199,7 +210,13 @@ class TrainConfig:
 
   # Data.
   max_length: int = setting(128, "Token truncation length.", flag="integer")
-  length_buckets: tuple[int, ...] = setting((32, 64, 128), "Static padded lengths.", flag="list")
+  # Static padded lengths (capped at max_length): = lcl_jax.data.batching.DEFAULT_BUCKETS
+  # (a test checks the copy), every 8 tokens up to 64, then coarser; see there.
+  length_buckets: tuple[int, ...] = setting(DEFAULT_LENGTH_BUCKETS,
+      ("Static padded lengths (those <= --max_length are used; one compiled train step per "
+       "length that occurs): by default every 8 tokens up to 64, every 16 up to 128, every "
+       "32 up to 256, every 64 up to 512. Fewer lengths compile less but pad more."),
+      flag="list")
   eval_batch_size: int = setting(64, "Rows per evaluation batch.", flag="integer")
   augment_p: float = setting(0.3,
       "Probability of changing each word when augmenting the views, in [0, 1].",
@@ -209,7 +226,10 @@ class TrainConfig:
   # smoke runs / tests: a deterministic subset
   max_train_examples: int | None = setting(None, "Use a fixed random subset of the train split.",
       flag="integer")
-  max_eval_examples: int | None = setting(None, "Use fixed random subsets of validation/test.",
+  max_eval_examples: int | None = setting(None,
+      ("Use fixed random subsets of validation AND test (smoke runs); results.json "
+       "('test_subset') and the results table then say that the test metrics are on a "
+       "subset."),
       flag="integer")
   max_steps_per_epoch: int | None = setting(None, "Cap on training steps per epoch.",
       flag="integer")

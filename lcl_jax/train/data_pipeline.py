@@ -94,6 +94,8 @@ class PreparedData:
     self.cfg = cfg
     splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
               for s in SPLITS}
+    # Sizes of the release's splits before any --max_*_examples subset.
+    self.full_sizes = {name: len(split) for name, split in splits.items()}
     splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
     for name in ("validation", "test"):
       splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
@@ -251,6 +253,12 @@ class PreparedData:
 
   def split_sizes(self) -> dict[str, int]:
     return {name: len(split) for name, split in self.splits.items()}
+
+  def test_subset(self) -> dict[str, int] | None:
+    """``{"examples": n, "of": N}`` when --max_eval_examples cut the test split to n of
+    its N examples (the reported test metrics are then on that fixed subset), else None."""
+    n, full = len(self.splits["test"]), self.full_sizes["test"]
+    return {"examples": n, "of": full} if n < full else None
 
   def fingerprint(self) -> str:
     """SHA-256 (hex) of the texts and labels of every split as loaded (after any subset).

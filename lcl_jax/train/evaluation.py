@@ -22,6 +22,20 @@ def selection_metric(multilabel: bool) -> str:
   return "macro_f1" if multilabel else "accuracy"
 
 
+def improves(progress: dict[str, Any], value: float, validation_loss: float) -> bool:
+  """Whether an epoch with selection metric `value` and validation cross-entropy
+  `validation_loss` beats the best epoch so far: a higher metric, or the same metric
+  and a lower validation loss (e.g. macro F1 0.0 in two early epochs of a rare-label
+  multi-label run: the later, better-fitted epoch is kept)."""
+  best = progress["best_value"]
+  if best is None or value > best:
+    return True
+  if value < best:
+    return False
+  best_record = next(h for h in progress["history"] if h["epoch"] == progress["best_epoch"])
+  return validation_loss < best_record["validation"]["loss"]
+
+
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
   """Class probabilities (float64 [N, C]) from logits [N, C]: softmax, or per-class
   sigmoid for a multi-label dataset."""

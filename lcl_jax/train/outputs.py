@@ -8,6 +8,7 @@ import json
 import logging
 import pathlib
 import shutil
+import sys
 from typing import Any
 
 import jax
@@ -18,7 +19,7 @@ from lcl_jax.models import pretrained
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, evaluation, mixing, model_card, plots
 from lcl_jax.train import program as program_lib
-from lcl_jax.train.config import TrainConfig
+from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
 log = logging.getLogger("lcl_jax.train")
 
@@ -49,7 +50,7 @@ class Outputs:
       truncate_metrics(workdir / "metrics.jsonl", start_step)
       self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
       try:
-        from tensorboardX import SummaryWriter
+        SummaryWriter = _summary_writer_class()
         resumed = (workdir / "tensorboard").exists()
         self._tb = SummaryWriter(str(workdir / "tensorboard"),
                                  purge_step=start_step + 1 if resumed else None)
@@ -74,6 +75,31 @@ class Outputs:
       self._jsonl.close()
     if self._tb:
       self._tb.close()
+
+
+def _summary_writer_class():
+  """`tensorboardX.SummaryWriter`, imported without importing torch.
+
+  tensorboardX's writer module runs ``try: import torch`` at import time, to accept torch
+  tensors (lcl_jax passes Python floats). Where torch is installed (the [test] extra) that
+  import alone costs ~250 MB of RSS and ~1.5 s of a JAX training process (BUILD_NOTES
+  "Parity with PyTorch"), so unless torch is already imported, the probe is answered
+  with ImportError (`sys.modules["torch"] = None`) for the duration of this import only.
+  Runs before the loop starts its prefetch thread (no other thread imports meanwhile).
+
+  Raises:
+    ImportError: tensorboardX is not installed.
+  """
+  if "torch" in sys.modules:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    return SummaryWriter
+  sys.modules["torch"] = None  # makes `import torch` raise ImportError
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  finally:
+    if "torch" in sys.modules and sys.modules["torch"] is None:
+      del sys.modules["torch"]
+  return SummaryWriter
 
 
 def truncate_metrics(path: pathlib.Path, last_step: int) -> None:
@@ -117,7 +143,7 @@ def finish_run(run: program_lib.Run, run_state, program, state, *, cfg: TrainCon
   `evaluate(run, split_name, params)` is the loop's evaluation (used for the train-split
   scores of --threshold_fit=train); every process takes part in the evaluations."""
   workdir, progress, ckpt, data = run.workdir, run.progress, run.ckpt, run.data
-  results = results_record(run, run_state, program.dp, cfg=cfg, spec=spec,
+  results = results_record(run, run_state, program.dp, cfg=cfg, spec=spec, modules=modules,
                            multilabel=multilabel, seconds=seconds,
                            compiled_shapes=compiled_shapes, stage1_steps=stage1_steps,
                            aux_threshold=aux_threshold)
@@ -148,7 +174,7 @@ def finish_run(run: program_lib.Run, run_state, program, state, *, cfg: TrainCon
   return results
 
 
-def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spec,
+def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spec, modules,
                    multilabel, seconds, compiled_shapes, stage1_steps,
                    aux_threshold) -> dict[str, Any]:
   """The training part of results.json: the best-validation epoch's metrics, the
@@ -161,6 +187,7 @@ def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spe
       "encoder": cfg.encoder,
       "weighting_encoder": cfg.weighting_encoder if spec.uses_weighting_network else None,
       "seed": cfg.seed,
+      "head": head_label(cfg, modules["primary"]),
       "synthetic": data.synthetic,
       "multilabel": multilabel,
       "selection_metric": evaluation.selection_metric(multilabel),
@@ -177,6 +204,8 @@ def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spe
       "num_devices": dp.num_devices,
       "parallelism": dp.name,
       "split_sizes": data.split_sizes(),
+      # Set when --max_eval_examples cut the test split: the test metrics are on a subset.
+      "test_subset": data.test_subset(),
   }
   if data.aux_label_names:
     results["aux"] = {"task": cfg.aux_task, "label_names": list(data.aux_label_names),
@@ -189,6 +218,20 @@ def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spe
                             "stage2_learning_rate": cfg.head_learning_rate or cfg.learning_rate,
                             "stage2_start_step": stage1_steps}
   return results
+
+
+def head_label(cfg: TrainConfig, primary_module: Any) -> str:
+  """Which head Φ has, as results.json and the results tables print it: 'paper' (the LCL
+  release's head), 'hf (BertForSequenceClassification)' (--head=hf, or bert_ce),
+  'direct' / 'dense1' / 'dense2' / 'label_attention', or the baseline's module name."""
+  architecture = getattr(primary_module, "HF_ARCHITECTURE", None)
+  if cfg.objective == "bert_ce" or (cfg.head == "hf" and architecture):
+    return f"hf ({architecture})"
+  if cfg.label_embeddings:
+    return "label_attention"
+  if cfg.encoder in BASELINE_ENCODERS:
+    return type(primary_module).__name__
+  return cfg.head
 
 
 def write_results(workdir: pathlib.Path, cfg: TrainConfig, results: dict[str, Any]) -> None:

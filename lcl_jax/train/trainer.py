@@ -46,7 +46,10 @@ from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
 # Re-exported: the names callers and tests import from lcl_jax.train.trainer.
 from lcl_jax.train.evaluation import evaluate_logits, probabilities, split_metrics  # noqa: F401
+from lcl_jax.train.evaluation import improves as _improves  # noqa: F401
 from lcl_jax.train.evaluation import mean_loss as _mean_loss  # noqa: F401
+from lcl_jax.train.outputs import _summary_writer_class  # noqa: F401
+from lcl_jax.train.outputs import head_label  # noqa: F401
 from lcl_jax.train.outputs import truncate_metrics as _truncate_metrics  # noqa: F401
 from lcl_jax.train.program import check_group  # noqa: F401
 from lcl_jax.train.resume import (ConfigMismatchError, NonFiniteLossError,  # noqa: F401
@@ -489,7 +492,7 @@ class _Loop:
     record = {"epoch": epoch + 1, "step": step, "validation": val_metrics,
               "test": test_metrics}
     value = val_metrics[selection]
-    improved = progress["best_value"] is None or value > progress["best_value"]
+    improved = evaluation.improves(progress, value, val_metrics["loss"])
     if improved:
       progress.update(best_epoch=epoch + 1, best_value=value, epochs_since_improvement=0)
       run.ckpt.save_best(step, self.program.run_state(self.state, index)["params"],
