@@ -440,8 +440,6 @@ class TrainConfig:
     def bad(name: str, why: str) -> ValueError:
       return ValueError(f"--{name}={getattr(self, name)!r}: {why} (TrainConfig.{name})")
 
-    is_int, is_real = _is_int, _is_real
-
     for name in ("dataset", "objective", "encoder", "workdir", "dtype", "parallelism",
                  "dropout_rng_impl"):
       if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
@@ -454,6 +452,17 @@ class TrainConfig:
       value = getattr(self, name)
       if value is not None and (not isinstance(value, str) or not value.strip()):
         raise bad(name, "must be a non-empty string or None")
+    self._validate_networks(bad)
+    self._validate_numbers(bad)
+    self._validate_head_fields(bad)
+    self._validate_scale_fields(bad)
+    self._validate_fidelity_options(bad)
+    self._validate_aux_fields(bad)
+    self._validate_label_embeddings(bad)
+    self._validate_embed_mix(bad)
+
+  def _validate_networks(self, bad) -> None:
+    """The encoders and what they combine with; the dropout RNG, classes and seed."""
     baseline = self.encoder in BASELINE_ENCODERS
     if baseline and self.objective == "bert_ce":
       raise bad("objective", f"bert_ce needs a BERT checkpoint, not the {self.encoder} baseline")
@@ -475,8 +484,12 @@ class TrainConfig:
         isinstance(self.classes, str) or not len(self.classes)
         or any(not isinstance(c, str) or not c.strip() for c in self.classes)):
       raise bad("classes", "must be a non-empty list of class names or None")
-    if not is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
+    if not _is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
       raise bad("seed", "must be an integer in [0, 2**31 - 1)")
+
+  def _validate_numbers(self, bad) -> None:
+    """Optimisation numbers, step and example counts, lengths, thresholds, switches."""
+    is_int, is_real = _is_int, _is_real
     # Positive finite reals; None means the dataset preset (filled in by resolved()).
     for name, optional in (("learning_rate", True), ("temperature", True),
                            ("adam_eps", False), ("clip_norm", False)):
@@ -519,6 +532,10 @@ class TrainConfig:
     for name in ("fresh_views_per_epoch", "remat", "export_hf", "progress_bar"):
       if not isinstance(getattr(self, name), bool):
         raise bad(name, "must be true or false")
+
+  def _validate_head_fields(self, bad) -> None:
+    """Φ's head, two-stage training, step evaluations, data expansion, saved features."""
+    is_int, is_real = _is_int, _is_real
     if self.head != "paper" and self.objective == "bert_ce":
       raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
     if self.classifier_dropout is not None and not (
@@ -536,11 +553,6 @@ class TrainConfig:
       raise bad("concat_expansion", "must be an integer >= 0")
     if not isinstance(self.save_features, bool):
       raise bad("save_features", "must be true or false")
-    self._validate_scale_fields(bad)
-    self._validate_fidelity_options(bad)
-    self._validate_aux_fields(bad)
-    self._validate_label_embeddings(bad)
-    self._validate_embed_mix(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
