@@ -79,3 +79,30 @@ def test_one_definition_per_setting_fields_and_flags_agree():
     assert value == field.default, (name, flag["default"], field.default)
     if field.metadata["choices"] is not None:
       assert field.default in field.metadata["choices"], name
+
+
+def test_every_package_has_a_docstring():
+  packages = [p for root in ("lcl_jax", "experiments", "benchmarks")
+              for p in (PROJECT_ROOT / root).rglob("__init__.py")]
+  assert len(packages) >= 9
+  missing = [str(p.relative_to(PROJECT_ROOT)) for p in packages
+             if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
+  assert not missing, f"packages without a docstring: {missing}"
+
+
+def test_config_choices_equal_their_owners():
+  """lcl_jax.train.config keeps copies of the registries' names (importing the owners
+  would put Flax / JAX into every binary's --help); each copy equals its owner."""
+  from lcl_jax.data import batching, goemotions
+  from lcl_jax.losses import tiled
+  from lcl_jax.models import baselines, classifiers, heads
+  from lcl_jax.train import config, objectives, optim
+
+  assert config.OBJECTIVES == tuple(objectives.OBJECTIVE_SPECS)
+  assert config.FEATURE_POOLINGS == tuple(heads.FEATURE_POOLINGS)
+  assert config.PRIMARY_HEADS == tuple(classifiers.PRIMARY_HEADS)
+  assert config.CONTRASTIVE_IMPLS == tuple(tiled.IMPLEMENTATIONS)
+  assert config.ADAM_EPSILON_MODES == tuple(optim.EPSILON_MODES)
+  assert config.BASELINE_ENCODERS == tuple(baselines.BASELINES)
+  assert config.AUX_TASKS == ("none", *goemotions.COARSE_GROUPINGS)
+  assert config.DEFAULT_LENGTH_BUCKETS == tuple(batching.DEFAULT_BUCKETS)
