@@ -29,8 +29,12 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from lcl_jax import models
+from lcl_jax.data import batching, label_inputs
+from lcl_jax.models import baselines, pretrained
+from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import evaluation, objectives, parallel, steps
+from lcl_jax.train import data_pipeline, evaluation, mixing, objectives, parallel, steps
 from lcl_jax.train.config import TrainConfig
 
 log = logging.getLogger("lcl_jax.inference")
@@ -46,15 +50,8 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
   an auxiliary task (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use
   the main head only. `label_layout`: the run's `models.LabelLayout`
   (--label_embeddings), else None."""
-  # pylint: disable=g-import-not-at-top
-  from lcl_jax import models
-  from lcl_jax.models import pretrained
-  from lcl_jax.models.config import EncoderConfig
-  from lcl_jax.train.data_pipeline import resolve_checkpoint
-
   spec = objectives.get_spec(cfg.objective)
   primary = cfg.head if spec.primary_head == "paper" else spec.primary_head  # as the trainer
-  from lcl_jax.models import baselines
   if baselines.is_baseline(cfg.encoder):
     raise RunNotUsableError(f"{cfg.workdir}: predict/evaluate support transformer encoders; "
                             f"this run's encoder is the {cfg.encoder} baseline")
@@ -66,7 +63,7 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
   length = 2 if label_layout is None else max(2, label_layout.min_length)
   ids = jax.numpy.zeros((1, length), jax.numpy.int32)
   for name, (head, encoder) in heads.items():
-    directory = pretrained.resolve_checkpoint_dir(resolve_checkpoint(encoder))
+    directory = pretrained.resolve_checkpoint_dir(data_pipeline.resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
     options = ({"feature_pooling": cfg.feature_pooling, "num_aux_classes": num_aux_classes}
                if name == "primary" else {})
@@ -87,7 +84,6 @@ def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, 
   rebuilt from its tokenizer, label names and --label_text_tokens (deterministic); a run
   with an auxiliary task passes its label -> group matrix (its `aux_head` is restored
   with the params, predictions use the main head)."""
-  from lcl_jax.data import label_inputs  # pylint: disable=g-import-not-at-top
   block = label_inputs.label_block(tokenizer, label_names, text_tokens,
                                    token_types=token_types)
   return block, objectives.label_layout_for(block, aux_membership=aux_membership)
@@ -202,14 +198,10 @@ class Predictor:
     label_names = tuple(dataset.get("label_names") or ())
     num_classes = int(dataset.get("num_classes") or len(label_names))
     multilabel = bool(results.get("multilabel", dataset.get("multilabel", False)))
-    from lcl_jax.train.data_pipeline import resolve_checkpoint  # pylint: disable=g-import-not-at-top
-    from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
-
-    tokenizer = pretrained.load_tokenizer(resolve_checkpoint(cfg.encoder))
+    tokenizer = pretrained.load_tokenizer(data_pipeline.resolve_checkpoint(cfg.encoder))
     aux_label_names = tuple(dataset.get("aux_label_names") or ())
     block = layout = None
     if cfg.label_embeddings:  # the rows the run trained on (as data_pipeline makes them)
-      from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
       encoders = data_pipeline.label_encoder_configs(cfg)
       block, layout = _label_inputs(
           tokenizer, label_names, cfg.label_text_tokens,
@@ -243,9 +235,6 @@ class Predictor:
   def from_export(cls, folder: str | pathlib.Path, *,
                   batch_size: int | None = None) -> "Predictor":
     """A folder written by `--export_hf` (weights, head kind, labels, tokenizer)."""
-    from lcl_jax import models  # pylint: disable=g-import-not-at-top
-    from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
-
     folder = pathlib.Path(folder).absolute()
     config = json.loads((folder / "config.json").read_text())
     id2label = config.get("id2label") or {}
@@ -292,7 +281,6 @@ class Predictor:
     Raises:
       ValueError: no texts, or a text that is not a str.
     """
-    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
 
     texts = list(texts)
     if not texts:
@@ -310,7 +298,6 @@ class Predictor:
   def tokenize(self, texts: Sequence[str]):
     """`data.batching.TokenizedTexts` of `texts` as the run encoded them: truncated at
     its max_length, or (--label_embeddings) after the label block, cut to its text budget."""
-    from lcl_jax.data import batching, label_inputs  # pylint: disable=g-import-not-at-top
 
     if self.label_block is not None:
       return label_inputs.tokenize_with_labels(list(texts), self.tokenizer, self.label_block)
@@ -318,7 +305,6 @@ class Predictor:
 
   def text_batches(self, texts: Sequence[str]):
     """The eval batches `logits` runs on (the run's static shapes; labels zero)."""
-    from lcl_jax.data import batching  # pylint: disable=g-import-not-at-top
 
     tokens = self.tokenize(texts)
     return batching.eval_batches(tokens, np.zeros(len(tokens), np.int32),
@@ -331,7 +317,6 @@ class Predictor:
     Raises:
       ValueError: the model has no primary network (an exported Ψ).
     """
-    from lcl_jax.train import mixing  # pylint: disable=g-import-not-at-top
     if "primary" not in self.modules:
       raise ValueError(f"{self.source}: embedding mixing needs the primary network Φ; this "
                        f"model has {list(self.networks)}")

@@ -28,6 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lcl_jax import inference
+from lcl_jax.models.encoder import attention_probabilities
+from lcl_jax.train import evaluation, plots
 from lcl_jax.train.checkpoint import write_atomic
 
 INPUT_FORMATS = (".txt", ".tsv", ".csv", ".jsonl")
@@ -208,7 +211,6 @@ def evaluate(labels: np.ndarray, probabilities: dict[str, np.ndarray], label_nam
     (`evaluation.split_metrics`).
   """
   from sklearn import metrics as skm  # pylint: disable=g-import-not-at-top
-  from lcl_jax.train import evaluation  # pylint: disable=g-import-not-at-top
 
   out = {}
   classes = np.arange(len(label_names))
@@ -318,11 +320,6 @@ def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[i
     inference.RunNotUsableError: not a finished run or export.
     ValueError: an empty text, an unknown network, or a layer/head out of range.
   """
-  # pylint: disable=g-import-not-at-top
-  from lcl_jax.models.encoder import attention_probabilities
-  from lcl_jax import inference
-  from lcl_jax.train import plots
-
   if not isinstance(text, str) or not text.strip():
     raise ValueError("attention_maps: the text is empty")
   predictor = inference.Predictor.load(workdir)
