@@ -49,6 +49,7 @@ from lcl_jax.train.evaluation import evaluate_logits, probabilities, split_metri
 from lcl_jax.train.evaluation import improves as _improves  # noqa: F401
 from lcl_jax.train.evaluation import mean_loss as _mean_loss  # noqa: F401
 from lcl_jax.train.outputs import _summary_writer_class  # noqa: F401
+from lcl_jax.train.outputs import Outputs as _Outputs  # noqa: F401
 from lcl_jax.train.outputs import head_label  # noqa: F401
 from lcl_jax.train.outputs import truncate_metrics as _truncate_metrics  # noqa: F401
 from lcl_jax.train.program import check_group  # noqa: F401
