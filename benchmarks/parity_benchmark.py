@@ -64,6 +64,10 @@ flags.DEFINE_list("lcl_jax_flags", [], "Extra experiments.train flags (ablations
 flags.DEFINE_integer("max_train_examples", None, "A fixed subset of the train split for both "
                      "systems (lcl_jax's fixed_subset; for a quick try of the script).")
 flags.DEFINE_string("child", None, "Internal: run one torch loop (JSON spec) and exit.")
+flags.DEFINE_integer("lockstep_steps", 0, "Instead of training: run this many of the recipe's "
+                     "first training batches through lcl_jax (--head=hf) and the PyTorch loop "
+                     "from the same weights with dropout off (`lockstep`) and print both "
+                     "loss curves.")
 
 RECIPE_NOTE = ("MiniLM, {dataset} full train, CE on texts, batch {texts_per_batch}, "
                "max_length {max_length}, AdamW {learning_rate} linear to 0, eps 1e-6, wd 0.01 "
@@ -176,6 +180,80 @@ def torch_loop(spec: dict) -> dict:
           "seconds_per_step": statistics.median(step_seconds[per_epoch:] or step_seconds)}
 
 
+def lockstep(checkpoint: str, batches: list[dict], num_labels: int, *, learning_rate: float,
+             total_steps: int, seed: int = 0) -> dict:
+  """The same CE training steps in lcl_jax (`--head=hf`) and in the PyTorch loop.
+
+  Both start from the same weights (the checkpoint; lcl_jax's new classifier layer copied
+  into `BertForSequenceClassification`), take the same `batches` (data-pipeline dicts,
+  all rows valid) with dropout off in both, and the recipe's AdamW (eps 1e-6, decay 0.01
+  except biases/LayerNorm, clip 1.0, linear decay over `total_steps`). Any difference in
+  the model, the loss, the optimiser, the decay mask, clipping or the schedule shows up
+  as diverging losses. Returns the per-step losses of both, their largest relative
+  difference and the largest absolute difference of the classifier and first-layer query
+  weights at the end. Seed, order and dropout masks are the only things it leaves out.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+
+  from lcl_jax.train import objectives, optim, steps  # pylint: disable=g-import-not-at-top
+
+  spec = objectives.get_spec("ce")
+  modules, params = objectives.build_networks(
+      spec, encoder=checkpoint, weighting_encoder=checkpoint, num_classes=num_labels,
+      rng=jax.random.key(seed), primary_head="hf")
+  optimizer = optim.make_optimizer(params, learning_rate=learning_rate,
+                                   total_steps=total_steps, eps=1e-6)
+  train_step = jax.jit(steps.make_train_step(
+      spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
+      dropout_key=jax.random.key(seed), use_dropout=False))
+  state = steps.init_state(params, optimizer, None)
+
+  model = transformers.BertForSequenceClassification.from_pretrained(checkpoint,
+                                                                     num_labels=num_labels)
+  head = params["primary"]["head"]["classifier"]
+  with torch.no_grad():
+    model.classifier.weight.copy_(torch.tensor(np.array(head["kernel"]).T))
+    model.classifier.bias.copy_(torch.tensor(np.array(head["bias"])))
+  model.eval()  # dropout off; gradients flow as usual
+  no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
+  torch_optimizer = torch.optim.AdamW(
+      [{"params": [p for n, p in model.named_parameters() if not no_decay(n)],
+        "weight_decay": 0.01},
+       {"params": [p for n, p in model.named_parameters() if no_decay(n)], "weight_decay": 0.0}],
+      lr=learning_rate, eps=1e-6)
+  scheduler = transformers.get_linear_schedule_with_warmup(torch_optimizer, 0, total_steps)
+  ours, theirs = [], []
+  for batch in batches:
+    if not np.all(batch["valid"]):
+      raise ValueError("lockstep needs batches without padding rows")
+    state, metrics = train_step(state, batch)
+    ours.append(float(metrics["loss"]))
+    logits = model(input_ids=torch.tensor(batch["input_ids"]).long(),
+                   attention_mask=torch.tensor(batch["attention_mask"]).long(),
+                   token_type_ids=torch.tensor(batch["token_type_ids"]).long()).logits
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(batch["labels"]).long())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch_optimizer.step()
+    scheduler.step()
+    torch_optimizer.zero_grad()
+    theirs.append(float(loss.detach()))
+  final = state["params"]["primary"]
+  query = final["encoder"]["encoder"]["layer"]["0"]["attention"]["self"]["query"]["kernel"]
+  diffs = {
+      "classifier": float(np.abs(np.asarray(final["head"]["classifier"]["kernel"])
+                                 - model.classifier.weight.detach().numpy().T).max()),
+      "layer0_query": float(np.abs(np.asarray(query) - model.bert.encoder.layer[0]
+                                   .attention.self.query.weight.detach().numpy().T).max()),
+  }
+  relative = max(abs(a - b) / abs(b) for a, b in zip(ours, theirs))
+  return {"losses_lcl_jax": ours, "losses_torch": theirs, "max_relative_loss_difference": relative,
+          "max_abs_param_difference": diffs}
+
+
 # ----------------------------------------------------------------------------------------
 # Running and measuring the children.
 
@@ -268,6 +346,28 @@ def run_torch(head: str, seed: int, root: pathlib.Path) -> dict:
   return out
 
 
+def run_lockstep(root: pathlib.Path) -> dict:
+  """`lockstep` on the recipe's first --lockstep_steps batches (seed 0's data order)."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  from lcl_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train import data_pipeline  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+  torch.set_num_threads(1)
+  os.sched_setaffinity(0, {FLAGS.core})
+  cfg = TrainConfig(dataset=FLAGS.dataset, objective="ce", encoder="minilm",
+                    data_dir=FLAGS.data_dir, baseline_views="texts",
+                    texts_per_batch=FLAGS.texts_per_batch, max_length=FLAGS.max_length,
+                    max_train_examples=FLAGS.max_train_examples, workdir=str(root / "lockstep"),
+                    epochs=FLAGS.epochs).resolved()
+  data = data_pipeline.prepare(cfg, num_devices=1)
+  batches = [b for b in data.train_batches(0) if b["valid"].all()][:FLAGS.lockstep_steps]
+  return lockstep(str(pretrained.minilm_checkpoint_dir()), batches, data.num_classes,
+                  learning_rate=FLAGS.learning_rate,
+                  total_steps=data.steps_per_epoch * FLAGS.epochs)
+
+
 def _mean(values):
   values = [v for v in values if v is not None]
   return statistics.mean(values) if values else float("nan")
@@ -326,6 +426,9 @@ def main(argv):
     return 0
   root = pathlib.Path(FLAGS.workdir)
   root.mkdir(parents=True, exist_ok=True)
+  if FLAGS.lockstep_steps:
+    print(json.dumps(run_lockstep(root), indent=1))
+    return 0
   bad = [s for s in FLAGS.systems
          if s not in ("lcl_jax:hf", "lcl_jax:paper", "torch:hf", "torch:paper")]
   if bad:
