@@ -33,6 +33,7 @@ _NEVER_TRIM = 2**31 - 1  # bytes of free heap top kept (mallopt takes an int)
 
 log = logging.getLogger("lcl_jax.train")
 _applied: bool | None = None
+_libc = None
 
 
 def reuse_freed_memory() -> bool:
@@ -58,5 +59,23 @@ def reuse_freed_memory() -> bool:
       (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, _NEVER_TRIM)))
   if not ok:
     log.debug("mallopt refused the host-memory settings; glibc defaults kept")
+  global _libc
+  _libc = libc if ok else None
   _applied = ok
   return ok
+
+
+def release_free_memory() -> None:
+  """Gives the pages of every free heap chunk back to the OS (glibc's ``malloc_trim(0)``),
+  where `reuse_freed_memory` is in force; else nothing.
+
+  With the heap never trimmed, one big free chunk (a finished step's or a compilation's
+  buffers) can be split by small long-lived allocations, and the next big buffer then
+  extends the heap: the pages of the old chunk stay resident although free. The trainer
+  calls this whenever the host has waited for the devices (every --log_every_steps
+  steps), after a step that compiled and after each epoch's evaluations, so resident
+  memory stays near what is live; a step faults its buffer in again only after such a
+  call, not every step.
+  """
+  if _libc is not None:
+    _libc.malloc_trim(0)

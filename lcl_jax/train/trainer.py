@@ -39,8 +39,8 @@ from lcl_jax.losses import tiled
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import (data_pipeline, evaluation, mixing, objectives, optim, outputs,
-                           parallel, resume, steps)
+from lcl_jax.train import (data_pipeline, evaluation, host_memory, mixing, objectives, optim,
+                           outputs, parallel, resume, steps)
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
@@ -354,6 +354,7 @@ class _Loop:
     if compiles:
       self.shapes_seen.add(shape_key)
       jax.block_until_ready(step_metrics)
+      host_memory.release_free_memory()  # the compiler's and the step's buffers
       if bar is not None:
         bar.set_postfix_str("", refresh=False)
     else:
@@ -408,6 +409,7 @@ class _Loop:
                     self.dp.fetch_scalars([m for _, m in self.pending])))
     self.pending.clear()
     self.close_window()
+    host_memory.release_free_memory()  # free heap pages back (see host_memory)
     losses = []
     for index, run in enumerate(self.runs):
       if not run.training:
@@ -481,6 +483,7 @@ class _Loop:
     if len(runs) > 1:
       for run in runs:
         run.ckpt.wait()
+    host_memory.release_free_memory()  # the evaluations' buffers
     if stop.raised and epoch + 1 < self.total_epochs:
       raise resume.interrupted(stop, f"at the end of epoch {epoch + 1}", runs)
 
