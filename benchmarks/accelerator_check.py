@@ -302,7 +302,7 @@ def _torch_steps(folder: str, batch: dict[str, np.ndarray], args, flops: float |
 
 
 def check_tiled(batch: int, dim: int, tile: int, warmup: int, repeats: int) -> dict[str, Any]:
-  from lcl_jax import tiled_losses
+  from lcl_jax.losses import tiled as tiled_losses
 
   rng = np.random.default_rng(0)
   features = jnp.asarray(rng.normal(size=(batch, dim)), jnp.float32)

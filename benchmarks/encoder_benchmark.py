@@ -33,8 +33,6 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -45,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.machine import describe_machine
 from lcl_jax import models
 from lcl_jax.models import pretrained
 
@@ -67,23 +66,6 @@ _JSON_OUT = flags.DEFINE_string("json_out", None, "Also write the results as JSO
 ELECTRA_BASE = dict(model_type="electra", vocab_size=30522, hidden_size=768,
                     embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072, max_position_embeddings=512)
-
-
-def describe_machine() -> str:
-  """Versions, devices, CPU model and load (the figures depend on all of them)."""
-  load = os.getloadavg()
-  cpu = platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  import torch  # pylint: disable=g-import-not-at-top
-  return (f"python {platform.python_version()}, jax {jax.__version__} "
-          f"[{', '.join(str(d) for d in jax.devices())}], torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), CPU '{cpu}' x{os.cpu_count()}, "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def interleaved_ms(calls: dict[str, Callable[[], Any]], iters: int) -> dict[str, dict[str, float]]:
@@ -204,7 +186,7 @@ def main(argv):
       _TORCH.value == "auto" and jax.default_backend() == "cpu" and _DTYPE.value == "float32")
   overrides = ({} if _ATTENTION_DROPOUT.value is None
                else {"attention_probs_dropout_prob": _ATTENTION_DROPOUT.value})
-  print(describe_machine())
+  print(describe_machine(torch=True))
   print(f"batch {_BATCH.value} x length {_LENGTH.value}, dtype {_DTYPE.value}, "
         f"remat {_REMAT.value}, attention {_ATTENTION.value}, {_ITERS.value} timed calls")
   rows = []
@@ -234,7 +216,7 @@ def main(argv):
     print(line, flush=True)
   if _JSON_OUT.value:
     with open(_JSON_OUT.value, "w") as f:
-      json.dump({"machine": describe_machine(), "rows": rows}, f, indent=2)
+      json.dump({"machine": describe_machine(torch=True), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

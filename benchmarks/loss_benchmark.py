@@ -24,8 +24,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,24 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.machine import describe_machine
 from lcl_jax import losses
-
-
-def _describe_machine() -> str:
-  load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  devices = ", ".join(str(d) for d in jax.devices())
-  return (
-      f"python {platform.python_version()}, jax {jax.__version__}, backend "
-      f"{jax.default_backend()} [{devices}], CPU '{cpu}' x{os.cpu_count()} logical cores, "
-      f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-  )
 
 
 def _problem(batch: int, dim: int, num_classes: int, seed: int = 0):
@@ -170,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--torch_batch_sizes", default="20,256")
   args = parser.parse_args(argv)
 
-  print(_describe_machine())
+  print(describe_machine())
   print(f"D = {args.dim}, C = {args.num_classes}, tau = {args.temperature}; median over "
         f"~{args.seconds_per_case:g} s of fwd+bwd calls (>= 3) after 3 warm-up calls; "
         "GFLOP/s counts 6*B^2*D\n")

@@ -38,7 +38,8 @@ def main(argv):
 
   from lcl_jax.data import load_split
   from lcl_jax.models import pretrained
-  from lcl_jax.train import inference, objectives
+  from lcl_jax import inference
+  from lcl_jax.train import objectives
   from lcl_jax.train.config import TrainConfig
   from lcl_jax.train.data_pipeline import resolve_checkpoint
 

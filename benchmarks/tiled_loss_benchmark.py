@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.machine import describe_machine
+
 CASES = {
     # name: (batch, devices, implementation)
     "dense4k": (4096, 1, "dense"),
@@ -56,7 +58,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
   import jax
 
   from benchmarks import accelerator_check
-  from lcl_jax import tiled_losses
+  from lcl_jax.losses import tiled as tiled_losses
   from lcl_jax.train import objectives, optim, parallel, steps
 
   batch_rows, devices, impl = CASES[name]
@@ -111,7 +113,8 @@ def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) 
   import jax.numpy as jnp
   import numpy as np
 
-  from lcl_jax import losses, tiled_losses
+  from lcl_jax import losses
+  from lcl_jax.losses import tiled as tiled_losses
 
   batch, devices, impl = CASES[name]
   rng = np.random.default_rng(0)
@@ -183,9 +186,7 @@ def main() -> None:
   unknown = sorted(set(names) - set(CASES))
   if unknown:
     parser.error(f"--cases: unknown {unknown}; known {sorted(CASES)}")
-  import jax
-  print(f"jax {jax.__version__}, {os.cpu_count()} logical cores, load average "
-        f"{os.getloadavg()[0]:.2f}")
+  print(describe_machine())
   results = {}
   for name in names:
     env = dict(os.environ)

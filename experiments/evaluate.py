@@ -28,7 +28,7 @@ import pathlib
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli
+from lcl_jax.studies import cli
 from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
@@ -58,8 +58,9 @@ def main(argv):
   if FLAGS.input and FLAGS["dataset"].present:
     raise app.UsageError("give --dataset/--split or --input, not both")
   cli.setup_logging()
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference, mixing
+  from lcl_jax.inference import use
+  from lcl_jax import inference
+  from lcl_jax.train import mixing
   from lcl_jax.train.config import TrainConfig
 
   settings = mixing.MixSettings(
@@ -131,7 +132,7 @@ def _mixed(settings, predictor, texts, name):
   """Φ's embedding-mixed probabilities of `texts` (lcl_jax.train.mixing)."""
   from lcl_jax import data as data_lib
   from lcl_jax.models import pretrained
-  from lcl_jax.train import data_pipeline, mixing, trainer
+  from lcl_jax.train import data_pipeline, evaluation, mixing
 
   mixing.check_settings(settings, {name: texts})
   info = predictor.info
@@ -155,7 +156,7 @@ def _mixed(settings, predictor, texts, name):
                               bertscore_model=bertscore_model,
                               bertscore_layers=mixer.module.config.num_hidden_layers,
                               max_length=predictor.max_length)[name]
-  return _Mixed(split, trainer.probabilities(split.logits, predictor.multilabel))
+  return _Mixed(split, evaluation.probabilities(split.logits, predictor.multilabel))
 
 
 def _dataset_split(predictor):

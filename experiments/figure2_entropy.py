@@ -25,7 +25,8 @@ import json
 from absl import app, flags
 import numpy as np
 
-from lcl_jax.experiment import cli, entropy, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import figure2_entropy as entropy
 
 KNOWN_DATASETS = tuple(dict.fromkeys(paper.FIGURE2_DATASETS + paper.TABLE1_DATASETS
                                      + paper.TABLE2_DATASETS))

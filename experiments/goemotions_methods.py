@@ -4,7 +4,7 @@ Seed 004 (Wang & Feng, "Delving into Fine-Grained Emotion Classification") fine-
 BERT-base on the 28 GoEmotions labels with sigmoid BCE and adds auxiliary coarse tasks
 (Ekman / sentiment), label-embedding attention, and embedding mixing at inference (with
 the most similar training text or a T5 paraphrase). Each trained row is one fine-tuning
-(`lcl_jax.experiment.methods`); the mixing rows evaluate a trained row's best
+(`lcl_jax.studies.goemotions_methods`); the mixing rows evaluate a trained row's best
 checkpoint (nothing is retrained). Report: <workdir>/reports/goemotions_methods/
 {report.md,results.json,results.csv,figures/}.
 
@@ -50,9 +50,10 @@ import pathlib
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, methods, paper_numbers
-from lcl_jax.experiment import report as report_lib
-from lcl_jax.experiment import sweep
+from lcl_jax.studies import cli, paper_numbers
+from lcl_jax.studies import goemotions_methods as methods
+from lcl_jax.studies import report as report_lib
+from lcl_jax.studies import sweep
 from lcl_jax.train.config import TrainConfig
 
 cli.define_flags(seeds="0", datasets=(methods.DATASET,), objectives=(methods.OBJECTIVE,),

@@ -45,8 +45,9 @@ import os
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, multilabel as ml, paper_numbers as paper
-from lcl_jax.experiment import report as report_lib
+from lcl_jax.studies import cli, paper_numbers as paper
+from lcl_jax.studies import goemotions_multilabel as ml
+from lcl_jax.studies import report as report_lib
 
 cli.define_flags(seeds="0", datasets=(ml.DATASET,), objectives=("ce", "lcl"),
                  datasets_help="Fixed: goemotions_multilabel (28 labels).")
@@ -149,4 +150,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

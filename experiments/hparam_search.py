@@ -31,8 +31,8 @@ from typing import Any
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, stats
-from lcl_jax.experiment import study_numbers, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, stats
+from lcl_jax.studies import study_numbers, sweep
 from lcl_jax.train.config import dataset_preset
 
 cli.define_flags(seeds="0", datasets=("isear",), objectives=("lcl",),

@@ -19,7 +19,7 @@ import time
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli
+from lcl_jax.studies import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "A finished run directory (<workdir>/<objective>/seed<k>) "
@@ -44,8 +44,8 @@ def main(argv):
   if bool(FLAGS.text) == bool(FLAGS.input):
     raise app.UsageError("give either --text (one or more) or --input=<file>")
   cli.setup_logging()
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference
+  from lcl_jax.inference import use
+  from lcl_jax import inference
 
   if FLAGS.input:
     records = use.read_records(FLAGS.input, text_column=FLAGS.text_column)

@@ -1,7 +1,7 @@
 r"""The follow-up studies' rows: seed 001's re-implementation (Tables 1-2, RNN/GRU) and seed
 000's GoEmotions-28 baselines (biLSTM, CharCNN, BERTweet), our numbers beside theirs.
 
-Rows (`--objectives`, names of `lcl_jax.experiment.study_numbers.ROWS`) and where the
+Rows (`--objectives`, names of `lcl_jax.studies.study_numbers.ROWS`) and where the
 documents ran them (`ROW_DATASETS`; other cells stay empty):
 
   bert_ce, lcl     seed 001 Tables 1 and 2 (BERT-base CE / ELECTRA + LCL; mBERT on PNS)
@@ -35,8 +35,8 @@ from absl import app, flags
 
 from lcl_jax import data as data_lib
 from lcl_jax.data import tfds_stock
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib
-from lcl_jax.experiment import study_numbers as study, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib
+from lcl_jax.studies import study_numbers as study, sweep
 
 cli.define_flags(seeds="0-4", datasets=study.DATASETS, objectives=study.ROWS,
                  datasets_help=f"Datasets among {list(study.DATASETS)}.")
@@ -162,4 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.report_user_errors(main))

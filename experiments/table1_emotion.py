@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, sweep
 
 cli.define_flags(seeds="0-4", datasets=paper.TABLE1_DATASETS, objectives=paper.TABLE1_METHODS,
                  datasets_help=f"Datasets among {list(paper.TABLE1_DATASETS)}.")

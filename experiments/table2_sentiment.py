@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, sweep
 
 cli.define_flags(seeds="0-4", datasets=paper.TABLE2_DATASETS, objectives=paper.TABLE2_METHODS,
                  datasets_help=f"Datasets among {list(paper.TABLE2_DATASETS)}.")

@@ -44,7 +44,8 @@ from typing import Any
 from absl import app, flags
 
 from lcl_jax.data import empathetic_dialogues
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, subsets, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import table3_class_subsets as subsets
 
 COLUMNS = tuple(paper.TABLE3_SUBSETS)  # "32", "16", "8", "4_easy", "4_hard_a", ...
 HARD = ("4_hard_a", "4_hard_b", "4_hard_c", "4_hard_d")

@@ -31,7 +31,7 @@ import sys
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli, paper_numbers as paper, report as report_lib, sweep
+from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, sweep
 
 ALL_DATASETS = paper.TABLE4_DATASETS + paper.TABLE5_DATASETS
 METHODS = ("ce", "scl", "lcl")

@@ -35,7 +35,7 @@ import sys
 
 from absl import app, flags
 
-from lcl_jax.experiment import cli
+from lcl_jax.studies import cli
 from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
@@ -145,7 +145,7 @@ def main(argv):
   from lcl_jax.models.pretrained import CheckpointNotFoundError
   from lcl_jax.train import checkpoint, trainer
 
-  from lcl_jax.experiment import sweep
+  from lcl_jax.studies import sweep
   try:
     seeds = sweep.parse_seeds(FLAGS.seeds) if FLAGS.seeds else [FLAGS.seed]
   except ValueError as e:

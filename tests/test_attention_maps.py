@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lcl_jax import models
-from lcl_jax.experiment import use
+from lcl_jax.inference import use
 from lcl_jax.models import pretrained
 from lcl_jax.models.encoder import attention_probabilities
 

@@ -16,8 +16,9 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from lcl_jax.data import files, goemotions
-from lcl_jax.experiment import task_similarity as ts
-from lcl_jax.train import inference, objectives, trainer
+from lcl_jax.studies import task_similarity as ts
+from lcl_jax import inference
+from lcl_jax.train import objectives, trainer
 from lcl_jax.train.config import TrainConfig
 
 E = goemotions.EMOTIONS

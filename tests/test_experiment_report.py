@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from lcl_jax.experiment import paper_numbers, report, stats
+from lcl_jax.studies import paper_numbers, report, stats
 
 ACCURACY = {  # (dataset, objective) -> per-seed test accuracy (fractions, as the trainer)
     ("isear", "ce"): [0.70, 0.71, 0.72],

@@ -1,4 +1,4 @@
-"""lcl_jax.experiment.stats against hand transcriptions of the t-test formulas."""
+"""lcl_jax.studies.stats against hand transcriptions of the t-test formulas."""
 import math
 import statistics
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from lcl_jax.experiment import stats
+from lcl_jax.studies import stats
 
 
 def _two_sided_p(t: float, df: float) -> float:

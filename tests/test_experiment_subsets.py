@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from lcl_jax.experiment import subsets
+from lcl_jax.studies import table3_class_subsets as subsets
 
 
 def _brute_force(confusion, num_subsets, size):

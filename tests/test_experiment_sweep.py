@@ -17,7 +17,7 @@ import types
 import pytest
 
 import lcl_jax.train
-from lcl_jax.experiment import sweep
+from lcl_jax.studies import sweep
 from lcl_jax.train.config import TrainConfig
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -219,7 +219,7 @@ def test_sigterm_is_forwarded_to_the_workers(tmp_path):
       sys.path.insert(0, {str(PROJECT_ROOT)!r})
       sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
       import test_experiment_sweep as t
-      from lcl_jax.experiment import sweep
+      from lcl_jax.studies import sweep
       sweep.worker_command = t._fake_command
       specs = t._specs({str(tmp_path)!r}, datasets=("hang",), objectives=("ce",), seeds=(0, 1, 2))
       try:
@@ -319,7 +319,7 @@ _REPORTING_SWEEP = textwrap.dedent("""
     import json, pathlib, sys, time, types
     sys.path.insert(0, {root!r})
     from absl import flags
-    from lcl_jax.experiment import cli, report as report_lib, sweep
+    from lcl_jax.studies import cli, report as report_lib, sweep
     from lcl_jax.train.config import TrainConfig
 
     def train(cfg):

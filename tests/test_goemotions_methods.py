@@ -1,5 +1,5 @@
 """Seed 004's study (issue 10 items 6-7): evaluations every N steps in the trainer, and
-the rows, report and figures of `lcl_jax.experiment.methods`.
+the rows, report and figures of `lcl_jax.studies.goemotions_methods`.
 
 The binary itself runs in --smoke mode in tests/test_experiment_binaries.py.
 """
@@ -60,9 +60,9 @@ def test_eval_every_steps_records_the_params_of_that_step(tiny_bert_dir, data_di
   assert np.isfinite(steps[0]["eval"]["test"]["macro_f1"])
 
 
-# --- lcl_jax.experiment.methods (no training) ------------------------------------------
+# --- lcl_jax.studies.goemotions_methods (no training) ------------------------------------------
 
-from lcl_jax.experiment import methods  # noqa: E402
+from lcl_jax.studies import goemotions_methods as methods  # noqa: E402
 
 
 def test_rows_carry_the_documents_table2_and_presets():

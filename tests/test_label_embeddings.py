@@ -19,7 +19,8 @@ import pytest
 from lcl_jax import losses, models
 from lcl_jax.data import goemotions, label_inputs
 from lcl_jax.models import pretrained
-from lcl_jax.train import inference, objectives, trainer
+from lcl_jax import inference
+from lcl_jax.train import objectives, trainer
 from test_train import _tiny_config  # pytest puts tests/ on sys.path (rootdir conftest)
 
 SOME_LABELS = ("joy", "nervousness", "anger", "grief", "relief")  # nervousness: 2 pieces

@@ -120,7 +120,7 @@ def test_multilabel_weighted_exact_match_and_per_class_match_sklearn(seed, n, nu
 
 def test_per_class_std_reproduces_seed000_table5_row():
   """Seed 000's Table 5 std row (0.18 / 0.19 / 0.17) from its own per-class columns."""
-  from lcl_jax.experiment import paper_numbers
+  from lcl_jax.studies import paper_numbers
   table = paper_numbers.SEED000_TABLE5
   for key, printed in (("precision", 0.18), ("recall", 0.19), ("f1", 0.17)):
     values = np.array([table[e][key] for e in paper_numbers.GOEMOTIONS28_LABELS])

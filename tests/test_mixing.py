@@ -18,7 +18,8 @@ import pytest
 from lcl_jax import models
 from lcl_jax.data import batching
 from lcl_jax.models import pretrained
-from lcl_jax.train import inference, mixing, parallel, trainer
+from lcl_jax import inference
+from lcl_jax.train import mixing, parallel, trainer
 from lcl_jax.train.config import TrainConfig
 from test_train import _tiny_config  # pytest puts tests/ on sys.path
 

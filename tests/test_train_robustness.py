@@ -24,6 +24,7 @@ import pytest
 
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import data_pipeline, run_flags, trainer
+from lcl_jax.train import config as config_lib
 from lcl_jax.train.config import TrainConfig, parse_thresholds
 from test_train import _tiny_config  # pytest puts tests/ on sys.path (rootdir conftest)
 
@@ -114,6 +115,27 @@ _BAD_VALUES = {
     "paraphrase_file": ["/no/such/paraphrases.tsv", ""],
     "t5_checkpoint": ["/no/such/t5"],
 }
+
+
+def _generated_bad_values() -> dict[str, list]:
+  """More cases from each field's `config.setting`: a value outside its choices, and for
+  a run flag a value of the wrong type (a string for a number or a bool; an empty string
+  for a string)."""
+  wrong_type = {"integer": "1", "float": "0.5", "bool": "yes", "string": ""}
+  out = {}
+  for field in config_lib.settings():
+    meta, cases = field.metadata, []
+    if meta["choices"] is not None:
+      cases.append("no_such_choice")
+    if meta["flag"] in wrong_type and field.name != "thresholds":
+      cases.append(wrong_type[meta["flag"]])
+    out[field.name] = cases
+  return out
+
+
+for _name, _cases in _generated_bad_values().items():
+  _BAD_VALUES.setdefault(_name, [])
+  _BAD_VALUES[_name] += [c for c in _cases if c not in _BAD_VALUES[_name]]
 
 
 def test_every_config_field_has_bad_value_cases():
@@ -452,7 +474,7 @@ def test_log_file_that_cannot_be_opened_warns_and_logs_to_the_console(tmp_path, 
   which fails like a read-only folder for root) must not stop the command."""
   import logging
 
-  from lcl_jax.experiment import cli
+  from lcl_jax.studies import cli
 
   blocker = tmp_path / "not_a_folder"
   blocker.write_text("")

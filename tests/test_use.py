@@ -80,7 +80,7 @@ def _test_texts(run, data_dir):
 
 
 def test_predict_equals_the_trainers_eval_probabilities(smoke):
-  from lcl_jax.train import inference
+  from lcl_jax import inference
 
   run = smoke["lcl"]
   saved = np.load(run / "predictions" / "best_test.npz")
@@ -124,8 +124,8 @@ def _write_inputs(directory, texts):
 def test_file_formats_and_the_predict_binary(smoke, tmp_path):
   import csv
 
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference
+  from lcl_jax.inference import use
+  from lcl_jax import inference
 
   run = smoke["bert_ce"]
   predictor = inference.Predictor.load(run)
@@ -161,8 +161,8 @@ def test_file_formats_and_the_predict_binary(smoke, tmp_path):
 
 
 def test_predict_errors_are_one_clear_line(smoke, tmp_path):
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference
+  from lcl_jax.inference import use
+  from lcl_jax import inference
 
   unfinished = tmp_path / "unfinished"
   unfinished.mkdir()
@@ -191,7 +191,7 @@ def test_predict_errors_are_one_clear_line(smoke, tmp_path):
 
 
 def test_multilabel_thresholds_from_results_override_the_config(multilabel_run):
-  from lcl_jax.train import inference
+  from lcl_jax import inference
 
   predictor = inference.Predictor.load(multilabel_run)
   assert predictor.multilabel and predictor.num_classes == 28
@@ -246,8 +246,8 @@ def test_evaluate_reproduces_the_runs_test_metrics(smoke, tmp_path):
 
 
 def test_evaluate_a_labelled_file(smoke, tmp_path):
-  from lcl_jax.experiment import use
-  from lcl_jax.train import inference
+  from lcl_jax.inference import use
+  from lcl_jax import inference
 
   run = smoke["bert_ce"]
   predictor = inference.Predictor.load(run)
@@ -324,7 +324,7 @@ def test_a_repeated_load_report_is_logged_once(caplog):
 def test_export_loads_in_transformers_pipeline_like_predict(smoke):
   import transformers
 
-  from lcl_jax.train import inference
+  from lcl_jax import inference
 
   folder = smoke["bert_ce"] / "export" / "primary"
   config = json.loads((folder / "config.json").read_text())
@@ -349,7 +349,7 @@ def test_paper_head_export_is_a_bare_encoder_for_transformers(smoke):
   import torch
   import transformers
 
-  from lcl_jax.train import inference
+  from lcl_jax import inference
 
   folder = smoke["lcl"] / "export" / "primary"
   card = (folder / "README.md").read_text()
@@ -378,7 +378,7 @@ def test_paper_head_export_is_a_bare_encoder_for_transformers(smoke):
 def test_table_reports_link_each_runs_plots(smoke, tmp_path):
   import re
 
-  from lcl_jax.experiment import report as report_lib
+  from lcl_jax.studies import report as report_lib
 
   run = smoke["lcl"]
   obs = report_lib.Observation("emoint", "lcl", 0, _results(run), "emoint/lcl/seed0", str(run))

@@ -37,7 +37,7 @@ special tokens, truncated) and placed between the block's prefix and suffix; the
 rows are compared with the tokenizer's own pair encoding (a mismatch raises).
 
 Used by the data pipeline (every split, the augmented views, the mixing candidates) and
-by `lcl_jax.train.inference` (predict/evaluate/attention maps), so a text is encoded
+by `lcl_jax.inference.predictor` (predict/evaluate/attention maps), so a text is encoded
 identically in training and at use.
 """
 from __future__ import annotations

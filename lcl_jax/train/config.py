@@ -35,6 +35,8 @@ LR_SCHEDULES = ("linear", "constant")
 PRIMARY_HEADS = ("paper", "hf", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
+DTYPES = ("float32", "bfloat16")
+EARLY_STOPPING_ON = ("metric", "loss")
 # Seed 004's auxiliary tasks (= lcl_jax.data.goemotions.COARSE_GROUPINGS, plus "none") and
 # the schedules of T in L = T * L_main + (1 - T) * L_aux (lcl_jax.train.objectives.aux_weight).
 AUX_TASKS = ("none", "ekman", "sentiment")
@@ -55,6 +57,29 @@ _PRESETS: dict[str, dict[str, float]] = {
     # 36 steps an epoch, too few for the paper's 2e-5 to move MiniLM off chance level.
     "synthetic": {"learning_rate": 1e-4},
 }
+
+
+# `setting(flag_default=BINARY_DEFAULT)`: each binary gives the flag's default (--encoder).
+BINARY_DEFAULT = object()
+_FIELD_DEFAULT = object()
+
+
+def setting(default: Any, help: str, *, flag: str | None,  # pylint: disable=redefined-builtin
+            choices: tuple[str, ...] | None = None, flag_default: Any = _FIELD_DEFAULT,
+            **flag_options: Any) -> Any:
+  """A `TrainConfig` field and everything said about it in one place: its default, the
+  help of its absl flag, the flag's kind ('string', 'integer', 'float', 'bool', 'enum',
+  'list'; None: no run flag, each binary sets the field itself), its choices (checked by
+  `validate`) and, where they differ from the field's, the flag's default and options.
+  `lcl_jax.train.run_flags` defines the flags and maps them to the config from these."""
+  return dataclasses.field(default=default, metadata={
+      "help": help, "flag": flag, "choices": choices, "flag_options": flag_options,
+      "flag_default": default if flag_default is _FIELD_DEFAULT else flag_default})
+
+
+def settings() -> tuple[dataclasses.Field, ...]:
+  """The fields of `TrainConfig` (each made by `setting`)."""
+  return dataclasses.fields(TrainConfig)
 
 
 def _is_int(value) -> bool:
@@ -81,38 +106,79 @@ class TrainConfig:
   `None` for learning_rate / alpha / temperature means "the paper's preset for the
   dataset" (see `dataset_preset`); `resolved()` fills them in.
   """
-  dataset: str = "synthetic"
-  objective: str = "lcl"
-  encoder: str = "minilm"
-  weighting_encoder: str | None = None  # None: same checkpoint as `encoder`.
-  data_dir: str | None = None
-  workdir: str = "runs/default"
-  seed: int = 0
-  classes: tuple[str, ...] | None = None  # a user class subset (Empathetic Dialogues)
+  dataset: str = setting("synthetic", "Dataset of the run (each binary's --dataset / --datasets).",
+      flag=None)
+  objective: str = setting("lcl", "Training objective (each binary's --objective / --objectives).",
+      flag=None, choices=OBJECTIVES)
+  encoder: str = setting("minilm",
+      ("Encoder checkpoint: a hub id, a local Hugging Face checkpoint folder, 'minilm' "
+       "(the packaged all-MiniLM-L6-v2) or a baseline (bilstm, gru, rnn, charcnn); each "
+       "binary gives its default and help."),
+      flag="string", flag_default=BINARY_DEFAULT)
+  # None: same checkpoint as `encoder`.
+  weighting_encoder: str | None = setting(None,
+      "Checkpoint of LCL's weighting network (default: --encoder).",
+      flag="string")
+  data_dir: str | None = setting(None, "Folder with the release files (default $LCL_DATA_DIR).",
+      flag="string")
+  workdir: str = setting("runs/default",
+      "The run's folder (each binary derives it from its --workdir).",
+      flag=None)
+  seed: int = setting(0, "Seed of the run: data order, init and dropout (--seed / --seeds).",
+      flag=None)
+  # a user class subset (Empathetic Dialogues)
+  classes: tuple[str, ...] | None = setting(None,
+      "A class subset (--classes of experiments/train.py).",
+      flag=None)
 
   # Optimisation (paper / release defaults).
-  learning_rate: float | None = None
-  alpha: float | None = None
-  temperature: float | None = None
+  learning_rate: float | None = setting(None, "Peak learning rate (default: per-dataset preset).",
+      flag="float")
+  alpha: float | None = setting(None, "Classification-term weight (default: preset).", flag="float")
+  temperature: float | None = setting(None, "Contrastive temperature tau (default: preset).",
+      flag="float")
   # Contrastive features of SCL/LCL: 'cls' (the paper) or 'mean' over non-padding
   # tokens (seed 001's re-implementation).
-  feature_pooling: str = "cls"
+  feature_pooling: str = setting("cls",
+      ("Contrastive features of SCL/LCL: the [CLS] state (the paper) or the mean over "
+       "non-padding tokens (seed 001)."),
+      flag="enum", choices=FEATURE_POOLINGS)
   # A local GloVe text file initialising the word embeddings of the bilstm/gru/rnn
   # baselines (seed 000: glove.twitter.27B.200d.txt); None: trained from scratch.
-  glove_path: str | None = None
-  epochs: int = 5
-  patience: int | None = None  # None: train all epochs (the release); else early stop.
+  glove_path: str | None = setting(None,
+      ("GloVe text file for the word embeddings of --encoder=bilstm/gru/rnn (seed 000: "
+       "glove.twitter.27B.200d.txt); default: trained from scratch."),
+      flag="string")
+  epochs: int = setting(5,
+      ("Epochs per run. Default: 5 (the paper's) for every paper dataset; 3 for the "
+       "synthetic built-in dataset of experiments.train; 1 with --smoke."),
+      flag="integer", flag_default=None)
+  # None: train all epochs (the release); else early stop.
+  patience: int | None = setting(None, "Early-stopping patience in epochs (default: none).",
+      flag="integer")
   # What `patience` watches: "metric" (the validation selection metric, accuracy or
   # macro F1) or "loss" (the validation cross-entropy; seed 000's biLSTM schedule).
-  early_stopping_on: str = "metric"
-  texts_per_batch: int = 10
-  weight_decay: float = 0.01
-  adam_b1: float = 0.9
-  adam_b2: float = 0.999
-  adam_eps: float = 1e-6
-  clip_norm: float = 1.0
+  early_stopping_on: str = setting("metric",
+      ("What --patience watches: the validation accuracy / macro F1, or the validation "
+       "loss (seed 000's biLSTM)."),
+      flag="enum", choices=EARLY_STOPPING_ON)
+  texts_per_batch: int = setting(10, "K: texts per batch (plus K augmented views).", flag="integer")
+  weight_decay: float = setting(0.01,
+      ("AdamW decoupled weight decay (none on biases and LayerNorm weights; the "
+       "release's 0.01)."),
+      flag="float")
+  adam_b1: float = setting(0.9, "AdamW beta1, in [0, 1) (the release's 0.9).", flag="float")
+  adam_b2: float = setting(0.999, "AdamW beta2, in [0, 1) (the release's 0.999).", flag="float")
+  adam_eps: float = setting(1e-6,
+      "AdamW epsilon, > 0 (the release's 1e-6; see --adam_epsilon_mode).",
+      flag="float")
+  clip_norm: float = setting(1.0,
+      "Gradient clipping: global norm per network, > 0 (the release's 1.0).",
+      flag="float")
   # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
-  lr_schedule: str = "linear"
+  lr_schedule: str = setting("linear",
+      "Learning-rate schedule: linear decay to 0 (the paper) or constant.",
+      flag="enum", choices=LR_SCHEDULES)
 
   # Φ's classifier head (ce / scl / lcl): 'paper' (the LCL release: [CLS] -> new dense ->
   # dropout -> ReLU -> dense -> dropout on the logits; the paper's reproductions), 'hf'
@@ -120,54 +186,111 @@ class TrainConfig:
   # pooler -> dropout -> linear; what a plain transformers loop trains, and ~2.6 points
   # better on EmoInt with MiniLM, BUILD_NOTES "Parity with PyTorch"), 'direct' (seed 000:
   # dense + tanh -> dropout -> dense), 'dense1' / 'dense2' (seed 003's DenseLayer(1)/(2)).
-  head: str = "paper"
-  classifier_dropout: float | None = None  # None: the head's default (0.1 / 0.3 / 0)
+  head: str = setting("paper",
+      ("Φ's head: the LCL release's (paper: new dense -> dropout -> ReLU -> dense -> "
+       "dropout on the logits; the paper's reproductions), the checkpoint's transformers "
+       "*ForSequenceClassification head (hf: for BERT the pre-trained pooler -> dropout "
+       "-> linear; what a plain transformers loop trains, and better on your own data), "
+       "seed 000's direct head (dense + tanh, dropout 0.3), seed 003's DenseLayer(1)/(2) "
+       "(dense1/dense2)."),
+      flag="enum", choices=PRIMARY_HEADS)
+  # None: the head's default (0.1 / 0.3 / 0)
+  classifier_dropout: float | None = setting(None, "Head dropout p (default: the head's own).",
+      flag="float")
 
   # Two-stage training (seed 003): after `epochs`, `head_epochs` more with every encoder
   # frozen and the heads re-initialised, at `head_learning_rate` (None: learning_rate).
-  head_epochs: int = 0
-  head_learning_rate: float | None = None
+  head_epochs: int = setting(0,
+      ("Two-stage training: epochs of stage 2 (encoders frozen, heads re-initialised) "
+       "after --epochs; 0 = one stage."),
+      flag="integer")
+  head_learning_rate: float | None = setting(None,
+      "Stage-2 learning rate (default: --learning_rate).",
+      flag="float")
 
   # Data.
-  max_length: int = 128
+  max_length: int = setting(128, "Token truncation length.", flag="integer")
   # Static padded lengths (capped at max_length): = lcl_jax.data.batching.DEFAULT_BUCKETS
   # (a test checks the copy), every 8 tokens up to 64, then coarser; see there.
-  length_buckets: tuple[int, ...] = DEFAULT_LENGTH_BUCKETS
-  eval_batch_size: int = 64
-  augment_p: float = 0.3
-  fresh_views_per_epoch: bool = False
-  max_train_examples: int | None = None  # smoke runs / tests: a deterministic subset
-  max_eval_examples: int | None = None
-  max_steps_per_epoch: int | None = None
+  length_buckets: tuple[int, ...] = setting(DEFAULT_LENGTH_BUCKETS,
+      ("Static padded lengths (those <= --max_length are used; one compiled train step per "
+       "length that occurs): by default every 8 tokens up to 64, every 16 up to 128, every "
+       "32 up to 256, every 64 up to 512. Fewer lengths compile less but pad more."),
+      flag="list")
+  eval_batch_size: int = setting(64, "Rows per evaluation batch.", flag="integer")
+  augment_p: float = setting(0.3,
+      "Probability of changing each word when augmenting the views, in [0, 1].",
+      flag="float")
+  fresh_views_per_epoch: bool = setting(False, "Re-augment the training texts every epoch.",
+      flag="bool")
+  # smoke runs / tests: a deterministic subset
+  max_train_examples: int | None = setting(None, "Use a fixed random subset of the train split.",
+      flag="integer")
+  max_eval_examples: int | None = setting(None,
+      ("Use fixed random subsets of validation AND test (smoke runs); results.json "
+       "('test_subset') and the results table then say that the test metrics are on a "
+       "subset."),
+      flag="integer")
+  max_steps_per_epoch: int | None = setting(None, "Cap on training steps per epoch.",
+      flag="integer")
   # Seed 003's data expansion: this many extra training rows, each two training texts
   # joined by a space with the union of their labels (multi-label datasets only).
-  concat_expansion: int = 0
+  concat_expansion: int = setting(0,
+      ("Multi-label: extra training rows made by concatenating two training texts (union "
+       "of labels), per seed."),
+      flag="integer")
 
   # Multi-label (GoEmotions-28): per-class thresholds on sigmoid probabilities.
-  thresholds: tuple[float, ...] | float = 0.5
+  thresholds: tuple[float, ...] | float = setting(0.5,
+      "Multi-label decision threshold: one value or one per class (comma list).",
+      flag="string")
   # Per-class thresholds maximising each class's F1, fitted after training on the best
   # epoch's predictions of this split ('validation', 'train' as seed 003, or 'none') and
   # applied to test, beside the global `thresholds`.
-  threshold_fit: str = "validation"
+  threshold_fit: str = setting("validation",
+      ("Multi-label: split on which per-class thresholds (max F1 per class) are fitted "
+       "and then applied to test, beside --thresholds."),
+      flag="enum", choices=THRESHOLD_FITS)
 
   # Compute.
-  dtype: str = "float32"
-  remat: bool = False
-  parallelism: str = "jit"
-  dropout_rng_impl: str = "threefry2x32"  # measured: not slower than rbg (BUILD_NOTES)
-  checkpoint_every_steps: int = 200
-  export_hf: bool = False  # also write the best networks as Hugging Face checkpoints
-  save_features: bool = False  # Φ's test/validation [CLS] vectors in predictions/*.npz
+  dtype: str = setting("float32", "Compute dtype of the encoders.", flag="enum", choices=DTYPES)
+  remat: bool = setting(False, "Rematerialise each transformer layer (saves memory).", flag="bool")
+  parallelism: str = setting("jit", "Data-parallel implementation.",
+      flag="enum", choices=PARALLELISM)
+  # measured: not slower than rbg (BUILD_NOTES)
+  dropout_rng_impl: str = setting("threefry2x32",
+      "jax.random implementation of the dropout keys (threefry2x32, rbg, unsafe_rbg).",
+      flag="string")
+  checkpoint_every_steps: int = setting(200, "Steps between mid-epoch checkpoints.", flag="integer")
+  # also write the best networks as Hugging Face checkpoints
+  export_hf: bool = setting(False,
+      ("Also write the best-validation networks as Hugging Face checkpoints "
+       "(<run>/export/<network>, safetensors, tokenizer and a model card README.md; "
+       "loadable by transformers)."),
+      flag="bool")
+  # Φ's test/validation [CLS] vectors in predictions/*.npz
+  save_features: bool = setting(False,
+      "Also save Φ's validation/test [CLS] vectors in predictions/best_*.npz.",
+      flag="bool")
   # What a finished run keeps: "best" drops the latest-state checkpoint (optimiser state,
   # ~3x the params) once results.json is written; "all" keeps it.
-  keep_checkpoints: str = "best"
-  log_every_steps: int = 10
-  progress_bar: bool = True
+  keep_checkpoints: str = setting("best",
+      ("What a finished run keeps on disk: 'best' deletes the latest-state checkpoint "
+       "(parameters + optimiser state, only needed to resume) once results.json is "
+       "written, keeping best/ (the best-validation parameters); 'all' keeps both."),
+      flag="enum", choices=KEEP_CHECKPOINTS)
+  log_every_steps: int = setting(10, "Steps between two training-metric records (and host syncs).",
+      flag="integer")
+  progress_bar: bool = setting(True, "Show a tqdm progress bar (in-process runs).", flag="bool")
   # Also evaluate validation and test every this many steps (0: only at epoch ends),
   # written to metrics.jsonl as {"kind": "step_eval", "step", "eval": {"validation",
   # "test"}} (seed 004's Fig. 5: test macro F1 every 1000 steps). Model selection,
   # early stopping and the saved predictions stay per epoch.
-  eval_every_steps: int = 0
+  eval_every_steps: int = setting(0,
+      ("Also evaluate validation and test every N training steps, recorded in "
+       "metrics.jsonl (kind 'step_eval'); 0 = at epoch ends only. Model selection stays "
+       "per epoch."),
+      flag="integer")
 
   # Fidelity options (issue 14): where the authors' release and this package differ,
   # or the paper does not say, both readings can be run. Defaults keep the behaviour
@@ -175,46 +298,87 @@ class TrainConfig:
   # What the baselines (ce, scl, bert_ce) train on: 'paired' = K texts + their K
   # augmented views (the unmerged third-party train_baseline.py of the release repo),
   # 'texts' = the K texts only. LCL always trains on paired batches (the release).
-  baseline_views: str = "paired"
+  baseline_views: str = setting("paired",
+      ("What the CE/SCL baselines train on: 'paired' (K texts + K augmented views) or "
+       "'texts' (the K texts only). LCL always uses paired batches."),
+      flag="enum", choices=BASELINE_VIEWS)
   # AdamW rule: 'optax' (optax.adamw = torch.optim.AdamW) or 'legacy_hf' (the
   # release's transformers.AdamW: eps on the uncorrected sqrt(v)); see train/optim.py.
-  adam_epsilon_mode: str = "optax"
+  adam_epsilon_mode: str = setting("optax",
+      ("AdamW rule: 'optax' (optax.adamw) or 'legacy_hf' (the release's "
+       "transformers.AdamW: eps added to the uncorrected sqrt(v))."),
+      flag="enum", choices=ADAM_EPSILON_MODES)
   # Seed of the augmented views: None = each run's `seed` (views differ per seed);
   # an int = the same views for every seed (the release makes one set of views).
-  view_seed: int | None = None
+  view_seed: int | None = setting(None,
+      ("Seed of the augmented views: unset = each run's seed; an int = the same views "
+       "for every seed (as the release)."),
+      flag="integer", lower_bound=0)
   # Init of the primary network's new head layers (pooler_fc, label): 'normal_0.02'
   # (transformers' _init_weights, normal(initializer_range = 0.02), zero bias) or
   # 'torch_default' (torch.nn.Linear's default, what the release's Φ head gets).
-  head_init: str = "normal_0.02"
+  head_init: str = setting("normal_0.02",
+      ("Init of the primary network's head layers: 'normal_0.02' or 'torch_default' "
+       "(torch.nn.Linear's default, as the release)."),
+      flag="enum", choices=HEAD_INITS)
 
   # Scale (issue 12).
   # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
   # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
   # 'auto' (dense below `contrastive_auto_threshold` global rows, else ring on >1 device
   # / tiled on one). All give the same values and gradients (lcl_jax.tiled_losses).
-  contrastive_impl: str = "auto"
-  contrastive_tile_size: int = 512
-  contrastive_auto_threshold: int = 4096
+  contrastive_impl: str = setting("auto",
+      ("Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over the "
+       "devices (jit); auto = dense below --contrastive_auto_threshold rows."),
+      flag="enum", choices=CONTRASTIVE_IMPLS)
+  contrastive_tile_size: int = setting(512, "Columns per tile of the tiled/ring loss.",
+      flag="integer")
+  contrastive_auto_threshold: int = setting(4096,
+      "Global batch rows from which --contrastive_impl=auto tiles.",
+      flag="integer")
   # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
   # float32 matmuls float32 on GPUs that would use TF32 (and TPUs that would use bf16
   # passes); 'default' lets the backend choose (faster). No effect on CPU.
-  matmul_precision: str = "highest"
+  matmul_precision: str = setting("highest",
+      ("jax.default_matmul_precision of the steps: highest = true float32 (no TF32/bf16 "
+       "passes on GPU/TPU); default = the backend's fastest."),
+      flag="enum", choices=MATMUL_PRECISIONS)
 
   # Seed 004's auxiliary task (issue 10): a second head on Φ's encoder (hard parameter
   # sharing) predicting the coarse 'ekman' or 'sentiment' groups (+ neutral, multi-hot,
   # BCE); the loss is T * L_main + (1 - T) * L_aux with T going from `aux_weight_start`
   # (first step) to `aux_weight_end` (last step of --epochs) along `aux_schedule`.
-  aux_task: str = "none"
-  aux_weight_start: float = 0.8
-  aux_weight_end: float = 1.0
-  aux_schedule: str = "linear"
+  aux_task: str = setting("none",
+      ("GoEmotions-28 only: a second head on the encoder predicting the coarse groups (+ "
+       "neutral) of the release's ekman_mapping.json / sentiment_dict.json; loss T * "
+       "L_main + (1 - T) * L_aux."),
+      flag="enum", choices=AUX_TASKS)
+  aux_weight_start: float = setting(0.8,
+      "T (the main loss's weight) at the first step (seed 004: 0.8).",
+      flag="float")
+  aux_weight_end: float = setting(1.0,
+      ("T at the last step of --epochs (>= --aux_weight_start; equal values keep T "
+       "constant)."),
+      flag="float")
+  aux_schedule: str = setting("linear",
+      ("How T moves from start to end: linear in the step, or a half-cosine ramp (flat "
+       "at both ends)."),
+      flag="enum", choices=AUX_SCHEDULES)
 
   # Label-embedding attention (seed 004 Section 3.3; issue 10): every row is [CLS] + the
   # label names' word pieces + [SEP] + the first `label_text_tokens` text pieces + [SEP]
   # (lcl_jax.data.label_inputs; the row length replaces `max_length`), and Φ (LCL: Φ and
   # Ψ) scores each label from its own positions (lcl_jax.models.label_attention).
-  label_embeddings: bool = False
-  label_text_tokens: int = 50
+  label_embeddings: bool = setting(False,
+      ("Label-embedding attention (seed 004): rows are [CLS] + the label names' word "
+       "pieces + [SEP] + the text + [SEP]; each label's score comes from its own last "
+       "hidden state(s) (mean over a name's pieces) through a shared feed-forward layer. "
+       "LCL: Ψ scores the same way."),
+      flag="bool")
+  label_text_tokens: int = setting(50,
+      ("With --label_embeddings: text word pieces kept after the label block (the "
+       "document's 50); the row length replaces --max_length."),
+      flag="integer")
   # Embedding mixing at inference (seed 004 Section 3.4; lcl_jax.train.mixing): after
   # training, the best params are also evaluated with Φ's [CLS] vector h mixed as
   # w * h_test + (1 - w) * h_candidate before the head; results["mixed"]. 'none' = off;
@@ -223,11 +387,28 @@ class TrainConfig:
   # paraphrase per example read from paraphrase_file (TSV); 't5' = paraphrases generated
   # by the local T5 checkpoint t5_checkpoint. embed_mix_weight = w (0.92: the document's
   # best).
-  embed_mix: str = "none"
-  embed_mix_weight: float = 0.92
-  embed_mix_similarity: str = "cosine"
-  paraphrase_file: str | None = None
-  t5_checkpoint: str | None = None
+  embed_mix: str = setting("none",
+      ("Embedding mixing after training (seed 004 Sec. 3.4): Φ's [CLS] vector mixed as "
+       "w*h_test + (1-w)*h_candidate before the head, candidates the most similar "
+       "training text (train), a --paraphrase_file (paraphrase) or --t5_checkpoint "
+       "paraphrases (t5); results['mixed']. none = off."),
+      flag="enum", choices=EMBED_MIXES)
+  embed_mix_weight: float = setting(0.92,
+      ("Mixing weight w of the test example's own [CLS] vector, in [0, 1] (0.92: the "
+       "document's best)."),
+      flag="float")
+  embed_mix_similarity: str = setting("cosine",
+      ("--embed_mix=train: cosine similarity of Φ's [CLS] vectors (exact top-1), or "
+       "BERTScore F1 (the bert-score package, not installed by default)."),
+      flag="enum", choices=EMBED_MIX_SIMILARITIES)
+  paraphrase_file: str | None = setting(None,
+      ("--embed_mix=paraphrase: TSV with a header, columns 'text' and 'paraphrase' (or "
+       "'split', 'index', 'paraphrase'); see lcl_jax.train.mixing.read_paraphrase_file."),
+      flag="string")
+  t5_checkpoint: str | None = setting(None,
+      ("--embed_mix=t5: a local T5 (seq2seq) checkpoint folder whose generations are the "
+       "candidates."),
+      flag="string")
 
   def resolved(self) -> "TrainConfig":
     """A copy with the presets filled in and every field validated.
@@ -259,20 +440,29 @@ class TrainConfig:
     def bad(name: str, why: str) -> ValueError:
       return ValueError(f"--{name}={getattr(self, name)!r}: {why} (TrainConfig.{name})")
 
-    is_int, is_real = _is_int, _is_real
-
     for name in ("dataset", "objective", "encoder", "workdir", "dtype", "parallelism",
                  "dropout_rng_impl"):
       if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
         raise bad(name, "must be a non-empty string")
+    for field in settings():  # the choices each field's `setting` declares
+      choices = field.metadata["choices"]
+      if choices is not None and getattr(self, field.name) not in choices:
+        raise bad(field.name, f"must be one of {choices}")
     for name in ("weighting_encoder", "data_dir"):
       value = getattr(self, name)
       if value is not None and (not isinstance(value, str) or not value.strip()):
         raise bad(name, "must be a non-empty string or None")
-    if self.objective not in OBJECTIVES:
-      raise bad("objective", f"must be one of {OBJECTIVES}")
-    if self.feature_pooling not in FEATURE_POOLINGS:
-      raise bad("feature_pooling", f"must be one of {FEATURE_POOLINGS}")
+    self._validate_networks(bad)
+    self._validate_numbers(bad)
+    self._validate_head_fields(bad)
+    self._validate_scale_fields(bad)
+    self._validate_fidelity_options(bad)
+    self._validate_aux_fields(bad)
+    self._validate_label_embeddings(bad)
+    self._validate_embed_mix(bad)
+
+  def _validate_networks(self, bad) -> None:
+    """The encoders and what they combine with; the dropout RNG, classes and seed."""
     baseline = self.encoder in BASELINE_ENCODERS
     if baseline and self.objective == "bert_ce":
       raise bad("objective", f"bert_ce needs a BERT checkpoint, not the {self.encoder} baseline")
@@ -285,12 +475,6 @@ class TrainConfig:
     if self.glove_path is not None and self.encoder not in ("bilstm", "gru", "rnn"):
       raise bad("glove_path", "only the word-level baselines (bilstm, gru, rnn) take GloVe "
                 "vectors")
-    if self.parallelism not in PARALLELISM:
-      raise bad("parallelism", f"must be one of {PARALLELISM}")
-    if self.keep_checkpoints not in KEEP_CHECKPOINTS:
-      raise bad("keep_checkpoints", f"must be one of {KEEP_CHECKPOINTS}")
-    if self.dtype not in ("float32", "bfloat16"):
-      raise bad("dtype", "must be 'float32' or 'bfloat16'")
     try:
       import jax
       jax.random.key(0, impl=self.dropout_rng_impl)
@@ -300,8 +484,12 @@ class TrainConfig:
         isinstance(self.classes, str) or not len(self.classes)
         or any(not isinstance(c, str) or not c.strip() for c in self.classes)):
       raise bad("classes", "must be a non-empty list of class names or None")
-    if not is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
+    if not _is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
       raise bad("seed", "must be an integer in [0, 2**31 - 1)")
+
+  def _validate_numbers(self, bad) -> None:
+    """Optimisation numbers, step and example counts, lengths, thresholds, switches."""
+    is_int, is_real = _is_int, _is_real
     # Positive finite reals; None means the dataset preset (filled in by resolved()).
     for name, optional in (("learning_rate", True), ("temperature", True),
                            ("adam_eps", False), ("clip_norm", False)):
@@ -344,10 +532,10 @@ class TrainConfig:
     for name in ("fresh_views_per_epoch", "remat", "export_hf", "progress_bar"):
       if not isinstance(getattr(self, name), bool):
         raise bad(name, "must be true or false")
-    if self.lr_schedule not in LR_SCHEDULES:
-      raise bad("lr_schedule", f"must be one of {LR_SCHEDULES}")
-    if self.head not in PRIMARY_HEADS:
-      raise bad("head", f"must be one of {PRIMARY_HEADS}")
+
+  def _validate_head_fields(self, bad) -> None:
+    """Φ's head, two-stage training, step evaluations, data expansion, saved features."""
+    is_int, is_real = _is_int, _is_real
     if self.head != "paper" and self.objective == "bert_ce":
       raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
     if self.classifier_dropout is not None and not (
@@ -361,26 +549,13 @@ class TrainConfig:
         is_real(self.head_learning_rate) and math.isfinite(self.head_learning_rate)
         and self.head_learning_rate > 0):
       raise bad("head_learning_rate", "must be a finite number > 0 or unset")
-    if self.threshold_fit not in THRESHOLD_FITS:
-      raise bad("threshold_fit", f"must be one of {THRESHOLD_FITS}")
     if not is_int(self.concat_expansion) or self.concat_expansion < 0:
       raise bad("concat_expansion", "must be an integer >= 0")
     if not isinstance(self.save_features, bool):
       raise bad("save_features", "must be true or false")
-    if self.early_stopping_on not in ("metric", "loss"):
-      raise bad("early_stopping_on", "must be 'metric' or 'loss'")
-    self._validate_scale_fields(bad)
-    self._validate_fidelity_options(bad)
-    self._validate_aux_fields(bad)
-    self._validate_label_embeddings(bad)
-    self._validate_embed_mix(bad)
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
-    if self.aux_task not in AUX_TASKS:
-      raise bad("aux_task", f"must be one of {AUX_TASKS}")
-    if self.aux_schedule not in AUX_SCHEDULES:
-      raise bad("aux_schedule", f"must be one of {AUX_SCHEDULES}")
     for name in ("aux_weight_start", "aux_weight_end"):
       value = getattr(self, name)
       if not _is_real(value) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
@@ -421,20 +596,11 @@ class TrainConfig:
 
   def _validate_scale_fields(self, bad) -> None:
     """The issue-12 block: contrastive implementation and matmul precision."""
-    if self.contrastive_impl not in CONTRASTIVE_IMPLS:
-      raise bad("contrastive_impl", f"must be one of {CONTRASTIVE_IMPLS}")
     for name in ("contrastive_tile_size", "contrastive_auto_threshold"):
       if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
         raise bad(name, "must be an integer >= 1")
-    if self.matmul_precision not in MATMUL_PRECISIONS:
-      raise bad("matmul_precision", f"must be one of {MATMUL_PRECISIONS}")
 
   def _validate_fidelity_options(self, bad) -> None:
-    for name, allowed in (("baseline_views", BASELINE_VIEWS),
-                          ("adam_epsilon_mode", ADAM_EPSILON_MODES),
-                          ("head_init", HEAD_INITS)):
-      if getattr(self, name) not in allowed:
-        raise bad(name, f"must be one of {allowed}")
     if self.view_seed is not None and (isinstance(self.view_seed, bool)
                                        or not isinstance(self.view_seed, int)
                                        or self.view_seed < 0):
@@ -444,14 +610,10 @@ class TrainConfig:
     """Seed 004's embedding mixing (checked before anything is written)."""
     import importlib.util
     import os
-    if self.embed_mix not in EMBED_MIXES:
-      raise bad("embed_mix", f"must be one of {EMBED_MIXES}")
     weight = self.embed_mix_weight
     if not (_is_real(weight) and math.isfinite(weight) and 0.0 <= weight <= 1.0):
       raise bad("embed_mix_weight", "must be a finite number in [0, 1] (the weight of the "
                 "test example's own [CLS] vector)")
-    if self.embed_mix_similarity not in EMBED_MIX_SIMILARITIES:
-      raise bad("embed_mix_similarity", f"must be one of {EMBED_MIX_SIMILARITIES}")
     if self.embed_mix != "none" and self.encoder in BASELINE_ENCODERS:
       raise bad("embed_mix", f"mixes transformer [CLS] vectors; the {self.encoder} baseline "
                 "has none")

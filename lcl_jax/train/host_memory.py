@@ -11,7 +11,7 @@ buffer is reused from step to step: 0 faults, 0.0 s system time, same numbers.
 `reuse_freed_memory()` sets exactly that through glibc's `mallopt` (the same settings
 as ``GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:
 glibc.malloc.trim_threshold=...``) and must run before XLA starts its threads (the
-binaries call it at start-up, in `lcl_jax.experiment.cli.setup_logging`; the sweep
+binaries call it at start-up, in `lcl_jax.studies.cli.setup_logging`; the sweep
 worker and the tests' conftest too). Process-wide; the price is that memory freed by
 the process stays mapped (peak RSS is what it would have been anyway, the heap is not
 given back while the process lives) and that every thread shares one arena lock.

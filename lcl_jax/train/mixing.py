@@ -24,7 +24,7 @@ evaluation of the best params is. Candidates (`TrainConfig.embed_mix`):
 
 The mixed logits come from the trainer's own eval step (`steps.make_eval_step`, batch
 fields ``mix_cls``/``mix_weight``) over the run's static-shape eval batches, gathered
-by `trainer.evaluate_logits`: with ``w = 1`` or a candidate equal to the example
+by `evaluation.evaluate_logits`: with ``w = 1`` or a candidate equal to the example
 itself they are the unmixed logits bit for bit (the document's two validation checks,
 tests/test_mixing.py).
 """
@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax.data import files
+from lcl_jax.train import evaluation, steps
+from lcl_jax.train.checkpoint import write_atomic
 
 log = logging.getLogger("lcl_jax.mixing")
 
@@ -279,8 +281,6 @@ def write_candidates(path: pathlib.Path, split: str, texts: Sequence[str],
                      candidates: Sequence[str], extra: Mapping[str, np.ndarray] | None = None
                      ) -> None:
   """Writes split/index/text/paraphrase(=candidate) rows (a valid --paraphrase_file)."""
-  from lcl_jax.train.checkpoint import write_atomic  # pylint: disable=g-import-not-at-top
-
   extra = dict(extra or {})
   buffer = io.StringIO()
   clean = lambda s: str(s).replace("\t", " ").replace("\n", " ").replace("\r", " ")
@@ -394,15 +394,7 @@ class Mixer:
   def __init__(self, module: Any, params: Any, dp: Any,
                batches_of: Callable[[Sequence[str]], Iterable[dict[str, np.ndarray]]], *,
                matmul_precision: str = "highest"):
-    # pylint: disable=g-import-not-at-top
-    from lcl_jax.train import steps
-
-    def precise(fn):
-      def wrapped(*args):
-        with jax.default_matmul_precision(matmul_precision):
-          return fn(*args)
-      return wrapped
-
+    precise = lambda fn: steps.with_precision(matmul_precision, fn)
     self.module, self.params, self.dp, self.batches_of = module, params, dp, batches_of
     self._cls_step = dp.compile_eval_step(precise(make_cls_step(module)))
     self._eval_step = dp.compile_eval_step(precise(steps.make_eval_step({"primary": module})))
@@ -410,16 +402,14 @@ class Mixer:
   def cls_vectors(self, texts: Sequence[str]) -> np.ndarray:
     """float32 [N, H]: the last-layer [CLS] state of each text ([N, P, H] for a head
     reading P leading positions)."""
-    from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
-    return trainer.evaluate_logits(self._cls_step, self.dp, self.params,
-                                   self.batches_of(texts), len(texts),
-                                   what="[CLS] encoding")["cls"]
+    return evaluation.evaluate_logits(self._cls_step, self.dp, self.params,
+                                      self.batches_of(texts), len(texts),
+                                      what="[CLS] encoding")["cls"]
 
   def logits(self, texts: Sequence[str], candidate_cls: np.ndarray | None = None,
              weight: float = 1.0) -> np.ndarray:
     """float32 [N, C]: Φ's logits, its [CLS] mixed with ``candidate_cls`` [N, H] (None:
     unmixed, the normal eval step on the same batches)."""
-    from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
     batches = self.batches_of(texts)
     if candidate_cls is not None:
       positions = self.module.mixed_positions()
@@ -428,8 +418,8 @@ class Mixer:
       if np.shape(candidate_cls) != want:
         raise ValueError(f"candidate_cls has shape {np.shape(candidate_cls)}; expected {want}")
       batches = (with_mix(b, candidate_cls, weight) for b in batches)
-    return trainer.evaluate_logits(self._eval_step, self.dp, self.params, batches,
-                                   len(texts), what="mixed evaluation")["logits"]
+    return evaluation.evaluate_logits(self._eval_step, self.dp, self.params, batches,
+                                      len(texts), what="mixed evaluation")["logits"]
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@
 `<run>/export/<network>/` (`models.save_classifier`: config.json with `id2label` /
 `label2id`, model.safetensors) plus its tokenizer; this module adds
 
-* the `lcl_jax` entry of config.json (`export_metadata`): what `lcl_jax.train.inference`
+* the `lcl_jax` entry of config.json (`export_metadata`): what `lcl_jax.inference.predictor`
   needs to apply the folder exactly as the run did (max length, length buckets,
   multi-label and its thresholds, dataset, objective, network);
 * README.md (`model_card`): dataset, objective, encoder(s), hyper-parameters, test
@@ -127,7 +127,7 @@ def model_card(*, network: str, head: str, model_type: str, config: Mapping[str,
         "This head has no transformers class: transformers loads this folder only as a "
         "bare encoder (`AutoModel.from_pretrained(folder)`; the head tensors are left "
         "out). Load the whole classifier with lcl_jax:",
-        "", "```python", "from lcl_jax.train import inference",
+        "", "```python", "from lcl_jax import inference",
         f"predictor = inference.Predictor.load('{folder_name}')",
         "print(predictor.predict(['I can not believe they did this to me'], top_k=3))",
         "```", "",

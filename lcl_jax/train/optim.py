@@ -129,6 +129,39 @@ def make_optimizer(
   return per_network({name: network_optimizer(p) for name, p in params.items()})
 
 
+class Stages:
+  """The optimisers of a run's two stages and the learning rate of each update.
+
+  Stage 1 trains everything for `cfg.epochs` epochs; stage 2 (`cfg.head_epochs` > 0,
+  two-stage training) trains the heads only, encoders frozen, at `head_learning_rate`
+  (default: `learning_rate`), with its own schedule. `cfg` is a `TrainConfig`.
+  """
+
+  def __init__(self, params: Any, cfg: Any, steps_per_epoch: int):
+    self.stage1_steps = steps_per_epoch * cfg.epochs
+    self._stage1_rate = learning_rate_schedule(cfg.learning_rate, self.stage1_steps,
+                                               cfg.lr_schedule)
+    self._stage2_rate = (learning_rate_schedule(
+        cfg.head_learning_rate or cfg.learning_rate, steps_per_epoch * cfg.head_epochs,
+        cfg.lr_schedule) if cfg.head_epochs else None)
+    options = dict(weight_decay=cfg.weight_decay, b1=cfg.adam_b1, b2=cfg.adam_b2,
+                   eps=cfg.adam_eps, clip_norm=cfg.clip_norm, schedule=cfg.lr_schedule,
+                   epsilon_mode=cfg.adam_epsilon_mode)
+    self.optimizer = make_optimizer(params, learning_rate=cfg.learning_rate,
+                                    total_steps=self.stage1_steps, **options)
+    self.stage2_optimizer = None
+    if cfg.head_epochs:
+      self.stage2_optimizer = make_optimizer(
+          params, learning_rate=cfg.head_learning_rate or cfg.learning_rate,
+          total_steps=steps_per_epoch * cfg.head_epochs, freeze_encoders=True, **options)
+
+  def learning_rate(self, s: int) -> float:
+    """The rate of update number s (1-based), as the optimiser (stage 1 or 2) used it."""
+    if self._stage2_rate is None or s <= self.stage1_steps:
+      return float(self._stage1_rate(s - 1))
+    return float(self._stage2_rate(s - 1 - self.stage1_steps))
+
+
 def per_network(
     transforms: dict[str, optax.GradientTransformation],
 ) -> optax.GradientTransformation:

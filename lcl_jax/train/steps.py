@@ -41,6 +41,14 @@ def init_state(params: Any, optimizer: optax.GradientTransformation,
   return {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
 
 
+def with_precision(precision: str, step_fn: Callable) -> Callable:
+  """`step_fn` traced and run under jax.default_matmul_precision(precision)."""
+  def wrapped(*args):
+    with jax.default_matmul_precision(precision):
+      return step_fn(*args)
+  return wrapped
+
+
 def make_train_step(
     spec: objectives.ObjectiveSpec,
     modules: Mapping[str, Any],
@@ -62,7 +70,7 @@ def make_train_step(
   The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
   `finite` (1.0 when the loss, the gradients and the updated params and optimiser
   state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
-  `contrastive`: None (dense losses) or a `lcl_jax.tiled_losses.Contrastive`.
+  `contrastive`: None (dense losses) or a `lcl_jax.losses.tiled.Contrastive`.
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
 
@@ -106,35 +114,46 @@ def make_train_step(
       updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
       params = optax.apply_updates(state["params"], updates)
     else:
-      params, opt_state = _staged_update(state, grads)
-    metrics = {name: value.astype(jnp.float32) for name, value in components.items()}
-    metrics["loss"] = loss.astype(jnp.float32)
-    for name, network_grads in grads.items():
-      metrics[f"grad_norm_{name}"] = optax.tree.norm(network_grads)
-    # 1.0 iff the loss, every gradient and every number of the new state are finite;
-    # checked on the host before any evaluation or checkpoint (trainer.flush_pending).
-    metrics["finite"] = all_finite((loss, grads, params, opt_state)).astype(jnp.float32)
+      params, opt_state = _staged_update(optimizer, stage2_optimizer, stage2_start_step,
+                                         state, grads)
+    metrics = _step_metrics(loss, components, grads, params, opt_state)
     new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
     return new_state, metrics
 
-  def _staged_update(state, grads):
-    old, in_stage2 = state["opt_state"], state["step"] >= stage2_start_step
-
-    def stage1(_):
-      updates, new = optimizer.update(grads, old["stage1"], state["params"])
-      return optax.apply_updates(state["params"], updates), {"stage1": new,
-                                                             "stage2": old["stage2"]}
-
-    def stage2(_):
-      updates, new = stage2_optimizer.update(grads, old["stage2"], state["params"])
-      params = optax.apply_updates(state["params"], updates)
-      params = {name: {**p, "encoder": state["params"][name]["encoder"]}
-                for name, p in params.items()}  # frozen: the very same arrays
-      return params, {"stage1": old["stage1"], "stage2": new}
-
-    return jax.lax.cond(in_stage2, stage2, stage1, None)
-
   return train_step
+
+
+def _staged_update(optimizer, stage2_optimizer, stage2_start_step, state, grads):
+  """Two-stage training's update: stage 1's optimiser before `stage2_start_step`, then
+  stage 2's with every network's 'encoder' params carried over unchanged."""
+  old, in_stage2 = state["opt_state"], state["step"] >= stage2_start_step
+
+  def stage1(_):
+    updates, new = optimizer.update(grads, old["stage1"], state["params"])
+    return optax.apply_updates(state["params"], updates), {"stage1": new,
+                                                           "stage2": old["stage2"]}
+
+  def stage2(_):
+    updates, new = stage2_optimizer.update(grads, old["stage2"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    params = {name: {**p, "encoder": state["params"][name]["encoder"]}
+              for name, p in params.items()}  # frozen: the very same arrays
+    return params, {"stage1": old["stage1"], "stage2": new}
+
+  return jax.lax.cond(in_stage2, stage2, stage1, None)
+
+
+def _step_metrics(loss, components, grads, params, opt_state) -> dict[str, jax.Array]:
+  """The train step's float32 metrics: the loss, its components, each network's gradient
+  norm and `finite`."""
+  metrics = {name: value.astype(jnp.float32) for name, value in components.items()}
+  metrics["loss"] = loss.astype(jnp.float32)
+  for name, network_grads in grads.items():
+    metrics[f"grad_norm_{name}"] = optax.tree.norm(network_grads)
+  # 1.0 iff the loss, every gradient and every number of the new state are finite;
+  # checked on the host before any evaluation or checkpoint (trainer._Loop.flush).
+  metrics["finite"] = all_finite((loss, grads, params, opt_state)).astype(jnp.float32)
+  return metrics
 
 
 def make_eval_step(

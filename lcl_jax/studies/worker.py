@@ -1,11 +1,11 @@
 """A sweep's worker subprocess: runs (or resumes) one training job.
 
-  python -m lcl_jax.experiment.worker '<TrainConfig as JSON>'
-  python -m lcl_jax.experiment.worker '[<TrainConfig>, ...]'   # one program (train_group)
+  python -m lcl_jax.studies.worker '<TrainConfig as JSON>'
+  python -m lcl_jax.studies.worker '[<TrainConfig>, ...]'   # one program (train_group)
 
-Started by :func:`lcl_jax.experiment.sweep.run_sweep` with `parallel_runs > 1`, in an
+Started by :func:`lcl_jax.studies.sweep.run_sweep` with `parallel_runs > 1`, in an
 environment restricted to its device slot. Exit status: 0 when results.json was
-written, :data:`~lcl_jax.experiment.sweep.INTERRUPTED_EXIT_CODE` (143) after a SIGTERM
+written, :data:`~lcl_jax.studies.sweep.INTERRUPTED_EXIT_CODE` (143) after a SIGTERM
 (state saved; the next sweep resumes it), 1 with a traceback on any error.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 
 def main(argv: list[str]) -> int:
   if len(argv) != 2:
-    print(f"usage: python -m lcl_jax.experiment.worker '<TrainConfig JSON or a list>' (got {argv[1:]})",
+    print(f"usage: python -m lcl_jax.studies.worker '<TrainConfig JSON or a list>' (got {argv[1:]})",
           file=sys.stderr)
     return 2
   os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
   from lcl_jax.train import compilation_cache, host_memory  # pylint: disable=g-import-not-at-top
   host_memory.reuse_freed_memory()  # before XLA starts its threads
   compilation_cache.enable()  # the sweep's folder ($LCL_JAX_COMPILATION_CACHE)
-  from lcl_jax.experiment.sweep import INTERRUPTED_EXIT_CODE  # pylint: disable=g-import-not-at-top
+  from lcl_jax.studies.sweep import INTERRUPTED_EXIT_CODE  # pylint: disable=g-import-not-at-top
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
   from lcl_jax.train.config import TrainConfig  # pylint: disable=g-import-not-at-top
 

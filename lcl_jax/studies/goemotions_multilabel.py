@@ -26,9 +26,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from lcl_jax.experiment import paper_numbers as paper
-from lcl_jax.experiment import report as report_lib
-from lcl_jax.experiment import sweep
+from lcl_jax.studies import paper_numbers as paper
+from lcl_jax.studies import report as report_lib
+from lcl_jax.studies import sweep
 from lcl_jax.train.config import TrainConfig
 
 DATASET = "goemotions_multilabel"
@@ -339,7 +339,7 @@ def write_figures(out_dir: pathlib.Path, by_spec: Mapping[str, sweep.RunSpec],
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  from lcl_jax.experiment.report import write_text_atomic
+  from lcl_jax.studies.report import write_text_atomic
 
   out_dir.mkdir(parents=True, exist_ok=True)
   lines = []

@@ -178,7 +178,7 @@ def task_similarity_rows(data_dir: os.PathLike[str] | str | None = None, *,
     ``examples`` (N), ``pairs`` (c, the table's total), every `table_measures` value
     (``entropy_a_bits`` = the 28-label task, ``entropy_b_bits`` = the coarse one),
     ``classes_main`` / ``classes_aux`` and ``document_nmi_joint`` (Table 3's number,
-    `lcl_jax.experiment.study_numbers.SEED004_TABLE3_NMI`).
+    `lcl_jax.studies.study_numbers.SEED004_TABLE3_NMI`).
 
   Raises:
     ValueError: an unknown split or task.
@@ -186,7 +186,7 @@ def task_similarity_rows(data_dir: os.PathLike[str] | str | None = None, *,
   """
   from lcl_jax import data as data_lib
   from lcl_jax.data import goemotions
-  from lcl_jax.experiment.study_numbers import SEED004_TABLE3_NMI
+  from lcl_jax.studies.study_numbers import SEED004_TABLE3_NMI
 
   for task in auxiliary_tasks:
     if task not in goemotions.COARSE_GROUPINGS:

@@ -16,7 +16,7 @@ names of the trainer's results (``accuracy``, ``macro_f1``, ``macro_precision``,
 """
 from __future__ import annotations
 
-from lcl_jax.experiment.paper_numbers import PaperTable
+from lcl_jax.studies.paper_numbers import PaperTable
 
 MULTILINGUAL_BERT = "bert-base-multilingual-cased"
 BERTWEET_BASE = "vinai/bertweet-base"
@@ -84,14 +84,14 @@ NUMBERS: PaperTable = {
 
 # Seed 004 (Wang & Feng, "Delving into Fine-Grained Emotion Classification"), Table 3:
 # NMI_joint (Eq. 7, a fraction as printed, not %) between the 28-label GoEmotions task and
-# each auxiliary labeling, per split; compared by lcl_jax.experiment.task_similarity.
+# each auxiliary labeling, per split; compared by lcl_jax.studies.task_similarity.
 SEED004_TABLE3_NMI: dict[str, dict[str, float]] = {
     "sentiment": {"train": 3.44e-17, "validation": 0.00460, "test": 0.00010},
     "ekman": {"train": 1.78e-05, "validation": 0.00833, "test": 0.00028},
 }
 
 # Seed 004, Table 2 (test macro F1 at threshold 0.3, one run each; % here, the document
-# prints fractions): row key of lcl_jax.experiment.methods -> (epochs, macro F1).
+# prints fractions): row key of lcl_jax.studies.goemotions_methods -> (epochs, macro F1).
 SEED004_TABLE2: dict[str, tuple[int, float]] = {
     "baseline_4": (4, 47.0),
     "baseline_10": (10, 50.6),

@@ -27,7 +27,7 @@ import pathlib
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from lcl_jax.experiment import paper_numbers, stats
+from lcl_jax.studies import paper_numbers, stats
 
 PaperLookup = Callable[[str, str, str], "float | None"]
 

@@ -1,7 +1,7 @@
 """Using a fine-tuned model: input files, prediction files, evaluation reports.
 
 The logic of `experiments.predict` and `experiments.evaluate` (the binaries only parse
-flags). The model itself is `lcl_jax.train.inference.Predictor`.
+flags). The model itself is `lcl_jax.inference.predictor.Predictor`.
 
 Input files (`read_texts` / `read_labelled`), by extension:
 
@@ -28,6 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lcl_jax import inference
+from lcl_jax.models.encoder import attention_probabilities
+from lcl_jax.train import evaluation, plots
 from lcl_jax.train.checkpoint import write_atomic
 
 INPUT_FORMATS = (".txt", ".tsv", ".csv", ".jsonl")
@@ -205,16 +208,15 @@ def evaluate(labels: np.ndarray, probabilities: dict[str, np.ndarray], label_nam
     support}], 'confusion_matrix': [[int]] (single-label; rows = true class),
     'multilabel_confusion': [[[tn, fp], [fn, tp]]] (multi-label)}}`; metrics as
     fractions, the same keys and computation as the runs' results.json
-    (`trainer.split_metrics`).
+    (`evaluation.split_metrics`).
   """
   from sklearn import metrics as skm  # pylint: disable=g-import-not-at-top
-  from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
 
   out = {}
   classes = np.arange(len(label_names))
   for network, probs in probabilities.items():
-    summary, predictions = trainer.split_metrics(labels, probs, multilabel=multilabel,
-                                                 thresholds=thresholds if multilabel else 0.5)
+    summary, predictions = evaluation.split_metrics(labels, probs, multilabel=multilabel,
+                                                    thresholds=thresholds if multilabel else 0.5)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         labels, predictions, labels=None if multilabel else classes, zero_division=0)
     entry: dict[str, Any] = {
@@ -318,10 +320,6 @@ def attention_maps(workdir: str | pathlib.Path, text: str, *, layers: Sequence[i
     inference.RunNotUsableError: not a finished run or export.
     ValueError: an empty text, an unknown network, or a layer/head out of range.
   """
-  # pylint: disable=g-import-not-at-top
-  from lcl_jax.models.encoder import attention_probabilities
-  from lcl_jax.train import inference, plots
-
   if not isinstance(text, str) or not text.strip():
     raise ValueError("attention_maps: the text is empty")
   predictor = inference.Predictor.load(workdir)

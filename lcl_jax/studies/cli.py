@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from absl import app, flags
 
-from lcl_jax.experiment import paper_numbers, report as report_lib, sweep
+from lcl_jax.studies import paper_numbers, report as report_lib, sweep
 from lcl_jax.train import run_flags
 from lcl_jax.train.config import TrainConfig
 
@@ -31,7 +31,7 @@ FLAGS = flags.FLAGS
 # The flags defined below (by the functions of this module) are key flags of the binary
 # that calls them, so its --help lists them (not only --helpfull).
 flags.disclaim_key_flags()
-log = logging.getLogger("lcl_jax.experiment")
+log = logging.getLogger("lcl_jax.studies")
 
 # What --smoke sets (unless the flag is given explicitly).
 SMOKE_SETTINGS: dict[str, Any] = {
@@ -330,7 +330,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
   # pylint: disable=g-import-not-at-top
   from lcl_jax.data.augment import WordNetNotFoundError
   from lcl_jax.data.files import MalformedRowError, UnknownLabelError
-  from lcl_jax.experiment.use import InputError
+  from lcl_jax.inference.use import InputError
   from lcl_jax.models.config import ConfigError
   from lcl_jax.train.trainer import ConfigMismatchError
   return (FileNotFoundError, WordNetNotFoundError, UnknownLabelError, MalformedRowError,

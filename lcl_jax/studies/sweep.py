@@ -23,7 +23,7 @@ Several runs at once (`parallel_runs > 1`). The parent process never initialises
 JAX backend (it would claim the accelerators and, on GPU, most of their memory). It
 asks a short-lived probe subprocess for the platform and the local device count,
 splits the devices into `parallel_runs` disjoint slots of `devices_per_run`, and runs
-each job in a worker subprocess (`python -m lcl_jax.experiment.worker`) restricted to
+each job in a worker subprocess (`python -m lcl_jax.studies.worker`) restricted to
 its slot through the platform's environment variables:
 
 * GPU: `CUDA_VISIBLE_DEVICES` (and `HIP_VISIBLE_DEVICES` for ROCm), mapped through
@@ -62,7 +62,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from lcl_jax.train.config import TrainConfig, group_key
 
-log = logging.getLogger("lcl_jax.experiment")
+log = logging.getLogger("lcl_jax.studies")
 
 # Exit status of a worker whose run was interrupted (state saved): 128 + SIGTERM.
 INTERRUPTED_EXIT_CODE = 143
@@ -362,7 +362,7 @@ def worker_command(config: TrainConfig | Sequence[TrainConfig]) -> list[str]:
     payload = config.to_json()
   else:
     payload = json.dumps([json.loads(c.to_json()) for c in config])
-  return [sys.executable, "-m", "lcl_jax.experiment.worker", payload]
+  return [sys.executable, "-m", "lcl_jax.studies.worker", payload]
 
 
 @dataclasses.dataclass

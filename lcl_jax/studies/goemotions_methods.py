@@ -39,9 +39,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lcl_jax.experiment import report as report_lib
-from lcl_jax.experiment import study_numbers as numbers
-from lcl_jax.experiment import sweep
+from lcl_jax.studies import report as report_lib
+from lcl_jax.studies import study_numbers as numbers
+from lcl_jax.studies import sweep
 from lcl_jax.train.config import TrainConfig
 
 DATASET = "goemotions_multilabel"
@@ -273,7 +273,8 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
   from lcl_jax import data as data_lib
   from lcl_jax import metrics as metrics_lib
   from lcl_jax.models import pretrained
-  from lcl_jax.train import data_pipeline, inference, mixing, trainer
+  from lcl_jax import inference
+  from lcl_jax.train import data_pipeline, evaluation, mixing
 
   cfg = source.config.resolved()
   mix = mixing.MixSettings(**settings)
@@ -305,9 +306,9 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
                          "mixed": dict(settings), "multilabel": True, "candidates": {}}
   for name, split in mixed.items():
     labels = np.asarray(splits[name].labels)
-    probs = trainer.probabilities(split.logits, True)
-    out[name], predictions = trainer.split_metrics(labels, probs, multilabel=True,
-                                                   thresholds=thresholds)
+    probs = evaluation.probabilities(split.logits, True)
+    out[name], predictions = evaluation.split_metrics(labels, probs, multilabel=True,
+                                                      thresholds=thresholds)
     out["candidates"][name] = list(split.candidates)
     if name == "test":
       per_class = metrics_lib.per_class_metrics(labels, predictions)
@@ -378,11 +379,11 @@ def row_label(key: str, encoder_name: str) -> str:
 def table3_section(data_dir) -> tuple[str, list[dict[str, Any]]]:
   """Table 3 (NMI_joint of the 28-label task vs each auxiliary labeling, per split)
   measured on the release, beside the document's."""
-  from lcl_jax.experiment import task_similarity  # pylint: disable=g-import-not-at-top
+  from lcl_jax.studies import task_similarity  # pylint: disable=g-import-not-at-top
 
   rows = task_similarity.task_similarity_rows(data_dir)
   body = ("Measured on the release files (all examples of each split; counts of "
-          "(example, emotion, coarse label) triples, `lcl_jax.experiment.task_similarity`). "
+          "(example, emotion, coarse label) triples, `lcl_jax.studies.task_similarity`). "
           "NMI values are fractions (not %).\n\n" + task_similarity.table3_markdown(rows))
   return body, rows
 
@@ -627,7 +628,7 @@ def attention_figures(out_dir: pathlib.Path, specs: Sequence[sweep.RunSpec],
   the baseline's last layer, every head, and heads 0 and H-1 in full."""
   # pylint: disable=g-import-not-at-top
   from lcl_jax import data as data_lib
-  from lcl_jax.experiment import use
+  from lcl_jax.inference import use
   from lcl_jax.train.data_pipeline import fixed_subset
 
   first: dict[str, sweep.RunSpec] = {}

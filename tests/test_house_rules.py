@@ -1,0 +1,108 @@
+"""House rules of the repository's layout (issue 21): checked from the sources."""
+import ast
+import pathlib
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_every_binary_reports_user_errors_in_one_line():
+  """Each experiments/ binary runs `app.run(cli.report_user_errors(main))`, so a bad flag
+  or input prints one `error: ...` line, not a traceback."""
+  binaries = sorted(p for p in (PROJECT_ROOT / "experiments").glob("*.py")
+                    if p.name != "__init__.py" and "app.run(" in p.read_text(encoding="utf-8"))
+  assert len(binaries) >= 10
+  bad = []
+  for path in binaries:
+    calls = [node for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "app.run"]
+    if not calls or any(ast.unparse(c.args[0]) != "cli.report_user_errors(main)" for c in calls):
+      bad.append(path.name)
+  assert not bad, f"binaries whose main is not wrapped in cli.report_user_errors: {bad}"
+
+
+def test_one_describe_machine_for_the_benchmarks():
+  defining = sorted(p.name for p in (PROJECT_ROOT / "benchmarks").glob("*.py")
+                    if "def describe_machine" in p.read_text(encoding="utf-8")
+                    or "def _describe_machine" in p.read_text(encoding="utf-8"))
+  assert defining == ["machine.py"], defining
+
+
+def _defined_run_flags() -> dict[str, dict]:
+  """name -> {'kind', 'default'} of every flag `run_flags.define_run_flags` defines
+  (recorded, not defined: absl's global FLAGS is left alone)."""
+  from unittest import mock
+
+  from absl import flags
+
+  from lcl_jax.train import run_flags
+
+  defined = {}
+
+  def recorder(kind):
+    def define(name, default, *args, **kwargs):
+      del args, kwargs
+      defined[name] = {"kind": kind, "default": default}
+    return define
+
+  kinds = ("string", "integer", "float", "bool", "enum", "list")
+  with mock.patch.multiple(flags, **{f"DEFINE_{k}": recorder(k) for k in kinds}):
+    run_flags.define_run_flags(encoder_default="minilm", encoder_help="h")
+  return defined
+
+
+def test_one_definition_per_setting_fields_and_flags_agree():
+  """Every TrainConfig field is a run flag (or, flag=None, a flag each binary defines
+  itself: experiments/train.py has them all); every run flag is a field (but the process
+  settings); the flag's default is the field's default."""
+  import dataclasses
+
+  from absl import flags
+
+  import experiments.train  # noqa: F401  (defines its flags: --dataset, --seed, ...)
+  from lcl_jax.train import config, run_flags
+
+  defined = _defined_run_flags()
+  fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
+  assert set(fields) == {f.name for f in config.settings()}
+  no_flag = sorted(n for n, f in fields.items() if f.metadata.get("flag") is None)
+  assert no_flag == ["classes", "dataset", "objective", "seed", "workdir"], no_flag
+  assert all(name in flags.FLAGS for name in no_flag)
+  assert sorted(set(fields) - set(defined) - set(no_flag)) == []  # a field without a flag
+  assert sorted(set(defined) - set(fields)) == list(run_flags._PROCESS_FLAGS)  # a flag, no field
+  for name, flag in defined.items():
+    if name in run_flags._PROCESS_FLAGS or name == "encoder":  # encoder: each binary's
+      continue
+    field = fields[name]
+    assert flag["kind"] == field.metadata["flag"], name
+    # (run_config caps --length_buckets at --max_length; the defaults compare uncapped.)
+    value = run_flags.flag_to_field(field, flag["default"], {"max_length": 10**9})
+    assert value == field.default, (name, flag["default"], field.default)
+    if field.metadata["choices"] is not None:
+      assert field.default in field.metadata["choices"], name
+
+
+def test_every_package_has_a_docstring():
+  packages = [p for root in ("lcl_jax", "experiments", "benchmarks")
+              for p in (PROJECT_ROOT / root).rglob("__init__.py")]
+  assert len(packages) >= 9
+  missing = [str(p.relative_to(PROJECT_ROOT)) for p in packages
+             if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
+  assert not missing, f"packages without a docstring: {missing}"
+
+
+def test_config_choices_equal_their_owners():
+  """lcl_jax.train.config keeps copies of the registries' names (importing the owners
+  would put Flax / JAX into every binary's --help); each copy equals its owner."""
+  from lcl_jax.data import batching, goemotions
+  from lcl_jax.losses import tiled
+  from lcl_jax.models import baselines, classifiers, heads
+  from lcl_jax.train import config, objectives, optim
+
+  assert config.OBJECTIVES == tuple(objectives.OBJECTIVE_SPECS)
+  assert config.FEATURE_POOLINGS == tuple(heads.FEATURE_POOLINGS)
+  assert config.PRIMARY_HEADS == tuple(classifiers.PRIMARY_HEADS)
+  assert config.CONTRASTIVE_IMPLS == tuple(tiled.IMPLEMENTATIONS)
+  assert config.ADAM_EPSILON_MODES == tuple(optim.EPSILON_MODES)
+  assert config.BASELINE_ENCODERS == tuple(baselines.BASELINES)
+  assert config.AUX_TASKS == ("none", *goemotions.COARSE_GROUPINGS)
+  assert config.DEFAULT_LENGTH_BUCKETS == tuple(batching.DEFAULT_BUCKETS)
