@@ -13,13 +13,28 @@ import time
 
 
 
+def recipe_adamw(model, learning_rate: float, total_steps: int):
+  """The recipe's optimiser for a torch model: AdamW (eps 1e-6), weight decay 0.01 except
+  on biases and LayerNorm, and the rate decaying linearly to 0 over `total_steps` without
+  warm-up. Returns ``(optimizer, scheduler)``."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from transformers import get_linear_schedule_with_warmup  # pylint: disable=g-import-not-at-top
+
+  no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
+  groups = [{"params": [p for n, p in model.named_parameters() if not no_decay(n)],
+             "weight_decay": 0.01},
+            {"params": [p for n, p in model.named_parameters() if no_decay(n)],
+             "weight_decay": 0.0}]
+  optimizer = torch.optim.AdamW(groups, lr=learning_rate, eps=1e-6)
+  return optimizer, get_linear_schedule_with_warmup(optimizer, 0, total_steps)
+
+
 def torch_loop(spec: dict) -> dict:
   """A plain fine-tuning loop; returns per-epoch metrics and timings (seconds)."""
   import numpy as np
   import torch
   from sklearn.metrics import accuracy_score, f1_score
-  from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
-                            get_linear_schedule_with_warmup)
+  from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
   from lcl_jax import data as data_lib
   from lcl_jax.models import pretrained
@@ -68,15 +83,9 @@ def torch_loop(spec: dict) -> dict:
     padded = tokenizer.pad(rows, return_tensors="pt")  # dynamic padding to the longest row
     return {k: padded[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
-  no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
-  groups = [{"params": [p for n, p in model.named_parameters() if not no_decay(n)],
-             "weight_decay": 0.01},
-            {"params": [p for n, p in model.named_parameters() if no_decay(n)],
-             "weight_decay": 0.0}]
-  optimizer = torch.optim.AdamW(groups, lr=spec["learning_rate"], eps=1e-6)
   n_train = len(splits["train"])
   per_epoch = -(-n_train // spec["texts_per_batch"])
-  scheduler = get_linear_schedule_with_warmup(optimizer, 0, per_epoch * spec["epochs"])
+  optimizer, scheduler = recipe_adamw(model, spec["learning_rate"], per_epoch * spec["epochs"])
   labels = {s: torch.as_tensor(np.asarray(split.labels), dtype=torch.long)
             for s, split in splits.items()}
   generator = torch.Generator().manual_seed(spec["seed"])
@@ -154,13 +163,7 @@ def lockstep(checkpoint: str, batches: list[dict], num_labels: int, *, learning_
     model.classifier.weight.copy_(torch.tensor(np.array(head["kernel"]).T))
     model.classifier.bias.copy_(torch.tensor(np.array(head["bias"])))
   model.eval()  # dropout off; gradients flow as usual
-  no_decay = lambda name: name.endswith("bias") or "LayerNorm" in name
-  torch_optimizer = torch.optim.AdamW(
-      [{"params": [p for n, p in model.named_parameters() if not no_decay(n)],
-        "weight_decay": 0.01},
-       {"params": [p for n, p in model.named_parameters() if no_decay(n)], "weight_decay": 0.0}],
-      lr=learning_rate, eps=1e-6)
-  scheduler = transformers.get_linear_schedule_with_warmup(torch_optimizer, 0, total_steps)
+  torch_optimizer, scheduler = recipe_adamw(model, learning_rate, total_steps)
   ours, theirs = [], []
   for batch in batches:
     if not np.all(batch["valid"]):

@@ -32,8 +32,8 @@ M_ARENA_MAX = -8
 _NEVER_TRIM = 2**31 - 1  # bytes of free heap top kept (mallopt takes an int)
 
 log = logging.getLogger("lcl_jax.train")
-_applied: bool | None = None
-_libc = None
+_tried = False
+_libc = None  # glibc, once the settings are in force
 
 
 def reuse_freed_memory() -> bool:
@@ -42,27 +42,25 @@ def reuse_freed_memory() -> bool:
   Returns False (and changes nothing) where the C library is not glibc or
   ``$LCL_JAX_HOST_MALLOC`` is ``system``. Idempotent. Never raises.
   """
-  global _applied
-  if _applied is not None:
-    return _applied
-  _applied = False
+  global _tried, _libc
+  if _tried:
+    return _libc is not None
+  _tried = True
   if os.environ.get(ENV_VAR, "").strip().lower() == "system":
     return False
   try:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    mallopt, version = libc.mallopt, libc.gnu_get_libc_version  # glibc only
+    mallopt = libc.mallopt
+    libc.gnu_get_libc_version  # pylint: disable=pointless-statement  (glibc only)
   except (OSError, AttributeError):
     return False
-  del version
   mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-  ok = all(mallopt(param, value) == 1 for param, value in (
-      (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, _NEVER_TRIM)))
-  if not ok:
+  if all(mallopt(param, value) == 1 for param, value in (
+      (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, _NEVER_TRIM))):
+    _libc = libc
+  else:
     log.debug("mallopt refused the host-memory settings; glibc defaults kept")
-  global _libc
-  _libc = libc if ok else None
-  _applied = ok
-  return ok
+  return _libc is not None
 
 
 def release_free_memory() -> None:
