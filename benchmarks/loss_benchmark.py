@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.machine import describe_machine
+from benchmarks.torch_reference import release_lcl_loss
 from lcl_jax import losses
 
 
@@ -80,32 +81,6 @@ def _jax_case(name: str, batch: int, args: argparse.Namespace) -> dict[str, floa
   return {"compile_s": compile_s, "seconds": seconds, "count": count, "gflops": flops / seconds / 1e9}
 
 
-def _release_lcl_torch(features, labels, weights, temperature):
-  """The authors' released `LCL.forward` (loss.py), transcribed; features are unit rows."""
-  import torch
-  import torch.nn.functional as F
-
-  batch_size = features.shape[0]
-  weights = F.softmax(weights, dim=1)
-  labels = labels.contiguous().view(-1, 1)
-  mask = torch.eq(labels, labels.T).float()
-  anchor_dot_contrast = torch.div(torch.matmul(features, features.T), temperature)
-  logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(batch_size).view(-1, 1), 0)
-  mask = mask * logits_mask
-  weighted_mask = torch.zeros_like(logits_mask).float()
-  for i, _ in enumerate(labels):
-    for j, jval in enumerate(labels):
-      weighted_mask[i, j] = weights[i, jval]
-  weighted_mask = weighted_mask * logits_mask
-  pos_weighted_mask = weighted_mask * mask
-  logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
-  logits = anchor_dot_contrast - logits_max.detach()
-  exp_logits = torch.exp(logits) * weighted_mask
-  log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-  mean_log_prob_pos = (pos_weighted_mask * log_prob).sum(1) / mask.sum(1)
-  return (-1 * mean_log_prob_pos).mean()
-
-
 def _torch_case(batch: int, args: argparse.Namespace) -> dict[str, float]:
   import torch
 
@@ -117,8 +92,8 @@ def _torch_case(batch: int, args: argparse.Namespace) -> dict[str, float]:
   def call():
     raw.grad = logits.grad = None
     # The release normalises the [CLS] vector in the model (F.normalize), then the loss.
-    loss = _release_lcl_torch(torch.nn.functional.normalize(raw, dim=1), label_tensor, logits,
-                              args.temperature)
+    loss = release_lcl_loss(torch.nn.functional.normalize(raw, dim=1), label_tensor, logits,
+                            args.temperature, loops=True)  # the release as it runs
     loss.backward()
     return loss.item()
 

@@ -26,6 +26,15 @@ Systems (`--systems`, any of):
   python -m benchmarks.parity_benchmark --data_dir=../shared/data --seeds=0,1,2 \
     --systems=lcl_jax:hf,torch:hf,lcl_jax:paper --output=parity.json
 
+`--objective=scl|lcl` (issue 22 item 4): both systems train SCL or LCL on K texts + K
+WordNet views (lcl_jax's own batches, the same rows in the same order in both: the
+PyTorch side is `pytorch_loop.contrastive_loop`, with a SupCon term or the release's
+LCL, Ψ an encoder + ElectraClassificationHead), Φ with the checkpoint's head; besides
+the table it prints both loss curves at every step lcl_jax logged:
+
+  python -m benchmarks.parity_benchmark --data_dir=../shared/data --objective=lcl \
+    --epochs=1 --systems=lcl_jax:hf,torch:hf
+
 Needs torch (the [test] extra). The lcl_jax runs use a compilation cache of their own
 under --workdir (`--cache=cold` empties it before every lcl_jax run, `warm` keeps it, so
 only the first run of each shape set compiles). Output: a table on stdout and, with
@@ -45,11 +54,15 @@ import time
 
 from absl import app, flags
 
-from benchmarks.pytorch_loop import lockstep, torch_loop
+from benchmarks.pytorch_loop import contrastive_loop, lockstep, torch_loop
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Release data folder (default $LCL_DATA_DIR).")
 flags.DEFINE_string("dataset", "emoint", "Single-label dataset both systems train on.")
+flags.DEFINE_enum("objective", "ce", ["ce", "scl", "lcl"],
+                  "ce: the recipe on the texts. scl / lcl: K texts + K WordNet views, lcl_jax "
+                  "against `pytorch_loop.contrastive_loop` on lcl_jax's batches (head hf); "
+                  "prints both loss curves.")
 flags.DEFINE_list("systems", ["lcl_jax:hf", "torch:hf"], "Systems, alternated per seed.")
 flags.DEFINE_list("seeds", ["0"], "Seeds.")
 flags.DEFINE_integer("epochs", 3, "Epochs.")
@@ -70,7 +83,7 @@ flags.DEFINE_integer("lockstep_steps", 0, "Instead of training: run this many of
                      "from the same weights with dropout off (`lockstep`) and print both "
                      "loss curves.")
 
-RECIPE_NOTE = ("MiniLM, {dataset} full train, CE on texts, batch {texts_per_batch}, "
+RECIPE_NOTE = ("MiniLM, {dataset} full train, {objective}, batch {texts_per_batch} texts, "
                "max_length {max_length}, AdamW {learning_rate} linear to 0, eps 1e-6, wd 0.01 "
                "(not biases/LayerNorm), clip 1.0, dropout 0.1, {epochs} epochs, 1 core")
 
@@ -121,8 +134,9 @@ def run_lcl_jax(head: str, seed: int, root: pathlib.Path) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
   env = _child_env()
   env["LCL_JAX_COMPILATION_CACHE"] = str(cache)
+  views = ["--baseline_views=texts"] if FLAGS.objective == "ce" else []
   command = [sys.executable, "-m", "experiments.train", f"--dataset={FLAGS.dataset}",
-             "--objective=ce", "--encoder=minilm", "--baseline_views=texts",
+             f"--objective={FLAGS.objective}", "--encoder=minilm", *views,
              f"--head={head}", f"--texts_per_batch={FLAGS.texts_per_batch}",
              f"--max_length={FLAGS.max_length}", f"--learning_rate={FLAGS.learning_rate}",
              f"--epochs={FLAGS.epochs}", f"--seed={seed}", f"--workdir={workdir}",
@@ -137,10 +151,16 @@ def run_lcl_jax(head: str, seed: int, root: pathlib.Path) -> dict:
          "peak_rss_bytes": rss, "wall_seconds": wall, **usage, "command": " ".join(command)}
   if rc != 0:
     return out
-  results = json.loads((workdir / "ce" / f"seed{seed}" / "results.json").read_text())
+  run_dir = workdir / FLAGS.objective / f"seed{seed}"
+  results = json.loads((run_dir / "results.json").read_text())
+  out["steps"] = [{k: r[k] for k in ("step", "loss", *_TERMS) if k in r}
+                  for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+                  if r.get("kind") == "train"]
   out["history"] = [{"epoch": h["epoch"], "validation": h["validation"], "test": h["test"]}
                     for h in results["history"]]
-  out["seconds_per_step"] = FLAGS.texts_per_batch / results["sequences_per_second"]
+  rows = FLAGS.texts_per_batch * (1 if FLAGS.objective == "ce" else 2)  # + the views
+  out["seconds_per_step"] = (rows / results["sequences_per_second"]
+                             if results.get("sequences_per_second") else None)
   out["compiled_train_shapes"] = results["compiled_train_shapes"]
   stamps = _epoch_times(workdir / "train.log")
   out["epoch_seconds"] = [b - a for a, b in zip(stamps, stamps[1:])]  # epochs 2.. (1 core)
@@ -149,6 +169,7 @@ def run_lcl_jax(head: str, seed: int, root: pathlib.Path) -> dict:
 
 def run_torch(head: str, seed: int, root: pathlib.Path) -> dict:
   spec = {"head": head, "seed": seed, "dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
+          "objective": FLAGS.objective,
           "epochs": FLAGS.epochs, "texts_per_batch": FLAGS.texts_per_batch,
           "max_length": FLAGS.max_length, "learning_rate": FLAGS.learning_rate,
           "eval_batch_size": FLAGS.eval_batch_size,
@@ -163,7 +184,8 @@ def run_torch(head: str, seed: int, root: pathlib.Path) -> dict:
   if rc == 0:
     child = json.loads(result_path.read_text())
     out.update(history=child["history"], seconds_per_step=child["seconds_per_step"],
-               epoch_seconds=[h["epoch_cpu_seconds"] for h in child["history"][1:]])
+               epoch_seconds=[h["epoch_cpu_seconds"] for h in child["history"][1:]
+                              if "epoch_cpu_seconds" in h], steps=child.get("steps", []))
   return out
 
 
@@ -189,6 +211,34 @@ def run_lockstep(root: pathlib.Path) -> dict:
                   total_steps=data.steps_per_epoch * FLAGS.epochs)
 
 
+_TERMS = ("ce", "weighting_ce", "contrastive")
+
+
+def loss_curves(runs: list[dict], every: int = 10) -> str:
+  """The training losses of each system at the steps lcl_jax logged (the same batches in
+  both), side by side: one row per logged step, `total (ce / [weighting_ce /]
+  contrastive)` in nats, seed by seed."""
+  lines = []
+  for seed in dict.fromkeys(r["seed"] for r in runs):
+    ok = [r for r in runs if r["seed"] == seed and r["rc"] == 0 and r.get("steps")]
+    if len(ok) < 2:
+      continue
+    by_step = [{s["step"]: s for s in r["steps"]} for r in ok]
+    logged = [s["step"] for s in ok[0]["steps"] if s["step"] % every == 0]
+    lines.append(f"seed {seed}: loss (" + " / ".join(t for t in _TERMS if t in ok[0]["steps"][0])
+                 + ") at each logged step")
+    lines.append("| step | " + " | ".join(r["system"] for r in ok) + " |")
+    lines.append("|---|" + "---|" * len(ok))
+    for step in logged:
+      cells = []
+      for steps in by_step:
+        rec = steps.get(step)
+        cells.append("-" if rec is None else f"{rec['loss']:.4f} (" + " / ".join(
+            f"{rec[t]:.3f}" for t in _TERMS if t in rec) + ")")
+      lines.append(f"| {step} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def _mean(values):
   values = [v for v in values if v is not None]
   return statistics.mean(values) if values else float("nan")
@@ -207,7 +257,7 @@ def summarise(runs: list[dict]) -> str:
     epochs = "; ".join(f"{100 * h['test']['accuracy']:.2f} / {100 * h['test']['macro_f1']:.2f}"
                        for h in r["history"])
     lines.append(f"| {r['system']} | {r['seed']} | {epochs} | {r['cpu_seconds']:.0f} | "
-                 f"{r['peak_rss_bytes'] / 1e9:.2f} | {r['seconds_per_step']:.3f} | "
+                 f"{r['peak_rss_bytes'] / 1e9:.2f} | {r['seconds_per_step'] or float('nan'):.3f} | "
                  f"{_mean(r['epoch_seconds']):.0f} |")
   lines.append("")
   lines.append("| system (mean over seeds) | final test acc | final macro-F1 | CPU s | peak RSS GB "
@@ -242,7 +292,7 @@ def main(argv):
   del argv
   if FLAGS.child:
     spec = json.loads(FLAGS.child)
-    result = torch_loop(spec)
+    result = (torch_loop if spec.get("objective", "ce") == "ce" else contrastive_loop)(spec)
     pathlib.Path(spec["output"]).write_text(json.dumps(result))
     return 0
   root = pathlib.Path(FLAGS.workdir)
@@ -254,8 +304,11 @@ def main(argv):
          if s not in ("lcl_jax:hf", "lcl_jax:paper", "torch:hf", "torch:paper")]
   if bad:
     raise app.UsageError(f"--systems: unknown {bad}")
+  if FLAGS.objective != "ce" and any(not s.endswith(":hf") for s in FLAGS.systems):
+    raise app.UsageError("--objective=scl/lcl compares Φ with the checkpoint's head: "
+                         "--systems=lcl_jax:hf,torch:hf")
   import platform  # pylint: disable=g-import-not-at-top
-  print(f"parity benchmark: {RECIPE_NOTE.format(**{k: FLAGS[k].value for k in ('dataset', 'texts_per_batch', 'max_length', 'learning_rate', 'epochs')})}; "
+  print(f"parity benchmark: {RECIPE_NOTE.format(**{k: FLAGS[k].value for k in ('dataset', 'objective', 'texts_per_batch', 'max_length', 'learning_rate', 'epochs')})}; "
         f"core {FLAGS.core}, cache {FLAGS.cache}; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
   runs = []
@@ -268,6 +321,8 @@ def main(argv):
       if FLAGS.output:
         pathlib.Path(FLAGS.output).write_text(json.dumps(runs, indent=1))
   print(summarise(runs))
+  if FLAGS.objective != "ce":
+    print(loss_curves(runs))
   return 0
 
 

@@ -16,6 +16,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import lcl_jax
+from benchmarks import torch_reference
 from lcl_jax import losses
 
 # --------------------------------------------------------------------------------------
@@ -229,25 +230,21 @@ def test_lcl_matches_torch_transcription_of_the_release():
   labels[7:] = labels[:7]  # every anchor has a positive (the release needs one)
   tau = 0.3
   features = torch.nn.functional.normalize(torch.tensor(embeddings, dtype=torch.float64), dim=1)
-  weights = torch.softmax(torch.tensor(weight_logits, dtype=torch.float64), dim=1)
-  label_col = torch.tensor(labels).view(-1, 1)
-  batch = features.shape[0]
-  mask = torch.eq(label_col, label_col.T).double()
-  logits_dot = features @ features.T / tau
-  logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(batch).view(-1, 1), 0)
-  mask = mask * logits_mask
-  weighted_mask = torch.zeros_like(logits_mask)
-  for i, _ in enumerate(label_col):
-    for j, jval in enumerate(label_col):
-      weighted_mask[i, j] = weights[i, jval]
-  weighted_mask = weighted_mask * logits_mask
-  pos_weighted_mask = weighted_mask * mask
-  logits_max, _ = torch.max(logits_dot, dim=1, keepdim=True)
-  logits = logits_dot - logits_max.detach()
-  exp_logits = torch.exp(logits) * weighted_mask
-  log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-  release = (-(pos_weighted_mask * log_prob).sum(1) / mask.sum(1)).mean().item()
+  args = (features, torch.tensor(labels), torch.tensor(weight_logits, dtype=torch.float64), tau)
+  release = torch_reference.release_lcl_loss(*args, loops=True).item()
+  assert torch_reference.release_lcl_loss(*args).item() == pytest.approx(release, rel=1e-12)
   _close(_all_losses(embeddings, labels, weight_logits, label_sets, valid, tau=tau)[1], release)
+
+
+def test_supcon_matches_the_torch_reference_of_the_scl_loop():
+  """`torch_reference.supcon_loss` (the SCL term of the parity benchmark's PyTorch loop)."""
+  import torch
+
+  embeddings, labels, weight_logits, label_sets, valid = _problem(11, 14, 4)
+  labels[7:] = labels[:7]
+  features = torch.nn.functional.normalize(torch.tensor(embeddings, dtype=torch.float64), dim=1)
+  theirs = torch_reference.supcon_loss(features, torch.tensor(labels), 0.3).item()
+  _close(_all_losses(embeddings, labels, weight_logits, label_sets, valid, tau=0.3)[0], theirs)
 
 
 @pytest.mark.parametrize("tau", [0.05, 100.0])

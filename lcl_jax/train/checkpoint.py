@@ -11,6 +11,7 @@ run killed at any moment leaves either the previous or the new checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import secrets
@@ -19,6 +20,19 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+class _DeliberateWaits(logging.Filter):
+  """Drops orbax's "Waiting for previous save to complete took N seconds ... consider
+  checkpointing less frequently": `CheckpointManager.save` counts the time of our own
+  `RunCheckpoints.wait` calls (the trainer waits on purpose, see `_Loop.settle_saves`)
+  as the next save's wait and advises a fix for a problem that is not there."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Waiting for previous save to complete")
+
+
+logging.getLogger("absl").addFilter(_DeliberateWaits())
 
 
 def _create_temporary(path: pathlib.Path) -> tuple[int, pathlib.Path]:
@@ -216,6 +230,7 @@ class RunCheckpoints:
     return restored["params"], dict(restored["info"])
 
   def wait(self) -> None:
+    """Blocks until both managers' asynchronous writes are on disk."""
     self._latest.wait_until_finished()
     self._best.wait_until_finished()
 
