@@ -101,6 +101,15 @@ def row_overrides(row: str, dataset: str) -> tuple[str, str | None, dict[str, An
   return row, SEED001_VARIANT + ("_mbert" if multilingual else ""), overrides
 
 
+def per_row_settings() -> dict[str, str]:
+  """Settings-block entries of the recipe fields that differ per row (the block would
+  show the trainer's default, which no row then uses); a flag given applies to all."""
+  fields = {name for recipe in study.ROW_RECIPES.values() for name in recipe.fields}
+  if FLAGS.smoke:
+    fields.discard("epochs")
+  return {name: "per row (see Recipes)" for name in sorted(fields) if not FLAGS[name].present}
+
+
 def _used(config) -> dict[str, Any]:
   """The recipe-relevant settings a run actually used (presets filled in)."""
   try:
@@ -206,7 +215,7 @@ def main(argv):
       settings=cli.settings(seeds, bert_encoder=_encoder_flag("bert_encoder"),
                             mbert_encoder=_encoder_flag("mbert_encoder"),
                             bertweet_encoder=_encoder_flag("bertweet_encoder"),
-                            glove_path=FLAGS.glove_path),
+                            glove_path=FLAGS.glove_path, **per_row_settings()),
       method_labels=labels,
       sections=[("Recipes", recipe_table)]
       + ([("Not run", "\n".join(not_run))] if not_run else []),

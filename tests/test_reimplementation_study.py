@@ -93,6 +93,18 @@ def test_hparam_search_reimplementation_preset_grid():
   assert lcl == [f"lr2e-05_alpha0.5_tau{t}_batch16" for t in ("0.07", "7", "10", "100", "1000")]
   lcl, _ = variants()
   assert len(lcl) == 45 and lcl[0] == "lr1e-05_alpha0.1_tau0.1"
+  # Seed 001's setup with its grid (issue 18 item 16): no views, the sum, 10 epochs.
+  script = ("import sys, json\n"
+            "from experiments import hparam_search as h\n"
+            "h.FLAGS(['prog'] + sys.argv[1:])\n"
+            "print(json.dumps({o: h.preset_overrides(o) for o in ('ce', 'scl', 'lcl')}))\n")
+  assert _script_json(script, "--preset=reimplementation") == {
+      "ce": {"epochs": 10, "baseline_views": "texts"},
+      "scl": {"epochs": 10, "baseline_views": "texts", "contrastive_reduction": "sum"},
+      "lcl": {"epochs": 10, "lcl_views": "texts", "contrastive_reduction": "sum"}}
+  assert _script_json(script, "--preset=reimplementation", "--epochs=2",
+                      "--lcl_views=paired")["lcl"] == {"contrastive_reduction": "sum"}
+  assert _script_json(script) == {"ce": {}, "scl": {}, "lcl": {}}
 
 
 _SPECS_SCRIPT = (

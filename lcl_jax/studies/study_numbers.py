@@ -84,6 +84,10 @@ class Recipe(NamedTuple):
 SEED001_CE = {"epochs": 10, "texts_per_batch": 8, "baseline_views": "texts"}
 SEED001_CONTRASTIVE = {"epochs": 10, "texts_per_batch": 32, "alpha": 0.2, "temperature": 10.0,
                        "contrastive_reduction": "sum"}
+# What every seed-001 run shares (hparam_search --preset=reimplementation searches its
+# grid with it): 10 epochs, no augmented views, the contrastive term summed.
+SEED001_SETUP = {"epochs": 10, "baseline_views": "texts", "lcl_views": "texts",
+                 "contrastive_reduction": "sum"}
 # Seed 000 Sec. 5.1.2: "Adam with a learning rate of 1e-3" (= AdamW without weight decay,
 # constant rate); no augmentation.
 SEED000_BILSTM = {"learning_rate": 1e-3, "lr_schedule": "constant", "weight_decay": 0.0,
