@@ -12,7 +12,9 @@ learning rate 2e-5 (ISEAR 3e-5), alpha 0.5 (GoEmotions 0.1), tau 0.3 (SST-5 0.1)
 
 `--preset=reimplementation` searches seed 001's grid instead (its SST-5 search: alpha
 {0.1, 0.2, 0.7} x tau {0.07, 7, 10, 100, 1000} x batch {4, 8, 32} texts, learning rate
-2e-5 as it does not give one; its best: alpha 0.2, tau 10, batch 32):
+2e-5 as it does not give one; its best: alpha 0.2, tau 10, batch 32), with its setup:
+10 epochs, no augmented views, the contrastive term summed over the K texts
+(--contrastive_reduction=sum, --lcl_views=texts, --baseline_views=texts; flags given win):
 
   python -m experiments.hparam_search --preset=reimplementation --datasets=sst5     --objectives=lcl --data_dir=../shared/data --workdir=runs/paper
 
@@ -96,6 +98,21 @@ def _grid_values(name: str) -> list[float]:
   return list(dict.fromkeys(parsed))
 
 
+def preset_overrides(objective: str) -> dict[str, Any]:
+  """TrainConfig fields every run of the preset gets: with --preset=reimplementation seed
+  001's setup (`study_numbers.SEED001_SETUP`, no views, summed contrastive term; --smoke
+  keeps its epochs), less the fields whose flag was given; none for the paper's."""
+  if FLAGS.preset != "reimplementation":
+    return {}
+  fields = dict(study_numbers.SEED001_SETUP)
+  fields.pop("lcl_views" if objective != "lcl" else "baseline_views")
+  if objective not in ("scl", "lcl"):
+    fields.pop("contrastive_reduction")
+  if FLAGS.smoke:
+    fields.pop("epochs")
+  return {name: value for name, value in fields.items() if not FLAGS[name].present}
+
+
 def grid(objective: str) -> list[Point]:
   """The grid points of `objective`, in search order (learning rate outermost)."""
   lrs = _grid_values("learning_rates")
@@ -122,7 +139,8 @@ def main(argv):
     for objective in objectives:
       for point in grid(objective):
         for seed in seeds:
-          overrides: dict[str, Any] = {"learning_rate": point.learning_rate}
+          overrides: dict[str, Any] = {**preset_overrides(objective),
+                                       "learning_rate": point.learning_rate}
           if point.alpha is not None:
             overrides.update(alpha=point.alpha, temperature=point.temperature)
           if point.texts_per_batch is not None:

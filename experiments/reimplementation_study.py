@@ -22,10 +22,19 @@ The documents' run (hub checkpoints; GloVe Twitter 200-d for the biLSTM):
   python -m experiments.reimplementation_study --data_dir=../shared/data \
     --workdir=runs/paper --glove_path=glove.twitter.27B.200d.txt --epochs=10
 
-Seed 001 fine-tuned 10 epochs with batch 8 and reports its best test run; we report
-mean (sd) over --seeds at the best validation epoch. Its grid (alpha {0.1, 0.2, 0.7},
-tau {0.07, 7, 10, 100, 1000}, batch {4, 8, 32}) is in `study_numbers.GRID_*`.
-`--smoke` runs a tiny version (CI).
+Each row trains with its document's recipe (`study_numbers.ROW_RECIPES`, printed in the
+report's "Recipes" section); a flag given on the command line wins over it. Seed 001:
+CE rows 10 epochs, batch 8; SCL / LCL its grid's best (alpha 0.2, tau 10, batch 32), 10
+epochs, the contrastive term summed over the batch's K texts
+(--contrastive_reduction=sum), LCL on the texts alone (--lcl_views=texts). Seed 000:
+BERTweet as its direct models (6 epochs, batch 8, fixed 1e-5, dense + tanh head with
+dropout 0.3), the biLSTM at Adam's fixed 1e-3. No row augments (--baseline_views=texts),
+as neither document does. Seed-001 transformer runs live under
+<dataset>/seed001/<objective>/seed<k> (ParsiNLU: seed001_mbert), apart from table1's.
+
+Seed 001 reports its best test run; we report mean (sd) over --seeds at the best
+validation epoch. Its grid (alpha {0.1, 0.2, 0.7}, tau {0.07, 7, 10, 100, 1000}, batch
+{4, 8, 32}) is in `study_numbers.GRID_*`. `--smoke` runs a tiny version (CI).
 """
 from __future__ import annotations
 
@@ -52,6 +61,8 @@ NAME = "reimplementation_study"
 METRICS = ("accuracy", "macro_f1")
 BASELINE_ROWS = {"rnn": "rnn", "gru": "gru", "bilstm": "bilstm", "bilstm_es": "bilstm",
                  "charcnn": "charcnn"}
+# Run folders of seed 001's transformer rows (apart from table1/table2's paper runs).
+SEED001_VARIANT = "seed001"
 
 
 def _encoder_flag(name: str) -> str:
@@ -60,26 +71,82 @@ def _encoder_flag(name: str) -> str:
   return FLAGS[name].value
 
 
+def recipe_fields(row: str) -> dict[str, Any]:
+  """The row's document recipe (`study_numbers.ROW_RECIPES`) less the fields whose flag
+  was given on the command line (the user's value wins); --smoke keeps its epochs."""
+  fields = dict(study.ROW_RECIPES[row].fields)
+  if FLAGS.smoke:
+    fields.pop("epochs", None)
+  return {name: value for name, value in fields.items() if not FLAGS[name].present}
+
+
 def row_overrides(row: str, dataset: str) -> tuple[str, str | None, dict[str, Any]]:
   """(objective, variant, TrainConfig overrides) of one row on one dataset."""
   multilingual = dataset == "parsinlu_sentiment"
+  overrides: dict[str, Any] = recipe_fields(row)
   if row in BASELINE_ROWS:
-    overrides: dict[str, Any] = {"encoder": BASELINE_ROWS[row], "weighting_encoder": None}
+    overrides.update(encoder=BASELINE_ROWS[row], weighting_encoder=None)
     if BASELINE_ROWS[row] != "bilstm":
       overrides["glove_path"] = None  # --glove_path is the biLSTM's (seed 000)
-    if row == "bilstm_es":
-      overrides.update(patience=3, early_stopping_on="loss")
     return "ce", row, overrides
+  overrides["glove_path"] = None
   if row == "bertweet":
-    return "ce", row, {"encoder": _encoder_flag("bertweet_encoder"), "weighting_encoder": None,
-                       "glove_path": None}
-  overrides = {"glove_path": None}
+    overrides.update(encoder=_encoder_flag("bertweet_encoder"), weighting_encoder=None)
+    return "ce", row, overrides
   if row == "bert_ce":
     overrides.update(encoder=_encoder_flag("mbert_encoder" if multilingual else "bert_encoder"),
                      weighting_encoder=None)
   elif multilingual:
     overrides.update(encoder=_encoder_flag("mbert_encoder"), weighting_encoder=None)
-  return row, ("mbert" if multilingual else None), overrides
+  return row, SEED001_VARIANT + ("_mbert" if multilingual else ""), overrides
+
+
+def per_row_settings() -> dict[str, str]:
+  """Settings-block entries of the recipe fields that differ per row (the block would
+  show the trainer's default, which no row then uses); a flag given applies to all."""
+  fields = {name for recipe in study.ROW_RECIPES.values() for name in recipe.fields}
+  if FLAGS.smoke:
+    fields.discard("epochs")
+  return {name: "per row (see Recipes)" for name in sorted(fields) if not FLAGS[name].present}
+
+
+def _used(config) -> dict[str, Any]:
+  """The recipe-relevant settings a run actually used (presets filled in)."""
+  try:
+    config = config.resolved()
+  except ValueError:
+    pass
+  views = config.lcl_views if config.objective == "lcl" else config.baseline_views
+  used = {"epochs": config.epochs, "texts_per_batch": config.texts_per_batch,
+          "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
+          "weight_decay": config.weight_decay, "views": views}
+  if config.objective in ("scl", "lcl"):
+    used.update(alpha=config.alpha, temperature=config.temperature,
+                contrastive_reduction=config.contrastive_reduction)
+  if config.encoder not in BASELINE_ROWS.values():
+    used["head"] = "bert" if config.objective == "bert_ce" else config.head
+    used["classifier_dropout"] = config.classifier_dropout
+  if config.patience is not None:
+    used.update(patience=config.patience, early_stopping_on=config.early_stopping_on)
+  return used
+
+
+def recipes(rows, specs, row_of) -> tuple[str, dict[str, Any]]:
+  """The report's "Recipes" section (markdown) and its JSON: per row, the document's
+  recipe, what the document leaves open, and the settings the runs used."""
+  used = {}
+  for spec in specs:
+    used.setdefault(row_of[spec.key], _used(spec.config))
+  lines = ["| row | document | not in the document (ours) | used |", "|---|---|---|---|"]
+  out = {}
+  for row in rows:
+    recipe = study.ROW_RECIPES[row]
+    settings = used.get(row)
+    shown = ", ".join(f"{k}={v}" for k, v in settings.items()) if settings else "(no run)"
+    lines.append(f"| {row} | {recipe.source} | {recipe.unstated} | {shown} |")
+    out[row] = {"document": recipe.source, "fields": recipe.fields,
+                "not_in_document": recipe.unstated, "used": settings}
+  return "\n".join(lines), out
 
 
 def unavailable(datasets) -> dict[str, str]:
@@ -139,6 +206,7 @@ def main(argv):
                          "(seed 000's BERTweet row)")
   labels = {row: labels[row] for row in rows}
   not_run = [f"- `{d}`: {reason}" for d, reason in skipped.items()]
+  recipe_table, recipe_json = recipes(rows, specs, row_of)
   report = report_lib.Report(
       name=NAME, title="Re-implementation study (seed 001) and GoEmotions-28 baselines "
                        "(seed 000), test set",
@@ -147,17 +215,23 @@ def main(argv):
       settings=cli.settings(seeds, bert_encoder=_encoder_flag("bert_encoder"),
                             mbert_encoder=_encoder_flag("mbert_encoder"),
                             bertweet_encoder=_encoder_flag("bertweet_encoder"),
-                            glove_path=FLAGS.glove_path),
+                            glove_path=FLAGS.glove_path, **per_row_settings()),
       method_labels=labels,
-      sections=[("Not run", "\n".join(not_run))] if not_run else [],
-      extra={"not_run": skipped, "row_datasets": {r: list(study.ROW_DATASETS[r]) for r in rows}},
+      sections=[("Recipes", recipe_table)]
+      + ([("Not run", "\n".join(not_run))] if not_run else []),
+      extra={"not_run": skipped, "row_datasets": {r: list(study.ROW_DATASETS[r]) for r in rows},
+             "recipes": recipe_json},
       runs=[report_lib.run_record(o) for o in observations],
       notes=["Document values: seed 001's best test accuracy (one run) and seed 000's "
              "macro F1; a cell without a document value shows '–'.",
              "Seed 000 Table 3 also gives BERTweet's macro precision 57.4 and recall 42.3 "
              "(results.json of each run has ours).",
              "Rows are run only on the datasets their document used (see results.json "
-             "row_datasets); the others stay empty."])
+             "row_datasets); the others stay empty.",
+             "Each row trains with its document's recipe (section Recipes; a flag given on "
+             "the command line wins). Seed 001's SCL/LCL sum the contrastive term over the "
+             "K texts (N x our mean for N anchors with a positive) and LCL sees no "
+             "augmented views; no row augments."])
   return cli.finish(report, execution, specs=specs, name=NAME)
 
 

@@ -713,3 +713,117 @@ def test_reference_itself_on_a_hand_computed_case():
   _close(jax.jit(losses.lcl_loss)(embeddings.astype(np.float32), labels, wl.astype(np.float32),
                                   temperature=tau), expected_lcl)
 
+
+
+# --------------------------------------------------------------------------------------
+# reduction='sum': seed 001's formulas (issue 18 item 16).
+# --------------------------------------------------------------------------------------
+
+
+def ref_seed001_summed(embeddings, labels, tau, weight_logits=None):
+  """Modarres & Raeisi (seed 001), transcribed as printed, in float64 loops:
+
+  SCL (Sec. 3.3): sum_{i=1}^K -1/|P| sum_{p in P} log( exp(h_i.h_p/tau) /
+                  sum_{k in I \\ i} exp(h_i.h_k/tau) );
+  LCL (Sec. 3.4): L_i = sum_{p in P} w_{i,y_i} log( exp(h_i.h_p/tau) /
+                  sum_{k in I \\ i} w_{i,y_k} exp(h_i.h_k/tau) ),
+                  L_LCL = sum_{i=1}^K -1/|P| L_i,  w_i = softmax(weighting logits_i).
+
+  P = the other instances of i's class; h = unit rows. An anchor with |P| = 0 (the
+  formula's -1/0 * 0) is left out. No mean anywhere.
+  """
+  h = _unit_rows(embeddings)
+  count = h.shape[0]
+  w = (np.ones((count, int(np.max(labels)) + 1)) if weight_logits is None
+       else np.stack([_softmax_row(r) for r in np.asarray(weight_logits)]))
+  total = 0.0
+  for i in range(count):
+    positives = [p for p in range(count) if p != i and labels[p] == labels[i]]
+    if not positives:
+      continue
+    denominator = sum(w[i, labels[k]] * math.exp(float(h[i] @ h[k]) / tau)
+                      for k in range(count) if k != i)
+    l_i = sum(w[i, labels[i]] * math.log(math.exp(float(h[i] @ h[p]) / tau) / denominator)
+              for p in positives)
+    total += -l_i / len(positives)
+  return total
+
+
+@pytest.mark.parametrize("labels", [
+    [0, 1, 2, 0, 1, 2, 0, 1, 2, 1],  # every anchor has a positive: sum = K x mean
+    [0, 0, 1, 1, 2, 3, 3, 3, 4, 5],  # rows 4, 8, 9 have none: sum over the other 7
+], ids=["all_positive", "some_alone"])
+@pytest.mark.parametrize("tau", [0.3, 10.0])  # the paper's tau and seed 001's best
+def test_sum_reduction_is_seed001_summed_formula(labels, tau):
+  embeddings, _, weight_logits, _, _ = _problem(60, 10, 6)
+  labels = np.asarray(labels, np.int32)
+  with_positive = sum(int(np.sum(labels == y)) > 1 for y in labels)
+  for name, call, reference in (
+      ("supcon", lambda **kw: losses.supcon_loss(embeddings, labels, temperature=tau, **kw),
+       ref_seed001_summed(embeddings, labels, tau)),
+      ("lcl", lambda **kw: losses.lcl_loss(embeddings, labels, weight_logits, temperature=tau,
+                                           **kw),
+       ref_seed001_summed(embeddings, labels, tau, weight_logits))):
+    summed = call(reduction="sum")
+    _close(summed, reference)
+    _close(jax.jit(lambda: call(reduction="sum"))(), reference)
+    # = N x the mean over the N anchors with a positive; the default is the mean.
+    _close(summed, with_positive * float(call(reduction="mean")))
+    assert float(call()) == float(call(reduction="mean")), name
+    assert abs(float(summed) - float(call())) > 1e-3, name
+
+
+def test_sum_reduction_of_the_multilabel_losses_and_the_gradient():
+  """The multi-label losses sum too (N x their reference mean), and d(sum) = N d(mean)."""
+  embeddings, labels, weight_logits, label_sets, valid = _problem(61, 13, 5, padded=True)
+  rows = np.flatnonzero(valid)
+  sets = [set(np.flatnonzero(label_sets[i])) for i in rows]
+  anchors = sum(any(j != i and sets[i] & sets[j] for j in range(len(rows)))
+                for i in range(len(rows)))
+  assert 0 < anchors
+  _close(losses.multilabel_supcon_loss(embeddings, label_sets, temperature=0.3, valid=valid,
+                                       reduction="sum"),
+         anchors * ref_multilabel_supcon(embeddings, label_sets, 0.3, valid))
+  _close(losses.multilabel_lcl_loss(embeddings, label_sets, weight_logits, temperature=0.3,
+                                    valid=valid, reduction="sum"),
+         anchors * ref_multilabel_lcl(embeddings, label_sets, weight_logits, 0.3, valid))
+  grad = lambda reduction: jax.grad(lambda e: losses.lcl_loss(
+      e, labels, weight_logits, temperature=0.3, valid=valid, reduction=reduction))(embeddings)
+  positive_anchors = sum(int(np.sum(labels[rows] == labels[i])) > 1 for i in rows)
+  np.testing.assert_allclose(grad("sum"), positive_anchors * grad("mean"), rtol=1e-5,
+                             atol=1e-6)
+  assert not np.asarray(grad("sum"))[~valid].any()
+
+
+def test_objectives_pass_the_reduction_to_their_contrastive_term():
+  embeddings, labels, weight_logits, _, valid = _problem(62, 12, 3, padded=True)
+  logits = np.random.default_rng(3).normal(size=(12, 3)).astype(np.float32)
+  options = dict(alpha=0.2, temperature=10.0, valid=valid)
+  for name, objective, contrastive in (
+      ("scl", lambda **kw: losses.scl_objective(logits, embeddings, labels, **options, **kw),
+       lambda: losses.supcon_loss(embeddings, labels, temperature=10.0, valid=valid,
+                                  reduction="sum")),
+      ("lcl", lambda **kw: losses.lcl_objective(logits, weight_logits, embeddings, labels,
+                                                **options, **kw),
+       lambda: losses.lcl_loss(embeddings, labels, weight_logits, temperature=10.0,
+                               valid=valid, reduction="sum"))):
+    total, parts = objective(reduction="sum")
+    assert float(parts["contrastive"]) == float(contrastive()), name
+    classification = float(parts["ce"]) + float(parts.get("weighting_ce", 0.0))
+    _close(total, 0.2 * classification + 0.8 * float(contrastive()))
+    mean = float(objective()[1]["contrastive"])
+    assert abs(mean) < abs(float(parts["contrastive"])) / 2, name
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: losses.supcon_loss(_E, _Y, temperature=0.1, reduction=r),
+    lambda r: losses.lcl_loss(_E, _Y, _W, temperature=0.1, reduction=r),
+    lambda r: losses.multilabel_supcon_loss(_E, _S, temperature=0.1, reduction=r),
+    lambda r: losses.multilabel_lcl_loss(_E, _S, _W, temperature=0.1, reduction=r),
+    lambda r: losses.scl_objective(_W, _E, _Y, alpha=0.5, temperature=0.1, reduction=r),
+    lambda r: losses.lcl_objective(_W, _W, _E, _Y, alpha=0.5, temperature=0.1, reduction=r),
+], ids=["supcon", "lcl", "ml_supcon", "ml_lcl", "scl_objective", "lcl_objective"])
+def test_unknown_reduction_is_refused_by_name(call):
+  for bad in ("Sum", "none", None, 1):
+    with pytest.raises(ValueError, match=r"`reduction` must be one of \('mean', 'sum'\)"):
+      call(bad)

@@ -45,32 +45,43 @@ def test_baseline_views_texts_batches_hold_the_k_texts_only(tmp_path):
   assert lcl._train.batch(0, 0)["input_ids"].shape[0] == 12
 
 
-def test_baseline_views_texts_loss_is_the_loss_of_the_texts_alone(tmp_path, tiny_bert_dir):
-  """The train step's loss on a 'texts' batch equals SCL computed on the texts rows of
-  the paired batch (forward once, keep rows [0, K)), and differs from the paired loss."""
+def _texts_step_losses(tmp_path, tiny_bert_dir, objective, texts_option, *, alpha,
+                       temperature, reference_objective, **step_options):
+  """(train-step loss on the texts-only batch, `reference_objective(outputs of the
+  paired batch's texts rows [0, K), labels)`, train-step loss on the paired batch).
+
+  `texts_option`: the TrainConfig field that makes the batches texts-only
+  (`baseline_views` or `lcl_views`); the networks see the same params either way."""
   enc = str(tiny_bert_dir)
-  paired = _data(tmp_path, "paired", encoder=enc, baseline_views="paired")
-  texts = _data(tmp_path, "texts", encoder=enc, baseline_views="texts")
-  spec = objectives.get_spec("scl")
+  paired = _data(tmp_path, "paired", objective=objective, encoder=enc)
+  texts = _data(tmp_path, "texts", objective=objective, encoder=enc,
+                **{texts_option: "texts"})
+  spec = objectives.get_spec(objective)
   modules, params = objectives.build_networks(
       spec, encoder=enc, weighting_encoder=enc, num_classes=paired.num_classes,
       rng=jax.random.key(0))
   optimizer = optim.make_optimizer(params, learning_rate=1e-3, total_steps=10)
-
   train_step = jax.jit(steps.make_train_step(
-      spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
-      dropout_key=jax.random.key(1), use_dropout=False))
+      spec, modules, optimizer, alpha=alpha, temperature=temperature, multilabel=False,
+      dropout_key=jax.random.key(1), use_dropout=False, **step_options))
   state = steps.init_state(params, optimizer)
-
-  def step_loss(batch):
-    return float(train_step(state, batch)[1]["loss"])
-
   p_batch, t_batch = paired._train.batch(0, 0), texts._train.batch(0, 0)
+  assert t_batch["input_ids"].shape[0] == 6 and p_batch["input_ids"].shape[0] == 12
   out = objectives.forward(modules, params, p_batch, dropout_key=None, deterministic=True)
-  reference, _ = losses.scl_objective(out["logits"][:6], out["features"][:6],
-                                      p_batch["labels"][:6], alpha=0.5, temperature=0.3)
-  np.testing.assert_allclose(step_loss(t_batch), float(reference), rtol=2e-5)
-  assert abs(step_loss(p_batch) - float(reference)) > 1e-3
+  reference, _ = reference_objective({k: v[:6] for k, v in out.items()}, p_batch["labels"][:6])
+  return (float(train_step(state, t_batch)[1]["loss"]), float(reference),
+          float(train_step(state, p_batch)[1]["loss"]))
+
+
+def test_baseline_views_texts_loss_is_the_loss_of_the_texts_alone(tmp_path, tiny_bert_dir):
+  """The train step's loss on a 'texts' batch equals SCL computed on the texts rows of
+  the paired batch (forward once, keep rows [0, K)), and differs from the paired loss."""
+  on_texts, reference, on_paired = _texts_step_losses(
+      tmp_path, tiny_bert_dir, "scl", "baseline_views", alpha=0.5, temperature=0.3,
+      reference_objective=lambda out, labels: losses.scl_objective(
+          out["logits"], out["features"], labels, alpha=0.5, temperature=0.3))
+  np.testing.assert_allclose(on_texts, reference, rtol=2e-5)
+  assert abs(on_paired - reference) > 1e-3
 
 
 def test_view_seed_fixes_views_across_seeds_but_not_order(tmp_path):
@@ -175,3 +186,103 @@ def test_run_flags_carry_the_fidelity_options_into_the_config():
   cfg = run_flags.run_config(value=value, dataset="isear", objective="ce")
   assert (cfg.baseline_views, cfg.adam_epsilon_mode, cfg.view_seed, cfg.head_init) == (
       "texts", "legacy_hf", 11, "torch_default")
+
+
+# --------------------------------------------------------------------------------------
+# Issue 18 items 15-16: seed 001's LCL on the K texts alone, its summed contrastive term.
+# --------------------------------------------------------------------------------------
+
+
+def test_lcl_views_texts_batches_hold_the_k_texts_only(tmp_path):
+  paired = _data(tmp_path, "paired", objective="lcl")  # the default: the paper's batches
+  texts = _data(tmp_path, "texts", objective="lcl", lcl_views="texts")
+  assert paired.describe()["training_rows"] == "texts + augmented views"
+  assert texts.describe()["training_rows"] == "texts only"
+  for step in range(texts.steps_per_epoch):
+    p, t = paired._train.batch(0, step), texts._train.batch(0, step)
+    assert p["input_ids"].shape[0] == 12 and t["input_ids"].shape[0] == 6
+    np.testing.assert_array_equal(t["example_index"], p["example_index"][:6])
+    np.testing.assert_array_equal(t["labels"], p["labels"][:6])
+  assert not (tmp_path / "texts" / "augmented_train_views.json").exists()
+  assert (tmp_path / "paired" / "augmented_train_views.json").exists()
+  # Each option reaches its own objectives only.
+  assert _data(tmp_path, "scl", lcl_views="texts")._train.batch(0, 0)["input_ids"].shape[0] == 12
+  assert TrainConfig(objective="lcl", baseline_views="texts").trains_on_views
+  assert not TrainConfig(objective="lcl", lcl_views="texts").trains_on_views
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_lcl_views_texts_loss_is_lcl_on_the_texts_alone(tmp_path, tiny_bert_dir, reduction):
+  """The train step's loss on an lcl_views='texts' batch is LCL (and both CE terms) on
+  the K texts alone, with the requested reduction; the paired loss differs."""
+  on_texts, reference, on_paired = _texts_step_losses(
+      tmp_path, tiny_bert_dir, "lcl", "lcl_views", alpha=0.2, temperature=10.0,
+      contrastive_reduction=reduction,
+      reference_objective=lambda out, labels: losses.lcl_objective(
+          out["logits"], out["weight_logits"], out["features"], labels, alpha=0.2,
+          temperature=10.0, reduction=reduction))
+  np.testing.assert_allclose(on_texts, reference, rtol=2e-5)
+  assert abs(on_paired - reference) > 1e-3
+
+
+def test_trainer_applies_contrastive_reduction_and_keeps_the_mean_by_default(
+    tmp_path, tiny_bert_dir):
+  """trainer.train with contrastive_reduction='sum' logs N x the mean's contrastive term
+  at the same first step (paired batch: each of the N = 2K = 12 rows has its view as a
+  positive), and total = alpha (CE + CE_w) + (1 - alpha) sum; the default is the mean."""
+  import json
+
+  from lcl_jax.train import trainer
+
+  def first_step(name, **overrides):
+    cfg = TrainConfig(dataset="synthetic", objective="lcl", encoder=str(tiny_bert_dir),
+                      workdir=str(tmp_path / name), seed=0, epochs=1, max_train_examples=24,
+                      max_eval_examples=8, max_steps_per_epoch=1, texts_per_batch=6,
+                      max_length=32, length_buckets=(16, 32), alpha=0.2, temperature=10.0,
+                      log_every_steps=1, progress_bar=False, **overrides)
+    trainer.train(cfg)
+    lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+    return next(r for r in map(json.loads, lines) if r["kind"] == "train")
+
+  default = first_step("default")
+  mean = first_step("mean", contrastive_reduction="mean")
+  summed = first_step("sum", contrastive_reduction="sum")
+  assert default["contrastive"] == mean["contrastive"] and default["loss"] == mean["loss"]
+  np.testing.assert_allclose(summed["contrastive"], 12 * mean["contrastive"], rtol=1e-5)
+  classification = summed["ce"] + summed["weighting_ce"]
+  np.testing.assert_allclose(summed["loss"], 0.2 * classification + 0.8 * summed["contrastive"],
+                             rtol=1e-6)
+  config = json.loads((tmp_path / "sum" / "config.json").read_text())
+  assert config["config"]["contrastive_reduction"] == "sum"
+
+
+def test_seed001_options_are_validated_flags_and_old_workdirs_resume(tmp_path):
+  """lcl_views / contrastive_reduction: checked by name, run flags, their choices match
+  the losses', and a workdir written before they existed resumes with the defaults."""
+  import dataclasses
+  import json
+
+  from absl import flags
+
+  import experiments.train  # pylint: disable=unused-import  (defines the run flags)
+  from lcl_jax.losses import _checks
+  from lcl_jax.train import run_flags, trainer
+  from lcl_jax.train import config as config_lib
+
+  assert config_lib.CONTRASTIVE_REDUCTIONS == _checks.REDUCTIONS
+  for field, value in (("lcl_views", "views"), ("contrastive_reduction", "max")):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+      TrainConfig(**{field: value}).resolved()
+  overrides = dict(lcl_views="texts", contrastive_reduction="sum")
+  value = lambda name: overrides.get(name, flags.FLAGS[name].default)
+  cfg = run_flags.run_config(value=value, dataset="isear", objective="lcl")
+  assert (cfg.lcl_views, cfg.contrastive_reduction) == ("texts", "sum")
+  assert (flags.FLAGS["lcl_views"].default, flags.FLAGS["contrastive_reduction"].default) == (
+      "paired", "mean")
+  cfg = TrainConfig(workdir=str(tmp_path)).resolved()
+  old = json.loads(cfg.to_json())
+  del old["lcl_views"], old["contrastive_reduction"]
+  (tmp_path / "config.json").write_text(json.dumps({"config": old}))
+  trainer._check_resume_config(tmp_path, cfg)
+  with pytest.raises(ValueError, match="contrastive_reduction: 'mean' -> 'sum'"):
+    trainer._check_resume_config(tmp_path, dataclasses.replace(cfg, contrastive_reduction="sum"))

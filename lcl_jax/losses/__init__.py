@@ -47,6 +47,10 @@ Common contract of the contrastive losses:
   the encoder).
 * Anchor set: an anchor (valid row) with no positive contributes nothing and is left
   out of the mean over anchors. If no anchor has a positive the loss is ``0``.
+* ``reduction`` (keyword, also of :func:`scl_objective` / :func:`lcl_objective` and the
+  tiled losses): ``'mean'`` over those anchors (default: the paper and the release) or
+  ``'sum'`` (Modarres & Raeisi, seed 001, Sec. 3.3-3.4: ``sum_{i=1}^K``), which is N
+  times the mean for N anchors with a positive; anything else raises ``ValueError``.
 * Empty batch (``B = 0``, or no valid row): every loss and objective returns ``0``
   (a finite scalar with zero gradients), never an error from inside JAX.
 * ``temperature``: a Python/NumPy value that is not finite and > 0 raises

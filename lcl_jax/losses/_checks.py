@@ -148,6 +148,19 @@ def _check_scalar_option(fn: str, name: str, value: Any, *, low: float, high: fl
     raise ValueError(f"{fn}: `{name}` must be finite and {bound}; got {number}")
 
 
+# How a contrastive loss reduces its per-anchor terms L_i over the anchors with |P_i| > 0:
+# 'mean' (Khosla et al.; Suresh & Ong 2021, Eq. 2 / Eq. 4's 1/N; the release) or 'sum'
+# (Modarres & Raeisi, seed 001 Sec. 3.3-3.4: L = sum_{i=1}^K -1/|P| L_i).
+REDUCTIONS = ("mean", "sum")
+
+
+def _check_reduction(fn: str, reduction: Any) -> str:
+  """`reduction` if it is one of `REDUCTIONS`; else a ValueError naming `fn`."""
+  if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+    raise ValueError(f"{fn}: `reduction` must be one of {REDUCTIONS}; got {reduction!r}")
+  return reduction
+
+
 def _compute_dtype(*arrays: Any) -> np.dtype:
   """float32 for (b)f16/f32 inputs, float64 only when an input is float64."""
   return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)

@@ -14,8 +14,9 @@ from jax.typing import ArrayLike
 
 from lcl_jax.losses import contrastive as _dense
 from lcl_jax.losses._checks import (_check_alpha, _check_embeddings, _check_int_labels,
-                                    _check_label_sets, _check_logits, _check_same_batch,
-                                    _check_valid, _check_weight_logits, _compute_dtype, _shape)
+                                    _check_label_sets, _check_logits, _check_reduction,
+                                    _check_same_batch, _check_valid, _check_weight_logits,
+                                    _compute_dtype, _shape)
 from lcl_jax.losses.contrastive import _mean_over_rows, _nan_unless, _one_hot_in_range
 
 
@@ -150,6 +151,7 @@ def scl_objective(
     valid: ArrayLike | None = None,
     multilabel: bool = False,
     contrastive: Any = None,
+    reduction: str = "mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """SCL objective of Gunel et al. (2021): ``alpha * CE + (1 - alpha) * SupCon``.
 
@@ -167,6 +169,9 @@ def scl_objective(
     contrastive: where the contrastive loss comes from: None (the dense losses of
       ``contrastive``) or an object with the same-named loss methods, e.g.
       ``lcl_jax.losses.tiled.Contrastive('tiled')`` for huge batches.
+    reduction: the contrastive term over its anchors: 'mean' (the paper) or 'sum'
+      (seed 001, Sec. 3.3: N x the mean for N anchors with a positive, so the
+      contrastive term weighs as if (1 - alpha) were N times larger).
 
   Returns:
     ``(total, {'ce', 'contrastive', 'total'})`` of float32 scalars.
@@ -183,6 +188,7 @@ def scl_objective(
   """
   fn = "scl_objective"
   _check_alpha(fn, alpha)
+  _check_reduction(fn, reduction)
   _check_logits(fn, "logits", logits)
   _check_embeddings(fn, embeddings)
   _check_same_batch(fn, logits, embeddings)
@@ -190,9 +196,10 @@ def scl_objective(
   source = _contrastive_source(contrastive)
   if multilabel:
     contrastive = source.multilabel_supcon_loss(embeddings, labels, temperature=temperature,
-                                                valid=valid)
+                                                valid=valid, reduction=reduction)
   else:
-    contrastive = source.supcon_loss(embeddings, labels, temperature=temperature, valid=valid)
+    contrastive = source.supcon_loss(embeddings, labels, temperature=temperature, valid=valid,
+                                     reduction=reduction)
   total = alpha * ce + (1 - alpha) * contrastive
   return total, {"ce": ce, "contrastive": contrastive, "total": total}
 
@@ -208,6 +215,7 @@ def lcl_objective(
     valid: ArrayLike | None = None,
     multilabel: bool = False,
     contrastive: Any = None,
+    reduction: str = "mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """LCL objective (Suresh & Ong, 2021, Eq. 6): ``alpha (L_w + L_e) + (1 - alpha) L_LCL``.
 
@@ -231,6 +239,8 @@ def lcl_objective(
     multilabel: use the multi-label terms.
     contrastive: None (dense losses) or an object with the same-named loss methods
       (``lcl_jax.losses.tiled.Contrastive``), as in :func:`scl_objective`.
+    reduction: L_LCL over its anchors: 'mean' (the paper's Eq. 4, the release) or
+      'sum' (seed 001, Sec. 3.4), as in :func:`scl_objective`.
 
   Returns:
     ``(total, {'ce', 'weighting_ce', 'contrastive', 'total'})`` of float32 scalars.
@@ -248,6 +258,7 @@ def lcl_objective(
   """
   fn = "lcl_objective"
   _check_alpha(fn, alpha)
+  _check_reduction(fn, reduction)
   batch, num_classes = _check_logits(fn, "logits", logits)
   _check_embeddings(fn, embeddings)
   _check_same_batch(fn, logits, embeddings)
@@ -257,10 +268,10 @@ def lcl_objective(
   source = _contrastive_source(contrastive)
   if multilabel:
     contrastive = source.multilabel_lcl_loss(
-        embeddings, labels, weight_logits, temperature=temperature, valid=valid
-    )
+        embeddings, labels, weight_logits, temperature=temperature, valid=valid,
+        reduction=reduction)
   else:
     contrastive = source.lcl_loss(embeddings, labels, weight_logits, temperature=temperature,
-                                  valid=valid)
+                                  valid=valid, reduction=reduction)
   total = alpha * (weighting_ce + ce) + (1 - alpha) * contrastive
   return total, {"ce": ce, "weighting_ce": weighting_ce, "contrastive": contrastive, "total": total}

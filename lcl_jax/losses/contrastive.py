@@ -13,8 +13,8 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_scalar_option, _check_valid, _check_weight_logits,
-                                    _compute_dtype, _shape)
+                                    _check_reduction, _check_scalar_option, _check_valid,
+                                    _check_weight_logits, _compute_dtype, _shape)
 
 # Same as torch.nn.functional.normalize, used by the release on the [CLS] vector.
 _NORMALIZE_EPS = 1e-12
@@ -91,14 +91,28 @@ def _masked_logsumexp(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.where(has_terms, jnp.log(jnp.where(has_terms, total, 1)), 0) + row_max[:, 0]
 
 
-def _anchor_mean_contrastive(
+def _reduce_anchors(per_anchor: jax.Array, has_positive: jax.Array, reduction: str) -> jax.Array:
+  """The loss from the [B] per-anchor terms L_i (zero where `has_positive` is False).
+
+  'mean': sum_i L_i / N with N = the number of anchors with a positive (0 if N = 0);
+  'sum': sum_i L_i (seed 001's L = sum_{i=1}^K -1/|P| L_i), i.e. N times the mean.
+  """
+  total = jnp.sum(per_anchor)
+  if reduction == "sum":
+    return total
+  return total / jnp.maximum(jnp.sum(has_positive), 1).astype(per_anchor.dtype)
+
+
+def _anchor_contrastive(
     similarity: jax.Array,
     denominator_mask: jax.Array,
     positive_mask: jax.Array,
     log_pair_weights: jax.Array | None,
     anchor_weights: jax.Array | None,
+    reduction: str,
 ) -> jax.Array:
-  """Mean over anchors with positives of -a_i * mean_p [s_ip - log sum_k w_ik e^{s_ik}].
+  """Mean (or sum) over anchors with positives of
+  -a_i * mean_p [s_ip - log sum_k w_ik e^{s_ik}].
 
   Args:
     similarity: [B, B] scaled similarities s_ik.
@@ -106,6 +120,7 @@ def _anchor_mean_contrastive(
     positive_mask: [B, B] bool, the positives p of anchor i.
     log_pair_weights: [B, B] log w_ik inside the denominator, or None (all 1).
     anchor_weights: [B] weight a_i outside the log, or None (all 1).
+    reduction: 'mean' or 'sum' over the anchors (`_reduce_anchors`).
   """
   denominator_logits = similarity if log_pair_weights is None else similarity + log_pair_weights
   log_denominator = _masked_logsumexp(denominator_logits, denominator_mask)
@@ -117,8 +132,7 @@ def _anchor_mean_contrastive(
   if anchor_weights is not None:
     per_anchor = anchor_weights * per_anchor
   per_anchor = jnp.where(has_positive, per_anchor, 0)
-  num_anchors = jnp.sum(has_positive)
-  return jnp.sum(per_anchor) / jnp.maximum(num_anchors, 1).astype(per_anchor.dtype)
+  return _reduce_anchors(per_anchor, has_positive, reduction)
 
 
 def _class_log_weights(weight_logits: jax.Array, valid: jax.Array, dtype: np.dtype) -> jax.Array:
@@ -164,6 +178,7 @@ def supcon_loss(
     *,
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Supervised contrastive loss (Khosla et al., 2020; Suresh & Ong, 2021, Eq. 2).
 
@@ -175,12 +190,17 @@ def supcon_loss(
 
   and the loss is the mean of L_i over anchors with |P_i| > 0 (0 if there is none).
   This is the SCL term of Gunel et al. (2021) and the release's ``SupConLoss``.
+  ``reduction='sum'`` gives sum_i L_i instead: Modarres & Raeisi (seed 001), Sec. 3.3,
+  L_SCL = sum_{i=1}^K L_i over the K rows of a batch (= N x the mean, N the number of
+  anchors with a positive: K when every anchor has one).
 
   Args:
     embeddings: [B, D] floating features (normalised inside).
     labels: [B] integer class indices.
     temperature: positive scalar tau.
     valid: optional [B] bool mask; padded rows take part in nothing.
+    reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
+      'sum' (seed 001's formula; N times the mean, N = those anchors' count).
 
   Returns:
     Scalar float32 loss (float64 for float64 inputs).
@@ -195,19 +215,22 @@ def supcon_loss(
     >>> valid = jnp.array([True, True, True, False])  # row 3 is padding
     >>> print(f"{supcon_loss(embeddings, labels, temperature=0.5, valid=valid):.4f}")
     0.3485
+    >>> print(f"{supcon_loss(embeddings, labels, temperature=0.5, reduction='sum'):.4f}")
+    1.7208
   """
   fn = "supcon_loss"
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
   pair = _pair_masks(valid)
   labels = jnp.asarray(labels)
   positive = pair & _same_label(labels)
-  loss = _anchor_mean_contrastive(similarity, pair, positive, None, None)
+  loss = _anchor_contrastive(similarity, pair, positive, None, None, reduction)
   return _nan_unless_positive(temperature, loss)
 
 
@@ -218,6 +241,7 @@ def lcl_loss(
     *,
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Label-aware contrastive loss as the authors' released code computes it.
 
@@ -229,9 +253,11 @@ def lcl_loss(
     L_i = -1/|P_i| sum_{p in P_i} w_{i, y_i} log( exp(s_ip) / D_i ),
 
   with P_i = {p != i : y_p = y_i}; the loss is the mean of L_i over anchors with
-  |P_i| > 0. The positive weight w_{i, y_i} multiplies the log (the paper's Eq. 3
-  puts it inside; the authors' README says the results follow the code). The
-  gradient flows into ``weight_logits`` (the release does not stop it). Because
+  |P_i| > 0. ``reduction='sum'`` gives their sum: seed 001's Sec. 3.4 "corrected"
+  L_LCL = sum_{i=1}^K -1/|P| L_i (its L_i is the sum over p above, without -1/|P_i|).
+  The positive weight w_{i, y_i} multiplies the log (the paper's Eq. 3 puts it inside;
+  the authors' README says the results follow the code). The gradient flows into
+  ``weight_logits`` (the release does not stop it). Because
   w_{i, y_k} < 1 the denominator can be below the numerator, so the loss can be
   negative. With uniform weights (all logits equal) it equals
   ``(supcon_loss - log C) / C``.
@@ -242,6 +268,8 @@ def lcl_loss(
     weight_logits: [B, C] floating logits of the weighting network.
     temperature: positive scalar tau.
     valid: optional [B] bool mask; padded rows take part in nothing.
+    reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
+      'sum' (seed 001's formula; N times the mean, N = those anchors' count).
 
   Returns:
     Scalar float32 loss (float64 for float64 inputs); NaN if a valid row's label is
@@ -267,6 +295,7 @@ def lcl_loss(
   num_classes = _check_weight_logits(fn, weight_logits, batch, None)
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
@@ -280,7 +309,8 @@ def lcl_loss(
   # its transpose-free backward is a matmul too, unlike a [B, B] gather's scatter-add.
   log_pair_weights = jnp.matmul(log_w, _replicated(one_hot).T, precision=_HIGHEST)  # [B, B]
   anchor_weights = jnp.exp(jnp.sum(log_w * one_hot, axis=-1))
-  loss = _anchor_mean_contrastive(similarity, pair, positive, log_pair_weights, anchor_weights)
+  loss = _anchor_contrastive(similarity, pair, positive, log_pair_weights, anchor_weights,
+                             reduction)
   return _nan_unless_positive(temperature, _nan_unless(jnp.all(in_range), loss))
 
 
@@ -290,6 +320,7 @@ def multilabel_supcon_loss(
     *,
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Multi-label supervised contrastive loss (SCL baseline for GoEmotions).
 
@@ -301,6 +332,8 @@ def multilabel_supcon_loss(
     label_sets: [B, C] multi-hot (integer or bool; non-zero means "has the label").
     temperature: positive scalar tau.
     valid: optional [B] bool mask; padded rows take part in nothing.
+    reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
+      'sum' (seed 001's formula; N times the mean, N = those anchors' count).
 
   Returns:
     Scalar float32 loss (float64 for float64 inputs).
@@ -318,13 +351,14 @@ def multilabel_supcon_loss(
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
   pair = _pair_masks(valid)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
   shared = _share_a_label(members)
-  loss = _anchor_mean_contrastive(similarity, pair, pair & shared, None, None)
+  loss = _anchor_contrastive(similarity, pair, pair & shared, None, None, reduction)
   return _nan_unless_positive(temperature, loss)
 
 
@@ -335,6 +369,7 @@ def multilabel_lcl_loss(
     *,
     temperature: float | ArrayLike,
     valid: ArrayLike | None = None,
+    reduction: str = "mean",
 ) -> jax.Array:
   r"""Multi-label label-aware contrastive loss (GoEmotions report, Eq. 1-2).
 
@@ -358,6 +393,8 @@ def multilabel_lcl_loss(
     weight_logits: [B, C] floating logits of the weighting network.
     temperature: positive scalar tau.
     valid: optional [B] bool mask; padded rows take part in nothing.
+    reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
+      'sum' (seed 001's formula; N times the mean, N = those anchors' count).
 
   Returns:
     Scalar float32 loss (float64 for float64 inputs).
@@ -379,6 +416,7 @@ def multilabel_lcl_loss(
   _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
@@ -391,7 +429,7 @@ def multilabel_lcl_loss(
   has_weight = row_weights > 0
   log_row_weights = jnp.where(has_weight, jnp.log(jnp.where(has_weight, row_weights, 1)), 0)
   anchor_weights = jnp.sum(class_weights * members, axis=-1)  # W_ii
-  loss = _anchor_mean_contrastive(
-      similarity, pair & has_weight, pair & shared, log_row_weights, anchor_weights
+  loss = _anchor_contrastive(
+      similarity, pair & has_weight, pair & shared, log_row_weights, anchor_weights, reduction
   )
   return _nan_unless_positive(temperature, loss)

@@ -44,10 +44,10 @@ from jax.typing import ArrayLike
 
 from lcl_jax.losses import contrastive as dense
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_scalar_option, _check_valid, _check_weight_logits,
-                                    _compute_dtype, _shape)
+                                    _check_reduction, _check_scalar_option, _check_valid,
+                                    _check_weight_logits, _compute_dtype, _shape)
 from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _normalized,
-                                        _one_hot_in_range)
+                                        _one_hot_in_range, _reduce_anchors)
 
 __all__ = ["supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_loss",
            "Contrastive", "DEFAULT_TILE_SIZE", "IMPLEMENTATIONS"]
@@ -266,8 +266,8 @@ def _check_tiling(fn: str, batch: int, tile_size: int, mesh, axis_name: str) -> 
 
 def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weights_fn, *,
                  multilabel: bool, weighting: str | None, tile_size: int, mesh, axis_name: str,
-                 dtype):
-  """The shared body: row statistics (tiled or ring) and the mean over anchors."""
+                 dtype, reduction: str):
+  """The shared body: row statistics (tiled or ring) and the mean (or sum) over anchors."""
   batch = _shape(embeddings)[0]
   unit = _normalized(embeddings, valid, dtype)
   anchors = unit / jnp.asarray(temperature, dtype=dtype)
@@ -297,7 +297,7 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
   if anchor_weights_fn is not None:
     per_anchor = anchor_weights_fn() * per_anchor
   per_anchor = jnp.where(has_positive, per_anchor, 0)
-  return jnp.sum(per_anchor) / jnp.maximum(jnp.sum(has_positive), 1).astype(dtype)
+  return _reduce_anchors(per_anchor, has_positive, reduction)
 
 
 _TILING_DOC = """
@@ -314,30 +314,33 @@ _TILING_DOC = """
 
 
 def supcon_loss(embeddings: ArrayLike, labels: ArrayLike, *, temperature: float | ArrayLike,
-                valid: ArrayLike | None = None, tile_size: int = DEFAULT_TILE_SIZE,
-                mesh: jax.sharding.Mesh | None = None, axis_name: str = "data") -> jax.Array:
+                valid: ArrayLike | None = None, reduction: str = "mean",
+                tile_size: int = DEFAULT_TILE_SIZE, mesh: jax.sharding.Mesh | None = None,
+                axis_name: str = "data") -> jax.Array:
   fn = "tiled supcon_loss"
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   return _contrastive(embeddings, valid, temperature, jnp.asarray(labels), None, None, None,
                       multilabel=False, weighting=None, tile_size=tile_size, mesh=mesh,
-                      axis_name=axis_name, dtype=dtype)
+                      axis_name=axis_name, dtype=dtype, reduction=reduction)
 
 
 def lcl_loss(embeddings: ArrayLike, labels: ArrayLike, weight_logits: ArrayLike, *,
              temperature: float | ArrayLike, valid: ArrayLike | None = None,
-             tile_size: int = DEFAULT_TILE_SIZE, mesh: jax.sharding.Mesh | None = None,
-             axis_name: str = "data") -> jax.Array:
+             reduction: str = "mean", tile_size: int = DEFAULT_TILE_SIZE,
+             mesh: jax.sharding.Mesh | None = None, axis_name: str = "data") -> jax.Array:
   fn = "tiled lcl_loss"
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   num_classes = _check_weight_logits(fn, weight_logits, batch, None)
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   labels = jnp.asarray(labels)
@@ -346,13 +349,13 @@ def lcl_loss(embeddings: ArrayLike, labels: ArrayLike, weight_logits: ArrayLike,
   anchor_weights = lambda: jnp.exp(jnp.sum(log_w * one_hot, axis=-1))  # w_{i, y_i}
   loss = _contrastive(embeddings, valid, temperature, labels, log_w, one_hot, anchor_weights,
                       multilabel=False, weighting="log", tile_size=tile_size, mesh=mesh,
-                      axis_name=axis_name, dtype=dtype)
+                      axis_name=axis_name, dtype=dtype, reduction=reduction)
   return _nan_unless(jnp.all(in_range), loss)
 
 
 def multilabel_supcon_loss(embeddings: ArrayLike, label_sets: ArrayLike, *,
                            temperature: float | ArrayLike, valid: ArrayLike | None = None,
-                           tile_size: int = DEFAULT_TILE_SIZE,
+                           reduction: str = "mean", tile_size: int = DEFAULT_TILE_SIZE,
                            mesh: jax.sharding.Mesh | None = None,
                            axis_name: str = "data") -> jax.Array:
   fn = "tiled multilabel_supcon_loss"
@@ -360,17 +363,18 @@ def multilabel_supcon_loss(embeddings: ArrayLike, label_sets: ArrayLike, *,
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
   return _contrastive(embeddings, valid, temperature, members, None, None, None,
                       multilabel=True, weighting=None, tile_size=tile_size, mesh=mesh,
-                      axis_name=axis_name, dtype=dtype)
+                      axis_name=axis_name, dtype=dtype, reduction=reduction)
 
 
 def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_logits: ArrayLike,
                         *, temperature: float | ArrayLike, valid: ArrayLike | None = None,
-                        tile_size: int = DEFAULT_TILE_SIZE,
+                        reduction: str = "mean", tile_size: int = DEFAULT_TILE_SIZE,
                         mesh: jax.sharding.Mesh | None = None,
                         axis_name: str = "data") -> jax.Array:
   fn = "tiled multilabel_lcl_loss"
@@ -379,6 +383,7 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
   _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
   valid = _check_valid(fn, valid, batch)
   _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
@@ -386,7 +391,8 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
   anchor_weights = lambda: jnp.sum(class_weights * members, axis=-1)  # W_ii
   return _contrastive(embeddings, valid, temperature, members, class_weights, members,
                       anchor_weights, multilabel=True, weighting="linear",
-                      tile_size=tile_size, mesh=mesh, axis_name=axis_name, dtype=dtype)
+                      tile_size=tile_size, mesh=mesh, axis_name=axis_name, dtype=dtype,
+                      reduction=reduction)
 
 
 for _tiled, _dense in ((supcon_loss, dense.supcon_loss), (lcl_loss, dense.lcl_loss),

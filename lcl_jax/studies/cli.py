@@ -192,6 +192,8 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
       out[name] = value
   # Which reading of the release the runs follow (issue 14; see TrainConfig).
   out["baseline_views"] = base.baseline_views
+  out["lcl_views"] = base.lcl_views  # issue 18: seed 001's LCL on the texts alone
+  out["contrastive_reduction"] = base.contrastive_reduction  # mean (paper) | sum (001)
   out["adam_epsilon_mode"] = base.adam_epsilon_mode
   out["view_seed"] = "per seed" if base.view_seed is None else base.view_seed
   out["head_init"] = base.head_init

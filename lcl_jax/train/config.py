@@ -29,6 +29,8 @@ PARALLELISM = ("jit", "pmap")
 CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
 MATMUL_PRECISIONS = ("highest", "default")
 BASELINE_VIEWS = ("paired", "texts")
+LCL_VIEWS = ("paired", "texts")
+CONTRASTIVE_REDUCTIONS = ("mean", "sum")  # = lcl_jax.losses._checks.REDUCTIONS
 ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
 LR_SCHEDULES = ("linear", "constant")
@@ -297,11 +299,26 @@ class TrainConfig:
   # of the runs recorded in BUILD_NOTES.
   # What the baselines (ce, scl, bert_ce) train on: 'paired' = K texts + their K
   # augmented views (the unmerged third-party train_baseline.py of the release repo),
-  # 'texts' = the K texts only. LCL always trains on paired batches (the release).
+  # 'texts' = the K texts only. LCL's rows: `lcl_views`.
   baseline_views: str = setting("paired",
       ("What the CE/SCL baselines train on: 'paired' (K texts + K augmented views) or "
-       "'texts' (the K texts only). LCL always uses paired batches."),
+       "'texts' (the K texts only). LCL: see --lcl_views."),
       flag="enum", choices=BASELINE_VIEWS)
+  # What LCL trains on (issue 18): 'paired' = K texts + their K augmented views (the
+  # release's train.py; the paper), 'texts' = the K texts alone (seed 001, Sec. 3.4: LCL
+  # over I = {1, ..., K}, no augmentation).
+  lcl_views: str = setting("paired",
+      ("What LCL trains on: 'paired' (K texts + K augmented views; the paper and its "
+       "release) or 'texts' (the K texts only; seed 001's LCL)."),
+      flag="enum", choices=LCL_VIEWS)
+  # The SCL/LCL term over its anchors (issue 18; lcl_jax.losses `reduction`): 'mean'
+  # (the paper, the release) or 'sum' (seed 001's formulas, sum_{i=1}^K: N times the
+  # mean for N anchors with a positive, as if (1 - alpha) were N times larger).
+  contrastive_reduction: str = setting("mean",
+      ("SCL/LCL term over its anchors: 'mean' (the paper and its release) or 'sum' (seed "
+       "001's formulas: N x the mean for the N anchors with a positive, i.e. the "
+       "contrastive weight 1 - alpha scaled by N)."),
+      flag="enum", choices=CONTRASTIVE_REDUCTIONS)
   # AdamW rule: 'optax' (optax.adamw = torch.optim.AdamW) or 'legacy_hf' (the
   # release's transformers.AdamW: eps on the uncorrected sqrt(v)); see train/optim.py.
   adam_epsilon_mode: str = setting("optax",
@@ -642,7 +659,9 @@ class TrainConfig:
   @property
   def trains_on_views(self) -> bool:
     """Whether training batches hold the K augmented views beside the K texts."""
-    return self.objective == "lcl" or self.baseline_views == "paired"
+    if self.objective == "lcl":
+      return self.lcl_views == "paired"
+    return self.baseline_views == "paired"
 
   @property
   def augmentation_seed(self) -> int:

@@ -8,7 +8,8 @@ batches for `(epoch, start_step)` and evaluation batches, padded to a multiple o
 global device count.
 
 Training batches are paired (K texts + their K views) unless the run is a baseline
-with `baseline_views='texts'` (then K texts, no views are made). The views are drawn
+with `baseline_views='texts'` or LCL with `lcl_views='texts'` (then K texts, no views
+are made; `TrainConfig.trains_on_views`). The views are drawn
 with `TrainConfig.augmentation_seed` (`view_seed`, else the run's `seed`); the data
 order always follows `seed`.
 
@@ -154,7 +155,7 @@ class PreparedData:
     process_index, process_count = jax.process_index(), jax.process_count()
     self.paired = cfg.trains_on_views
     if not self.paired:
-      views = None  # a baseline on the texts only (baseline_views='texts')
+      views = None  # the texts only (baseline_views / lcl_views = 'texts')
     elif cfg.fresh_views_per_epoch:
       views = batching.epoch_views(list(train.texts), tokenizer, seed=cfg.augmentation_seed,
                                    max_length=cfg.max_length, augmenter=self._augmenter(),

@@ -20,12 +20,17 @@ BCE of the auxiliary head (mean over valid rows and groups, the rows of L_main: 
 included), T = `aux_weight(step)` growing from `aux_weight_start` to `aux_weight_end`.
 
 Rows: LCL trains on paired batches (K texts + K augmented views), as the release's
-`train.py`; its classification terms cover all 2K rows. The release has no baseline
+`train.py`; its classification terms cover all 2K rows (`TrainConfig.lcl_views='texts'`:
+the K texts alone, seed 001's LCL). The release has no baseline
 script of its own: the CE/SCL `train_baseline.py` that also trains on the paired
 views comes from an unmerged third-party pull request to the release repo, and the
 paper does not say. `TrainConfig.baseline_views` selects 'paired' (that script's
 reading, the default) or 'texts' (K texts, no views) for ce/scl/bert_ce; the losses
 below simply cover every valid row of the batch they are given.
+
+Reduction: the SCL/LCL term is the mean over its anchors (the paper) or, with
+`contrastive_reduction='sum'` (`TrainConfig.contrastive_reduction`), their sum (seed
+001's formulas); see `lcl_jax.losses`.
 """
 from __future__ import annotations
 
@@ -248,10 +253,13 @@ def loss_from_outputs(
     contrastive: Any = None,
     aux_labels: jax.Array | None = None,
     aux_weight: jax.Array | float | None = None,
+    contrastive_reduction: str = "mean",
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The objective's scalar loss and its components, over all valid rows.
 
   `contrastive`: None (dense) or a `lcl_jax.tiled_losses.Contrastive` (tiled / ring).
+  `contrastive_reduction`: the SCL/LCL term over its anchors, 'mean' or 'sum' (the
+  losses' `reduction`; `TrainConfig.contrastive_reduction`).
   With `aux_labels` (int [R, G] multi-hot; `outputs` then hold `aux_logits` [R, G]) and
   `aux_weight` T (a scalar in [0, 1]), the loss is T * L_main + (1 - T) * L_aux (seed
   004's Eq. 1), L_aux the sigmoid BCE of the auxiliary head; the components then add
@@ -259,7 +267,7 @@ def loss_from_outputs(
   """
   main, components = _main_loss(spec, outputs, labels, valid, alpha=alpha,
                                 temperature=temperature, multilabel=multilabel,
-                                contrastive=contrastive)
+                                contrastive=contrastive, reduction=contrastive_reduction)
   if aux_labels is None:
     return main, components
   if aux_weight is None or "aux_logits" not in outputs:
@@ -307,17 +315,19 @@ def aux_weight_schedule(start: float, end: float, total_steps: int,
                                  schedule=schedule)
 
 
-def _main_loss(spec, outputs, labels, valid, *, alpha, temperature, multilabel, contrastive):
+def _main_loss(spec, outputs, labels, valid, *, alpha, temperature, multilabel, contrastive,
+               reduction):
   """The objective's own loss (L_main) and components."""
   if spec.loss == "ce":
     return losses.ce_objective(outputs["logits"], labels, valid=valid, multilabel=multilabel)
   if spec.loss == "scl":
     return losses.scl_objective(
         outputs["logits"], outputs["features"], labels, alpha=alpha,
-        temperature=temperature, valid=valid, multilabel=multilabel, contrastive=contrastive)
+        temperature=temperature, valid=valid, multilabel=multilabel, contrastive=contrastive,
+        reduction=reduction)
   if spec.loss == "lcl":
     return losses.lcl_objective(
         outputs["logits"], outputs["weight_logits"], outputs["features"], labels,
         alpha=alpha, temperature=temperature, valid=valid, multilabel=multilabel,
-        contrastive=contrastive)
+        contrastive=contrastive, reduction=reduction)
   raise ValueError(f"unknown loss {spec.loss!r}")

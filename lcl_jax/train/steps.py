@@ -64,13 +64,15 @@ def make_train_step(
     stage2_start_step: int | None = None,
     contrastive: Any = None,
     aux_weight: Callable[[jax.Array], jax.Array] | None = None,
+    contrastive_reduction: str = "mean",
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
   The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
   `finite` (1.0 when the loss, the gradients and the updated params and optimiser
   state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
-  `contrastive`: None (dense losses) or a `lcl_jax.losses.tiled.Contrastive`.
+  `contrastive`: None (dense losses) or a `lcl_jax.losses.tiled.Contrastive`;
+  `contrastive_reduction`: 'mean' or 'sum' over the SCL/LCL anchors (seed 001: 'sum').
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.
 
@@ -99,7 +101,7 @@ def make_train_step(
     return objectives.loss_from_outputs(
         spec, outputs, labels, valid, alpha=alpha, temperature=temperature,
         multilabel=multilabel, contrastive=contrastive, aux_labels=aux_labels,
-        aux_weight=weight)
+        aux_weight=weight, contrastive_reduction=contrastive_reduction)
 
   def train_step(state, batch):
     key = jax.random.fold_in(dropout_key, state["step"])
@@ -191,6 +193,7 @@ def make_group_train_step(
     stage2_start_step: int | None = None,
     contrastive: Any = None,
     aux_weight: Callable[[jax.Array], jax.Array] | None = None,
+    contrastive_reduction: str = "mean",
 ) -> Callable[..., tuple[dict[str, Any], dict]]:
   """`make_train_step` for S runs at once: `jax.vmap` over a leading run axis.
 
@@ -209,7 +212,8 @@ def make_group_train_step(
         spec, modules, optimizer, alpha=run["alpha"], temperature=run["temperature"],
         multilabel=multilabel, dropout_key=run["dropout_key"], use_dropout=use_dropout,
         stage2_optimizer=stage2_optimizer, stage2_start_step=stage2_start_step,
-        contrastive=contrastive, aux_weight=aux_weight)
+        contrastive=contrastive, aux_weight=aux_weight,
+        contrastive_reduction=contrastive_reduction)
     new_state, metrics = step(state, batch)
     new_state = jax.tree.map(lambda new, old: jnp.where(run["active"], new, old),
                              new_state, state)

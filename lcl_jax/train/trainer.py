@@ -3,7 +3,8 @@
 `train(config)` runs one (dataset, objective, encoder, seed) job in `config.workdir`:
 
 * trains on paired batches (K texts + K augmented views; a baseline with
-  `baseline_views='texts'` on the K texts only), data-parallel over every
+  `baseline_views='texts'`, or LCL with `lcl_views='texts'`, on the K texts only),
+  data-parallel over every
   device (`jit` or `pmap`), evaluating Φ (and Ψ) on validation and test after each
   epoch; the reported test metrics are those of the best-validation epoch (the paper);
   an optional patience stops training early; with `eval_every_steps` N > 0 both splits
@@ -252,6 +253,7 @@ class _Loop:
     step_options = dict(multilabel=self.multilabel, stage2_optimizer=stage2,
                         stage2_start_step=self.stage1_steps if stage2 is not None else None,
                         contrastive=contrastive,
+                        contrastive_reduction=cfg.contrastive_reduction,
                         aux_weight=objectives.aux_weight_schedule(
                             cfg.aux_weight_start, cfg.aux_weight_end, self.stage1_steps,
                             cfg.aux_schedule) if data.aux_label_names else None)
