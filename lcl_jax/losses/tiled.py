@@ -44,8 +44,8 @@ from jax.typing import ArrayLike
 
 from lcl_jax.losses import contrastive as dense
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_scalar_option, _check_valid, _check_weight_logits,
-                                    _compute_dtype, _shape)
+                                    _check_temperature, _check_valid,
+                                    _check_weight_logits, _compute_dtype, _shape)
 from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _normalized,
                                         _one_hot_in_range)
 
@@ -320,7 +320,7 @@ def supcon_loss(embeddings: ArrayLike, labels: ArrayLike, *, temperature: float 
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   return _contrastive(embeddings, valid, temperature, jnp.asarray(labels), None, None, None,
@@ -337,7 +337,7 @@ def lcl_loss(embeddings: ArrayLike, labels: ArrayLike, weight_logits: ArrayLike,
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   num_classes = _check_weight_logits(fn, weight_logits, batch, None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   labels = jnp.asarray(labels)
@@ -359,7 +359,7 @@ def multilabel_supcon_loss(embeddings: ArrayLike, label_sets: ArrayLike, *,
   batch = _check_embeddings(fn, embeddings)
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
@@ -378,7 +378,7 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
