@@ -36,3 +36,164 @@ def test_temperature_error_and_docstring_agree_and_strings_are_named(name):
   assert np.isnan(jax.jit(lambda t: loss(*args, temperature=t))(0.0))
   with pytest.raises(ValueError, match="`temperature` must be a real number"):
     loss(*args, temperature="0.3")
+
+
+# -- item 12: every binary keeps the error contract ---------------------------------------
+
+BINARIES = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.py")
+                  if p.stem != "__init__")
+_SEP = "\x1f"
+# Runs a binary's main under `cli.run` (flag parsing included, as a user runs it) once
+# per argument list, in one process; prints a marker with the exit status after each.
+_DRIVER = f"""
+import importlib, sys
+from absl import flags
+name, cases = sys.argv[1], sys.argv[2:]
+module = importlib.import_module("experiments." + name)
+from lcl_jax.studies import cli
+for case in cases:
+  flags.FLAGS.unparse_flags()
+  sys.argv = [name] + case.split({_SEP!r})
+  try:
+    cli.run(module.main)
+    status = 0
+  except SystemExit as e:
+    status = e.code
+  print(f"@@status {{status}}", file=sys.stderr, flush=True)
+"""
+
+
+def _bad_cases(binary: str, tmp: pathlib.Path) -> list[tuple[list[str], str]]:
+  """(arguments, what the error line must name): one bad flag, one bad file."""
+  missing = str(tmp / "missing")
+  if binary in ("predict", "evaluate"):
+    text = ["--text=x"] if binary == "predict" else []
+    return [([f"--run={missing}", "--batch_size=abc", *text], "--batch_size"),
+            ([f"--run={missing}", *text], missing)]
+  workdir = f"--workdir={tmp / binary}"
+  return [(["--seeds=abc", workdir], "--seeds"), ([f"--data_dir={missing}", workdir], missing)]
+
+
+def test_every_binary_prints_one_error_line_exits_2_and_writes_nothing(tmp_path, data_dir):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             PYTHONPATH=str(PROJECT_ROOT))
+  for binary in BINARIES:
+    cases = _bad_cases(binary, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, binary, *[_SEP.join(args) for args, _ in cases]],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    outputs = proc.stderr.split("@@status ")
+    assert len(outputs) == len(cases) + 1, (binary, proc.stderr[-3000:])
+    for (args, named), before, after in zip(cases, outputs[:-1], outputs[1:]):
+      status = after.split("\n", 1)[0]
+      errors = [line for line in before.splitlines() if line.startswith("error: ")]
+      assert status == "2" and len(errors) == 1, (binary, args, status, before[-3000:])
+      assert "Traceback" not in before and named in errors[0], (binary, args, before[-3000:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], (binary, list(tmp_path.rglob("*")))
+
+
+def _train_cli(tmp_path, *args, encoder=None):
+  """`python -m experiments.train` with `args`: (exit status, stderr); its --workdir is
+  <tmp_path>/run."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             PYTHONPATH=str(PROJECT_ROOT))
+  extra = [f"--encoder={encoder}"] if encoder else []
+  proc = subprocess.run([sys.executable, "-m", "experiments.train", *extra, *args,
+                         f"--workdir={tmp_path / 'run'}", "--progress_bar=false"],
+                        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+  return proc.returncode, proc.stderr
+
+
+def _assert_refused(status, stderr, tmp_path, *named):
+  errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+  assert status == 2 and len(errors) == 1, stderr[-3000:]
+  assert all(n in errors[0] for n in named), errors
+  assert not (tmp_path / "run").exists(), sorted((tmp_path / "run").rglob("*"))
+
+
+# -- item 1: --concat_expansion is bounded -------------------------------------------------
+
+
+def test_unbounded_concat_expansion_is_refused_before_anything_is_written(
+    tmp_path, tiny_bert_dir, data_dir):
+  from lcl_jax.data import expansion
+  status, stderr = _train_cli(
+      tmp_path, "--dataset=goemotions_multilabel", "--objective=ce", "--epochs=1",
+      "--max_train_examples=40", "--concat_expansion=1000000000", f"--data_dir={data_dir}",
+      encoder=tiny_bert_dir)
+  _assert_refused(status, stderr, tmp_path, "--concat_expansion=1000000000", "400")
+  assert expansion.max_expansion(40) == 400 and expansion.max_expansion(5) == 20
+
+
+# -- items 2 and 10: the GloVe reader ----------------------------------------------------------
+
+
+def test_glove_reader_takes_word2vec_headers_and_refuses_wrong_value_counts(tmp_path):
+  from lcl_jax.data import files, glove
+  vocabulary = {"<PAD>": 0, "<UNK>": 1, "the": 2, "and": 3, ". . .": 4, "1999": 5}
+  w2v = tmp_path / "w2v.txt"
+  w2v.write_text("3 4\nthe 1 2 3 4\nand 1 2 3 4\n")
+  found, mean, dim = glove.read_vectors(w2v, vocabulary)
+  assert dim == 4 and sorted(found) == ["and", "the"] and mean.shape == (4,)
+  # glove.840B tokens with spaces and number words stay accepted.
+  spaced = tmp_path / "840b.txt"
+  spaced.write_text("the 1 2\n. . . 3 4\n1999 5 6\n")
+  found, _, dim = glove.read_vectors(spaced, vocabulary)
+  assert dim == 2 and found[". . ."].tolist() == [3, 4] and found["1999"].tolist() == [5, 6]
+  # One value too many is refused (it was read as the word "cat 1" and a shifted vector).
+  extra = tmp_path / "extra.txt"
+  extra.write_text("the 1 2 3 4\ncat 1 2 3 4 5\n")
+  with pytest.raises(files.MalformedRowError, match=r"extra\.txt, line 2: expected a word and 4"):
+    glove.read_vectors(extra, vocabulary)
+  fewer = tmp_path / "fewer.txt"
+  fewer.write_text("3 4\nthe 1 2 3\n")
+  with pytest.raises(files.MalformedRowError, match=r"fewer\.txt, line 2: .*4 values"):
+    glove.read_vectors(fewer, vocabulary)
+  nan = tmp_path / "nan.txt"
+  nan.write_text("the 1 2\nand nan nan\n")
+  with pytest.raises(files.MalformedRowError, match=r"nan\.txt, line 2: .*not finite"):
+    glove.read_vectors(nan, vocabulary)
+
+
+@pytest.mark.parametrize("lines, named", [
+    # item 10: no word shared with the vocabulary (only an info line before)
+    ("zzqx 1 2 3 4\nqqzy 1 2 3 4\n", ["--glove_path", "coverage 0%"]),
+    # item 10: a row of nan (the loss became NaN, and the error blamed the learning rate)
+    ("the 1 2 3 4\nand nan nan nan nan\n", ["vectors.txt, line 2", "not finite"]),
+], ids=["no_coverage", "nan_row"])
+def test_bad_glove_file_is_refused_before_anything_is_written(tmp_path, data_dir, lines,
+                                                               named):
+  vectors = tmp_path / "vectors.txt"
+  vectors.write_text(lines)
+  status, stderr = _train_cli(
+      tmp_path, "--dataset=emoint", "--objective=ce", "--epochs=1",
+      "--max_train_examples=40", f"--glove_path={vectors}", f"--data_dir={data_dir}",
+      encoder="bilstm")
+  _assert_refused(status, stderr, tmp_path, *named)
+
+
+def test_thresholds_of_the_wrong_count_are_refused_before_anything_is_written(
+    tmp_path, tiny_bert_dir, data_dir):
+  from lcl_jax.train import trainer
+  from lcl_jax.train.config import TrainConfig
+  workdir = tmp_path / "a" / "run"
+  cfg = TrainConfig(dataset="goemotions_multilabel", objective="ce", encoder=str(tiny_bert_dir),
+                    workdir=str(workdir), data_dir=str(data_dir), epochs=1,
+                    max_train_examples=40, max_eval_examples=20, thresholds=(0.5, 0.4),
+                    max_length=16, length_buckets=(16,), progress_bar=False)
+  with pytest.raises(ValueError, match="--thresholds has 2 values"):
+    trainer.train(cfg)
+  assert sorted(tmp_path.rglob("*")) == []
+
+
+def test_released_lock_of_a_run_that_wrote_nothing_removes_its_folders(tmp_path):
+  from lcl_jax.train import checkpoint
+  lock = checkpoint.WorkdirLock(tmp_path / "a" / "run").acquire()
+  lock.release()
+  lock.discard_if_unused()
+  assert sorted(tmp_path.rglob("*")) == []
+  lock = checkpoint.WorkdirLock(tmp_path / "a" / "run").acquire()
+  (tmp_path / "a" / "run" / "config.json").write_text("{}")
+  lock.release()
+  lock.discard_if_unused()  # something was written: everything stays
+  assert sorted(p.name for p in (tmp_path / "a" / "run").iterdir()) == [".lock", "config.json"]

@@ -91,6 +91,7 @@ class WorkdirLock:
   def __init__(self, workdir: str | os.PathLike):
     self.path = pathlib.Path(workdir) / self.NAME
     self._fd: int | None = None
+    self._created: list[pathlib.Path] = []
 
   def acquire(self) -> "WorkdirLock":
     """Takes the lock (creating the workdir).
@@ -100,6 +101,11 @@ class WorkdirLock:
     """
     import fcntl
 
+    missing = self.path.parent
+    self._created = []  # the folders this lock made, deepest first (`discard_if_unused`)
+    while not missing.exists():
+      self._created.append(missing)
+      missing = missing.parent
     self.path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -123,6 +129,22 @@ class WorkdirLock:
     if self._fd is not None:
       os.close(self._fd)  # closing the last descriptor releases the flock
       self._fd = None
+
+  def discard_if_unused(self) -> None:
+    """After a refused run (the lock released): removes the lock file and the folders
+    `acquire` created if nothing else was written there, so that a run refused on its
+    data leaves nothing behind."""
+    if self._fd is not None or not self._created:
+      return
+    workdir = self.path.parent
+    try:
+      if [p.name for p in workdir.iterdir()] != [self.NAME]:
+        return
+      self.path.unlink()
+      for folder in self._created:
+        folder.rmdir()  # only when empty (OSError otherwise: kept)
+    except OSError:
+      pass
 
   def __enter__(self) -> "WorkdirLock":
     return self.acquire()
