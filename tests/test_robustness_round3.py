@@ -197,3 +197,27 @@ def test_released_lock_of_a_run_that_wrote_nothing_removes_its_folders(tmp_path)
   lock.release()
   lock.discard_if_unused()  # something was written: everything stays
   assert sorted(p.name for p in (tmp_path / "a" / "run").iterdir()) == [".lock", "config.json"]
+
+
+# -- item 5: the ring on jax.make_mesh's default (Explicit) axes ------------------------------
+
+
+def test_ring_losses_on_the_default_explicit_mesh_match_the_dense_ones():
+  from lcl_jax import tiled_losses
+  from lcl_jax.losses import contrastive
+  assert len(jax.devices()) >= 4  # conftest: --xla_force_host_platform_device_count=8
+  mesh = jax.make_mesh((4,), ("data",), devices=jax.devices()[:4])  # default axis types
+  assert mesh.axis_types == (jax.sharding.AxisType.Explicit,)
+  rng = np.random.RandomState(0)
+  f = jnp.asarray(rng.randn(8, 5), jnp.float32)
+  y = jnp.array([0, 1, 2, 0, 1, 2, 0, 1])
+  w = jnp.asarray(rng.randn(8, 3), jnp.float32)
+  ring = tiled_losses.lcl_loss(f, y, w, temperature=0.3, mesh=mesh, tile_size=2)
+  np.testing.assert_allclose(ring, contrastive.lcl_loss(f, y, w, temperature=0.3), rtol=1e-5)
+  ring = tiled_losses.supcon_loss(f, y, temperature=0.3, mesh=mesh, tile_size=2)
+  np.testing.assert_allclose(ring, contrastive.supcon_loss(f, y, temperature=0.3), rtol=1e-5)
+  with jax.set_mesh(mesh):
+    grad = jax.grad(lambda f: tiled_losses.lcl_loss(f, y, w, temperature=0.3, mesh=mesh,
+                                                    tile_size=2))(f)
+  np.testing.assert_allclose(
+      grad, jax.grad(lambda f: contrastive.lcl_loss(f, y, w, temperature=0.3))(f), atol=1e-6)

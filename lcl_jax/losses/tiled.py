@@ -289,8 +289,14 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
 
     mapped = jax.shard_map(local, mesh=mesh, in_specs=sharded, out_specs=sharded,
                            check_vma=False)
-    log_denominator, positive_sum, positive_count = mapped(
-        anchors, unit, q, e, valid, index, row_labels)
+    args = (anchors, unit, q, e, valid, index, row_labels)
+    if jax.sharding.AxisType.Explicit in tuple(getattr(mesh, "axis_types", ())):
+      # An Explicit mesh (jax.make_mesh's default) types each array's sharding: every
+      # input, the internally built ones (valid, index, labels) included, is resharded
+      # over the batch axis, as shard_map's in_specs require.
+      target = jax.sharding.NamedSharding(mesh, sharded)
+      args = tuple(jax.reshard(x, target) for x in args)
+    log_denominator, positive_sum, positive_count = mapped(*args)
   has_positive = positive_count > 0
   mean_positive = positive_sum / jnp.where(has_positive, positive_count, 1).astype(dtype)
   per_anchor = log_denominator - mean_positive
@@ -305,8 +311,10 @@ _TILING_DOC = """
     tile_size: columns per tile (memory ~ rows x tile_size per pair matrix); B need not
       be a multiple of it.
     mesh: a `jax.sharding.Mesh`; if given and its `axis_name` axis has n > 1 devices,
-      the ring over those devices is used (B must be a multiple of n; the inputs are
-      resharded over that axis if they are not already).
+      the ring over those devices is used (B must be a multiple of n; the inputs, and
+      the arrays built inside, are resharded over that axis if they are not already,
+      for Auto and Explicit mesh axes alike: `jax.make_mesh`'s default is Explicit;
+      JAX differentiates an Explicit mesh's program only under `jax.set_mesh(mesh)`).
     axis_name: the mesh axis of the batch.
   Raises ValueError as the dense loss, and for a bad `tile_size` / `axis_name` or a
   batch the ring cannot split.
