@@ -221,3 +221,70 @@ def test_ring_losses_on_the_default_explicit_mesh_match_the_dense_ones():
                                                     tile_size=2))(f)
   np.testing.assert_allclose(
       grad, jax.grad(lambda f: contrastive.lcl_loss(f, y, w, temperature=0.3))(f), atol=1e-6)
+
+
+# -- items 3, 4: the exported folder's tokenizer length and model card ---------------------
+
+LONG_TEXT = ("I can not believe they cancelled the trip again after we waited for months and "
+             "paid for everything twice while nobody at the office ever answered a single one "
+             "of our many increasingly desperate and angry messages")
+
+
+@pytest.fixture(scope="module")
+def exported_multilabel(tmp_path_factory, tiny_bert_dir, data_dir):
+  """A tiny GoEmotions multi-label CE run with the transformers head, --max_length=16,
+  per-class thresholds fitted on validation, exported (in-process)."""
+  from lcl_jax.train import trainer
+  from lcl_jax.train.config import TrainConfig
+  workdir = tmp_path_factory.mktemp("r3_export") / "run"
+  results = trainer.train(TrainConfig(
+      dataset="goemotions_multilabel", objective="ce", encoder=str(tiny_bert_dir),
+      data_dir=str(data_dir), workdir=str(workdir), epochs=1, max_train_examples=16,
+      max_eval_examples=16, max_steps_per_epoch=1, texts_per_batch=8, eval_batch_size=16,
+      max_length=16, length_buckets=(16,), progress_bar=False, head="hf", export_hf=True))
+  return workdir, results
+
+
+def test_export_tokenizer_has_the_runs_max_length_and_pipeline_matches_predict(
+    exported_multilabel, tmp_path):
+  import json
+  import shutil
+
+  import transformers
+  from safetensors import numpy as safetensors_numpy
+
+  from lcl_jax import inference
+  workdir, _ = exported_multilabel
+  folder = tmp_path / "export"
+  shutil.copytree(workdir / "export" / "primary", folder)
+  tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+  assert tokenizer_config["model_max_length"] == 16
+  assert "truncation=True" in (folder / "README.md").read_text()
+  # A head far from uniform (the tiny run's is near 0.5 everywhere): both sides read it.
+  weights = safetensors_numpy.load_file(folder / "model.safetensors")
+  key = next(k for k in weights if k.endswith("classifier.weight"))
+  weights[key] = weights[key] * 300.0
+  safetensors_numpy.save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+  tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+  assert len(tokenizer(LONG_TEXT)["input_ids"]) > 16
+  classify = transformers.pipeline("text-classification", model=str(folder), top_k=None,
+                                   function_to_apply="sigmoid")
+  out = classify([LONG_TEXT], truncation=True)[0]
+  predictor = inference.Predictor.load(folder)
+  ours = predictor.probabilities([LONG_TEXT])["primary"][0]
+  theirs = np.array([{o["label"]: o["score"] for o in out}[n] for n in predictor.label_names])
+  assert np.ptp(ours) > 0.2  # not near-uniform
+  np.testing.assert_allclose(theirs, ours, atol=1e-4)
+
+
+def test_model_card_states_the_per_class_thresholds_the_folder_applies(exported_multilabel):
+  import json
+  workdir, results = exported_multilabel
+  folder = workdir / "export" / "primary"
+  fitted = results["per_class_thresholds"]["thresholds"]
+  applied = json.loads((folder / "config.json").read_text())["lcl_jax"]["thresholds"]
+  np.testing.assert_allclose(applied, fitted)
+  card = (folder / "README.md").read_text()
+  assert "per-class thresholds** fitted on the validation split" in card
+  assert ", ".join(f"{t:.2f}" for t in fitted) in card
+  assert "| thresholds | 0.5 |" not in card
