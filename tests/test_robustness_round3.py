@@ -74,21 +74,30 @@ def _bad_cases(binary: str, tmp: pathlib.Path) -> list[tuple[list[str], str]]:
   return [(["--seeds=abc", workdir], "--seeds"), ([f"--data_dir={missing}", workdir], missing)]
 
 
-def test_every_binary_prints_one_error_line_exits_2_and_writes_nothing(tmp_path, data_dir):
+def _drive(binary: str, cases: list[list[str]], cwd) -> list[tuple[str, str]]:
+  """Runs `binary` (`_DRIVER`, one process) once per argument list: [(status, stderr)]."""
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
              PYTHONPATH=str(PROJECT_ROOT))
+  proc = subprocess.run([sys.executable, "-c", _DRIVER, binary, *[_SEP.join(c) for c in cases]],
+                        cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+  outputs = proc.stderr.split("@@status ")
+  assert len(outputs) == len(cases) + 1, (binary, proc.stderr[-3000:])
+  return [(after.split("\n", 1)[0], before) for before, after in zip(outputs, outputs[1:])]
+
+
+def _assert_one_error_line(status: str, stderr: str, *named: str) -> str:
+  errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+  assert status == "2" and len(errors) == 1, (status, stderr[-3000:])
+  assert "Traceback" not in stderr and all(n in errors[0] for n in named), stderr[-3000:]
+  return errors[0]
+
+
+def test_every_binary_prints_one_error_line_exits_2_and_writes_nothing(tmp_path, data_dir):
   for binary in BINARIES:
     cases = _bad_cases(binary, tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, binary, *[_SEP.join(args) for args, _ in cases]],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    outputs = proc.stderr.split("@@status ")
-    assert len(outputs) == len(cases) + 1, (binary, proc.stderr[-3000:])
-    for (args, named), before, after in zip(cases, outputs[:-1], outputs[1:]):
-      status = after.split("\n", 1)[0]
-      errors = [line for line in before.splitlines() if line.startswith("error: ")]
-      assert status == "2" and len(errors) == 1, (binary, args, status, before[-3000:])
-      assert "Traceback" not in before and named in errors[0], (binary, args, before[-3000:])
+    for (args, named), (status, stderr) in zip(cases, _drive(binary, [a for a, _ in cases],
+                                                             tmp_path)):
+      _assert_one_error_line(status, stderr, named)
     assert sorted(p.name for p in tmp_path.iterdir()) == [], (binary, list(tmp_path.rglob("*")))
 
 
@@ -288,3 +297,74 @@ def test_model_card_states_the_per_class_thresholds_the_folder_applies(exported_
   assert "per-class thresholds** fitted on the validation split" in card
   assert ", ".join(f"{t:.2f}" for t in fitted) in card
   assert "| thresholds | 0.5 |" not in card
+
+
+# -- items 7, 8, 9: predict / evaluate on damaged runs and bad inputs --------------------------
+
+
+def _damaged_copies(run: pathlib.Path, root: pathlib.Path) -> dict[str, pathlib.Path]:
+  """Copies of a finished run: best/'s largest data file zeroed / cut in half, garbage
+  _METADATA, config.json cut at 50 characters, best/ deleted, a gru run's config."""
+  import json
+  import shutil
+  copies = {}
+  for name in ("zeroed", "truncated", "metadata", "config", "no_best", "gru"):
+    copies[name] = root / name
+    shutil.copytree(run, copies[name], ignore=shutil.ignore_patterns("export"))
+  def params(copy):
+    return next((copy / "best").glob("*/params"))
+  def biggest(copy):
+    return max((f for f in params(copy).rglob("*") if f.is_file() and f.name[0] != "_"),
+               key=lambda f: f.stat().st_size)
+  zeroed = biggest(copies["zeroed"])
+  zeroed.write_bytes(bytes(zeroed.stat().st_size))
+  truncated = biggest(copies["truncated"])
+  truncated.write_bytes(truncated.read_bytes()[:truncated.stat().st_size // 2])
+  (params(copies["metadata"]) / "_METADATA").write_text("garbage{")
+  config = copies["config"] / "config.json"
+  config.write_text(config.read_text()[:50])
+  shutil.rmtree(copies["no_best"] / "best")
+  saved = json.loads((copies["gru"] / "config.json").read_text())
+  saved["config"]["encoder"] = "gru"
+  (copies["gru"] / "config.json").write_text(json.dumps(saved))
+  return copies
+
+
+def test_predict_and_evaluate_on_damaged_runs_print_one_line_naming_the_file(
+    exported_multilabel, tmp_path):
+  workdir, _ = exported_multilabel
+  copies = _damaged_copies(workdir, tmp_path)
+  names = list(copies)
+  outcomes = _drive("predict", [[f"--run={copies[n]}", "--text=x"] for n in names], tmp_path)
+  checks = {"zeroed": [str(copies["zeroed"] / "best"), "damaged"],
+            "truncated": [str(copies["truncated"] / "best"), "damaged"],
+            "metadata": [str(copies["metadata"] / "best"), "damaged"],
+            "config": [str(copies["config"] / "config.json"), "not valid JSON"],
+            "no_best": [str(copies["no_best"] / "best"), "deleted or moved"],
+            "gru": ["gru baseline", "transformer encoders only"]}
+  for name, (status, stderr) in zip(names, outcomes):
+    line = _assert_one_error_line(status, stderr, *checks[name])
+    assert "has not finished an epoch)" not in line and "huggingface" not in line.lower()
+  (status, stderr), = _drive("evaluate", [[f"--run={copies['config']}"]], tmp_path)
+  _assert_one_error_line(status, stderr, str(copies["config"] / "config.json"))
+
+
+def test_predict_bad_text_inputs_are_named(exported_multilabel, tmp_path):
+  from lcl_jax.inference import use
+  workdir, _ = exported_multilabel
+  latin1 = tmp_path / "latin1.txt"
+  latin1.write_bytes("first line\nthe caf\xe9 was closed\n".encode("latin-1"))
+  with pytest.raises(use.InputError, match=r"latin1\.txt, line 2: not UTF-8 \(byte 0xe9"):
+    use.read_records(latin1)
+  wide = tmp_path / "wide.csv"
+  wide.write_text("text,id\nhello, world,1\nfine,2\n")
+  with pytest.raises(use.InputError, match=r"wide\.csv, line 2: 3 cells, the header has 2"):
+    use.read_records(wide)
+  # Invalid UTF-8 on the command line (bytes the shell passes through) -> one error line.
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             PYTHONPATH=str(PROJECT_ROOT))
+  proc = subprocess.run([sys.executable.encode(), b"-m", b"experiments.predict",
+                         f"--run={workdir}".encode(), b"--text=caf\xe9 \xff"],
+                        cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300)
+  stderr = proc.stderr.decode(errors="replace")
+  _assert_one_error_line(str(proc.returncode), stderr, "--text #1", "not valid UTF-8")

@@ -262,23 +262,42 @@ def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[A
     `(params, info)`, info = {'epoch', 'step', <selection metric>}.
 
   Raises:
-    FileNotFoundError: the run has no best/ checkpoint (not trained for one epoch).
+    FileNotFoundError: the run has no best/ checkpoint (the folder is missing or holds no
+      step).
+    CorruptCheckpointError: best/ cannot be read (a zeroed or truncated data file, a
+      damaged _METADATA); the message names the folder.
   """
   directory = pathlib.Path(workdir).absolute() / BEST_DIR
-  manager = ocp.CheckpointManager(
-      directory, item_names=("params", "info"),
-      options=ocp.CheckpointManagerOptions(create=False)) \
-      if directory.is_dir() else None
-  step = manager.latest_step() if manager is not None else None
-  if step is None:
-    raise FileNotFoundError(f"{directory}: no best-validation checkpoint (the run has not "
-                            "finished an epoch)")
+  if not directory.is_dir():
+    raise FileNotFoundError(f"{directory} does not exist: the run has no best-validation "
+                            "checkpoint (it was deleted or moved, or the run never finished "
+                            "an epoch)")
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_abstract(like_params)), info=ocp.args.JsonRestore()))
-  finally:
-    manager.close()
+    manager = ocp.CheckpointManager(directory, item_names=("params", "info"),
+                                    options=ocp.CheckpointManagerOptions(create=False))
+    step = manager.latest_step()
+    if step is None:
+      manager.close()
+      raise FileNotFoundError(f"{directory} holds no checkpoint step: the run has no "
+                              "best-validation checkpoint")
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          params=ocp.args.StandardRestore(_abstract(like_params)),
+          info=ocp.args.JsonRestore()))
+    finally:
+      manager.close()
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (TensorStore, JSON, orbax errors)
+    raise CorruptCheckpointError(
+        f"{directory} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+        "the checkpoint is damaged (a truncated or zeroed file?): restore it from a backup "
+        "or train the run again") from e
   return restored["params"], dict(restored["info"])
+
+
+class CorruptCheckpointError(ValueError):
+  """A checkpoint folder exists but cannot be read (damaged files)."""
 
 
 def disk_usage(path: str | os.PathLike, *, exclude: tuple[str, ...] = ()) -> int:

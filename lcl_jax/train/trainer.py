@@ -452,7 +452,7 @@ class _Loop:
       raise NonFiniteLossError(
           f"{self.cfg.objective} on {self.cfg.dataset}{self._label(run)}: {what} at step {s}; "
           f"stopping without saving or evaluating that state; {kept}. Try a lower "
-          "--learning_rate or --dtype=float32")
+          "--learning_rate" + (" or --dtype=float32" if self.cfg.dtype != "float32" else ""))
 
   def evaluate(self, run: program_lib.Run, split_name: str,
                params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
