@@ -368,3 +368,62 @@ def test_predict_bad_text_inputs_are_named(exported_multilabel, tmp_path):
                         cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300)
   stderr = proc.stderr.decode(errors="replace")
   _assert_one_error_line(str(proc.returncode), stderr, "--text #1", "not valid UTF-8")
+
+
+# -- items 6, 11: --export_hf on a finished run, into an unwritable place; a full disk ------
+
+
+def test_export_hf_on_a_finished_run_says_why_nothing_is_exported(exported_multilabel,
+                                                                  tmp_path, caplog):
+  import dataclasses
+  import json
+  import logging
+  import shutil
+
+  from lcl_jax.train import trainer
+  from lcl_jax.train.config import TrainConfig
+  workdir, _ = exported_multilabel
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("export"))
+  results = json.loads((copy / "results.json").read_text())
+  results.pop("export")
+  (copy / "results.json").write_text(json.dumps(results))
+  saved = TrainConfig.from_dict(json.loads((copy / "config.json").read_text())["config"])
+  with caplog.at_level(logging.WARNING, logger="lcl_jax"):
+    trainer.train(dataclasses.replace(saved, workdir=str(copy), export_hf=True))
+  assert any("finished without --export_hf: nothing was exported" in r.getMessage()
+             for r in caplog.records)
+
+
+def test_export_hf_into_an_unusable_place_is_refused_before_training(tmp_path, tiny_bert_dir,
+                                                                     data_dir):
+  from lcl_jax.train import trainer
+  from lcl_jax.train.config import TrainConfig
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "export").write_text("a file where the export folder goes")
+  cfg = TrainConfig(dataset="emoint", objective="ce", encoder=str(tiny_bert_dir),
+                    workdir=str(workdir), data_dir=str(data_dir), epochs=1,
+                    max_train_examples=16, export_hf=True, progress_bar=False)
+  with pytest.raises(ValueError, match=r"--export_hf: .*export is not a folder"):
+    trainer.train(cfg)
+  assert sorted(p.name for p in workdir.iterdir()) == ["export"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(capsys):
+  import errno
+
+  from lcl_jax.studies import cli
+
+  def main(argv):
+    try:  # what orbax does: the OSError of the write, wrapped
+      raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/checkpoints/7/params")
+    except OSError as e:
+      raise RuntimeError("async save failed") from e
+
+  assert cli.report_user_errors(main)([]) == 2
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if line.startswith("error: ")]
+  assert lines == ["error: disk full / file too large while writing "
+                   "/runs/x/checkpoints/7/params (No space left on device); free space (or "
+                   "raise `ulimit -f`) and re-run the same command to resume"]

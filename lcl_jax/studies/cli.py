@@ -397,7 +397,7 @@ def disk_full_error(error: BaseException | None) -> DiskFullError | None:
     seen.add(id(error))
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
       path = error.filename or "a file"
-      return DiskFullError(error.errno, f"disk full / file too large while writing {path} "
+      return DiskFullError(f"disk full / file too large while writing {path} "
                            f"({error.strerror}); free space (or raise `ulimit -f`) and "
                            "re-run the same command to resume")
     error = error.__cause__ or error.__context__

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import pathlib
 import time
 from typing import Any, Sequence
@@ -70,7 +71,8 @@ def preflight(cfg: TrainConfig) -> None:
   loads, --concat_expansion bounded, --texts_per_batch, the --glove_path file).
 
   Raises:
-    ValueError: naming the flag (or the data file and line).
+    ValueError: naming the flag (or the data file and line); --export_hf's folder cannot
+      be written.
     FileNotFoundError: a data file is missing.
     models.pretrained.CheckpointNotFoundError: --encoder names no checkpoint.
   """
@@ -92,7 +94,23 @@ def preflight(cfg: TrainConfig) -> None:
       raise ValueError(
           f"--max_length={cfg.max_length} exceeds --{flag}={name}'s "
           f"max_position_embeddings={positions}; use --max_length<={positions}")
+  if cfg.export_hf:  # checked now, not after training (issue 18 item 11)
+    _check_export_target(pathlib.Path(cfg.workdir) / "export")
   data_pipeline.check_training_data(cfg)
+
+
+def _check_export_target(target: pathlib.Path) -> None:
+  """--export_hf's folder can be written: it is a folder (or can be made in the nearest
+  existing ancestor, which must be a writable folder). Raises ValueError naming the flag."""
+  probe = target
+  while not probe.exists() and probe != probe.parent:
+    probe = probe.parent
+  if not probe.is_dir():
+    raise ValueError(f"--export_hf: {probe} is not a folder, so the export {target} cannot "
+                     "be written (checked before training)")
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise ValueError(f"--export_hf: {probe} is not writable, so the export {target} cannot "
+                     "be written (checked before training)")
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
