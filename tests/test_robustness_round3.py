@@ -427,3 +427,17 @@ def test_a_full_disk_is_one_line_naming_the_file(capsys):
   assert lines == ["error: disk full / file too large while writing "
                    "/runs/x/checkpoints/7/params (No space left on device); free space (or "
                    "raise `ulimit -f`) and re-run the same command to resume"]
+
+
+def test_nonfinite_loss_of_a_float32_run_does_not_suggest_float32(tmp_path, tiny_bert_dir,
+                                                                  data_dir):
+  from lcl_jax.train import trainer
+  from lcl_jax.train.config import TrainConfig
+  cfg = TrainConfig(dataset="emoint", objective="ce", encoder=str(tiny_bert_dir),
+                    workdir=str(tmp_path / "run"), data_dir=str(data_dir), epochs=1,
+                    max_train_examples=16, texts_per_batch=8, learning_rate=1e30,
+                    max_length=16, length_buckets=(16,), progress_bar=False)
+  assert cfg.dtype == "float32"
+  with pytest.raises(trainer.NonFiniteLossError) as error:
+    trainer.train(cfg)
+  assert "--learning_rate" in str(error.value) and "--dtype=float32" not in str(error.value)
