@@ -187,4 +187,4 @@ def _dataset_split(predictor):
 
 
 if __name__ == "__main__":
-  app.run(cli.report_user_errors(main))
+  cli.run(main)

@@ -164,4 +164,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.report_user_errors(main))
+  cli.run(main)

@@ -50,7 +50,7 @@ def main(argv):
   if FLAGS.input:
     records = use.read_records(FLAGS.input, text_column=FLAGS.text_column)
   else:
-    records = use.Records(list(FLAGS.text), list(range(1, len(FLAGS.text) + 1)))
+    records = use.text_records(FLAGS.text)
   if FLAGS.output:
     use.check_output_path(FLAGS.output)  # a bad name fails before any work
   predictor = inference.Predictor.load(FLAGS.run, batch_size=FLAGS.batch_size)
@@ -69,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.report_user_errors(main))
+  cli.run(main)

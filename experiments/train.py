@@ -158,9 +158,10 @@ def main(argv):
       programs += [configs[i:i + FLAGS.runs_per_program]
                    for i in range(0, len(configs), FLAGS.runs_per_program)]
     for program in programs:
+      run_flags.check_paths(program[0])
       trainer.check_group(program)
       trainer.preflight(program[0])
-  except (ValueError, CheckpointNotFoundError) as e:
+  except (ValueError, FileNotFoundError, CheckpointNotFoundError) as e:
     if cli.verbose():
       raise
     print(f"error: {e}", file=sys.stderr)
@@ -215,4 +216,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.report_user_errors(main))
+  cli.run(main)

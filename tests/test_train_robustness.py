@@ -199,8 +199,8 @@ def test_batch_larger_than_training_set_is_refused(tiny_bert_dir, data_dir, tmp_
                                        r"training texts of isear \(--max_train_examples=20\)"):
     trainer.train(_config(tiny_bert_dir, data_dir, workdir, max_train_examples=20,
                           texts_per_batch=1000))
-  # Only the lock file: no config.json, no cached views, no checkpoint.
-  assert sorted(p.name for p in workdir.iterdir()) == [".lock"]
+  # Refused before the lock (issue 18): no folder, no config.json, no checkpoint.
+  assert not workdir.exists()
 
 
 # --- items 5, 12, 13: config.json after networks and data; truncation counts; fingerprint.

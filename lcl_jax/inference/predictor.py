@@ -90,7 +90,17 @@ def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, 
 
 
 class RunNotUsableError(FileNotFoundError):
-  """The path is not a finished run directory nor an exported folder."""
+  """The path is not a finished run directory nor an exported folder (or one of its
+  files is damaged)."""
+
+
+def _read_json(path: pathlib.Path) -> Any:
+  """A run's or export's JSON file; RunNotUsableError naming it when it is damaged."""
+  try:
+    return json.loads(path.read_text(encoding="utf-8"))
+  except (ValueError, UnicodeDecodeError) as e:
+    raise RunNotUsableError(f"{path} is damaged (not valid JSON: {e}); restore it, or train "
+                            "the run again") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +182,7 @@ class Predictor:
           f"--run={path}: no config.json; expected a run directory "
           "(<workdir>/<objective>/seed<k>) or a folder written by --export_hf "
           "(<run>/export/<network>)")
-    config = json.loads(config_path.read_text())
+    config = _read_json(config_path)
     if "lcl_jax_head" in config:
       return cls.from_export(path, batch_size=batch_size)
     if "config" in config:
@@ -191,9 +201,14 @@ class Predictor:
       raise RunNotUsableError(
           f"--run={run_dir}: the run has not finished (no results.json); re-run its "
           "training command to resume it, or use a finished run")
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = _read_json(run_dir / "config.json")
     cfg = TrainConfig.from_dict(saved["config"])
-    results = json.loads(results_path.read_text())
+    if baselines.is_baseline(cfg.encoder):  # before any tokenizer is loaded (issue 18)
+      raise RunNotUsableError(
+          f"--run={run_dir}: predict/evaluate serve transformer encoders only; this run's "
+          f"encoder is the {cfg.encoder} baseline (its word vocabulary is rebuilt from the "
+          "training data, not saved with the run); its test metrics are in results.json")
+    results = _read_json(results_path)
     dataset = saved.get("dataset", {})
     label_names = tuple(dataset.get("label_names") or ())
     num_classes = int(dataset.get("num_classes") or len(label_names))
@@ -210,7 +225,7 @@ class Predictor:
     modules, like = _network_shapes(cfg, num_classes, len(aux_label_names), layout)
     try:
       best, _ = checkpoint_lib.restore_best_params(run_dir, like)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, checkpoint_lib.CorruptCheckpointError) as e:
       raise RunNotUsableError(f"--run={run_dir}: {e}") from None
     thresholds = None
     if multilabel:
@@ -236,7 +251,7 @@ class Predictor:
                   batch_size: int | None = None) -> "Predictor":
     """A folder written by `--export_hf` (weights, head kind, labels, tokenizer)."""
     folder = pathlib.Path(folder).absolute()
-    config = json.loads((folder / "config.json").read_text())
+    config = _read_json(folder / "config.json")
     id2label = config.get("id2label") or {}
     label_names = tuple(id2label[str(i)] for i in range(len(id2label)))
     meta = config.get("lcl_jax") or {}

@@ -57,19 +57,51 @@ def _format(path: pathlib.Path, allowed: Sequence[str], what: str) -> str:
   return suffix
 
 
+def text_records(texts: Sequence[str]) -> Records:
+  """Records of the --text flags (line = the flag's 1-based position).
+
+  Raises:
+    InputError: a text that is not valid UTF-8 (the shell passed bytes Python could not
+      decode; they arrive as lone surrogates), naming the --text flag by its position.
+  """
+  for number, text in enumerate(texts, start=1):
+    try:
+      text.encode("utf-8")
+    except UnicodeEncodeError as e:
+      raise InputError(f"--text #{number}: not valid UTF-8 (an undecodable byte at "
+                       f"character {e.start + 1}); pass UTF-8 text") from None
+  return Records(list(texts), list(range(1, len(texts) + 1)))
+
+
+def _decoded(path: pathlib.Path) -> str:
+  """The file's text (UTF-8, a byte-order mark dropped); InputError naming the line of
+  the first byte that is not UTF-8 (e.g. a Latin-1 é)."""
+  raw = path.read_bytes()
+  try:
+    return raw.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    line = raw[:e.start].count(b"\n") + 1
+    column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+    raise InputError(f"--input {path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at "
+                     f"column {column}; a Latin-1 / Windows-1252 file?); save it as UTF-8"
+                     ) from None
+
+
 def read_records(path: str | pathlib.Path, *, text_column: str = "text",
                  label_column: str | None = None) -> Records:
   """Texts (and, with `label_column`, raw label cells) of an input file.
 
   Raises:
-    InputError: unknown format, missing file, missing column / key (the message lists
-      the ones present), malformed JSON line, or no text at all.
+    InputError: unknown format, missing file, a byte that is not UTF-8, missing column /
+      key (the message lists the ones present), a .tsv/.csv row with more or fewer
+      cells than the header, malformed JSON line, or no text at all (each names the
+      file, and the line where there is one).
   """
   path = pathlib.Path(path)
   suffix = _format(path, INPUT_FORMATS, "--input")
   if not path.is_file():
     raise InputError(f"--input {path}: no such file")
-  content = path.read_text(encoding="utf-8-sig")
+  content = _decoded(path)
   texts, lines, labels = [], [], []
   if suffix == ".txt":
     if label_column:
@@ -91,6 +123,11 @@ def read_records(path: str | pathlib.Path, *, text_column: str = "text",
       text = row.get(text_column)
       if text is None:
         raise InputError(f"--input {path}, line {number}: fewer cells than the header")
+      if None in row:  # csv.DictReader's key of the cells beyond the header
+        raise InputError(
+            f"--input {path}, line {number}: {len(columns) + len(row[None])} cells, the "
+            f"header has {len(columns)} (an unquoted delimiter in a text? quote the text "
+            "cell)")
       texts.append(text)
       lines.append(number)
       if label_column:

@@ -134,6 +134,10 @@ def _check_scalar_option(fn: str, name: str, value: Any, *, low: float, high: fl
   """Range-checks a Python/NumPy number; traced values are accepted unchecked."""
   if isinstance(value, jax.core.Tracer):
     return
+  if isinstance(value, (str, bytes)) or isinstance(getattr(value, "dtype", None), np.dtype) and (
+      not np.issubdtype(value.dtype, np.number)):
+    raise ValueError(f"{fn}: `{name}` must be a real number, not {type(value).__name__}; "
+                     f"got {value!r}")
   if isinstance(value, (numbers.Number, np.ndarray, jax.Array)) and np.ndim(value) != 0:
     raise ValueError(f"{fn}: `{name}` must be a scalar; got shape {_shape(value)}")
   try:
@@ -164,6 +168,22 @@ def _check_reduction(fn: str, reduction: Any) -> str:
 def _compute_dtype(*arrays: Any) -> np.dtype:
   """float32 for (b)f16/f32 inputs, float64 only when an input is float64."""
   return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
+
+
+# What every loss's docstring and the error of a concrete temperature say (issue 18 item 13).
+TEMPERATURE_RULE = ("a concrete temperature that is not finite and > 0 raises ValueError; a "
+                    "traced one (under jit/grad) cannot be checked, and one <= 0 makes the "
+                    "loss NaN")
+
+
+def _check_temperature(fn: str, temperature: Any) -> None:
+  """`temperature`: a real scalar, finite and > 0 (traced values pass unchecked; the losses
+  return NaN for a traced value <= 0). Raises ValueError naming `temperature`."""
+  try:
+    _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None,
+                         low_inclusive=False)
+  except ValueError as e:
+    raise ValueError(f"{e} ({TEMPERATURE_RULE})") from e.__cause__
 
 
 def _check_alpha(fn: str, alpha: Any) -> None:

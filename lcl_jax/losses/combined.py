@@ -163,7 +163,8 @@ def scl_objective(
     alpha: weight of the classification term, in [0, 1] (the LCL paper's alpha, the
       release's ``lambda_loss``). Gunel et al. (2021) write ``(1 - lambda) CE + lambda
       SCL``: their lambda weights the contrastive term, lambda = 1 - alpha.
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0 (checked as in `supcon_loss`: a concrete value that is
+      not finite and > 0 raises ValueError; a traced one <= 0 makes the loss NaN).
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
     contrastive: where the contrastive loss comes from: None (the dense losses of
@@ -234,7 +235,8 @@ def lcl_objective(
     labels: [B] integer labels, or [B, C] multi-hot label sets if ``multilabel``.
     alpha: weight of the classification terms, in [0, 1] (the paper's alpha in Eq. 6,
       the release's ``lambda_loss``).
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0 (checked as in `supcon_loss`: a concrete value that is
+      not finite and > 0 raises ValueError; a traced one <= 0 makes the loss NaN).
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
     contrastive: None (dense losses) or an object with the same-named loss methods

@@ -13,7 +13,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_reduction, _check_scalar_option, _check_valid,
+                                    _check_reduction, _check_temperature, _check_valid,
                                     _check_weight_logits, _compute_dtype, _shape)
 
 # Same as torch.nn.functional.normalize, used by the release on the [CLS] vector.
@@ -197,7 +197,9 @@ def supcon_loss(
   Args:
     embeddings: [B, D] floating features (normalised inside).
     labels: [B] integer class indices.
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0. A concrete value that is not finite and > 0 raises
+      ValueError (so does a string); a traced value cannot be checked, and one <= 0
+      makes the loss NaN.
     valid: optional [B] bool mask; padded rows take part in nothing.
     reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
       'sum' (seed 001's formula; N times the mean, N = those anchors' count).
@@ -222,7 +224,7 @@ def supcon_loss(
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings)
 
@@ -266,7 +268,9 @@ def lcl_loss(
     embeddings: [B, D] floating features (normalised inside).
     labels: [B] integer class indices in [0, C).
     weight_logits: [B, C] floating logits of the weighting network.
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0. A concrete value that is not finite and > 0 raises
+      ValueError (so does a string); a traced value cannot be checked, and one <= 0
+      makes the loss NaN.
     valid: optional [B] bool mask; padded rows take part in nothing.
     reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
       'sum' (seed 001's formula; N times the mean, N = those anchors' count).
@@ -294,7 +298,7 @@ def lcl_loss(
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   num_classes = _check_weight_logits(fn, weight_logits, batch, None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 
@@ -330,7 +334,9 @@ def multilabel_supcon_loss(
   Args:
     embeddings: [B, D] floating features (normalised inside).
     label_sets: [B, C] multi-hot (integer or bool; non-zero means "has the label").
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0. A concrete value that is not finite and > 0 raises
+      ValueError (so does a string); a traced value cannot be checked, and one <= 0
+      makes the loss NaN.
     valid: optional [B] bool mask; padded rows take part in nothing.
     reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
       'sum' (seed 001's formula; N times the mean, N = those anchors' count).
@@ -350,7 +356,7 @@ def multilabel_supcon_loss(
   batch = _check_embeddings(fn, embeddings)
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings)
 
@@ -391,7 +397,9 @@ def multilabel_lcl_loss(
     embeddings: [B, D] floating features (normalised inside).
     label_sets: [B, C] multi-hot (integer or bool; non-zero means "has the label").
     weight_logits: [B, C] floating logits of the weighting network.
-    temperature: positive scalar tau.
+    temperature: scalar tau > 0. A concrete value that is not finite and > 0 raises
+      ValueError (so does a string); a traced value cannot be checked, and one <= 0
+      makes the loss NaN.
     valid: optional [B] bool mask; padded rows take part in nothing.
     reduction: over the anchors with |P_i| > 0: 'mean' (the paper, the release) or
       'sum' (seed 001's formula; N times the mean, N = those anchors' count).
@@ -415,7 +423,7 @@ def multilabel_lcl_loss(
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 

@@ -44,7 +44,7 @@ from jax.typing import ArrayLike
 
 from lcl_jax.losses import contrastive as dense
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_reduction, _check_scalar_option, _check_valid,
+                                    _check_reduction, _check_temperature, _check_valid,
                                     _check_weight_logits, _compute_dtype, _shape)
 from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _normalized,
                                         _one_hot_in_range, _reduce_anchors)
@@ -289,8 +289,14 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
 
     mapped = jax.shard_map(local, mesh=mesh, in_specs=sharded, out_specs=sharded,
                            check_vma=False)
-    log_denominator, positive_sum, positive_count = mapped(
-        anchors, unit, q, e, valid, index, row_labels)
+    args = (anchors, unit, q, e, valid, index, row_labels)
+    if jax.sharding.AxisType.Explicit in tuple(getattr(mesh, "axis_types", ())):
+      # An Explicit mesh (jax.make_mesh's default) types each array's sharding: every
+      # input, the internally built ones (valid, index, labels) included, is resharded
+      # over the batch axis, as shard_map's in_specs require.
+      target = jax.sharding.NamedSharding(mesh, sharded)
+      args = tuple(jax.reshard(x, target) for x in args)
+    log_denominator, positive_sum, positive_count = mapped(*args)
   has_positive = positive_count > 0
   mean_positive = positive_sum / jnp.where(has_positive, positive_count, 1).astype(dtype)
   per_anchor = log_denominator - mean_positive
@@ -305,8 +311,10 @@ _TILING_DOC = """
     tile_size: columns per tile (memory ~ rows x tile_size per pair matrix); B need not
       be a multiple of it.
     mesh: a `jax.sharding.Mesh`; if given and its `axis_name` axis has n > 1 devices,
-      the ring over those devices is used (B must be a multiple of n; the inputs are
-      resharded over that axis if they are not already).
+      the ring over those devices is used (B must be a multiple of n; the inputs, and
+      the arrays built inside, are resharded over that axis if they are not already,
+      for Auto and Explicit mesh axes alike: `jax.make_mesh`'s default is Explicit;
+      JAX differentiates an Explicit mesh's program only under `jax.set_mesh(mesh)`).
     axis_name: the mesh axis of the batch.
   Raises ValueError as the dense loss, and for a bad `tile_size` / `axis_name` or a
   batch the ring cannot split.
@@ -321,7 +329,7 @@ def supcon_loss(embeddings: ArrayLike, labels: ArrayLike, *, temperature: float 
   batch = _check_embeddings(fn, embeddings)
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
@@ -339,7 +347,7 @@ def lcl_loss(embeddings: ArrayLike, labels: ArrayLike, weight_logits: ArrayLike,
   _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
   num_classes = _check_weight_logits(fn, weight_logits, batch, None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
@@ -362,7 +370,7 @@ def multilabel_supcon_loss(embeddings: ArrayLike, label_sets: ArrayLike, *,
   batch = _check_embeddings(fn, embeddings)
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
@@ -382,7 +390,7 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
   _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
   _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
   valid = _check_valid(fn, valid, batch)
-  _check_scalar_option(fn, "temperature", temperature, low=0.0, high=None, low_inclusive=False)
+  _check_temperature(fn, temperature)
   _check_reduction(fn, reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)

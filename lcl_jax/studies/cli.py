@@ -113,15 +113,33 @@ def report_dir(name: str) -> pathlib.Path:
 
 
 def seeds() -> list[int]:
-  values = sweep.parse_seeds(FLAGS.seeds)
+  """--seeds as integers (the first SMOKE_SEEDS with --smoke and no --seeds).
+
+  Raises:
+    app.UsageError: a value that is not an integer or a range (names --seeds).
+  """
+  try:
+    values = sweep.parse_seeds(FLAGS.seeds)
+  except ValueError as e:
+    raise app.UsageError(f"--seeds={','.join(FLAGS.seeds)}: {e}") from None
   if FLAGS.smoke and not FLAGS["seeds"].present:
     values = values[:SMOKE_SEEDS]
   return values
 
 
 def base_config() -> TrainConfig:
-  """The settings every run of this binary shares (dataset/objective/seed set per run)."""
-  return run_flags.run_config(value=_smoke_value, encoder=encoder())
+  """The settings every run of this binary shares (dataset/objective/seed set per run).
+
+  Raises:
+    app.UsageError: a flag's value cannot be read (names the flag), or a path flag
+      names nothing (`run_flags.check_paths`).
+  """
+  try:
+    config = run_flags.run_config(value=_smoke_value, encoder=encoder())
+    run_flags.check_paths(config)
+  except (ValueError, FileNotFoundError) as e:
+    raise app.UsageError(str(e)) from None
+  return config
 
 
 def program_name() -> str:
@@ -275,6 +293,34 @@ class _ConsoleFormatter(logging.Formatter):
 _HANDLER_MARK = "_lcl_jax_cli_handler"
 
 
+class _LazyFileHandler(logging.FileHandler):
+  """A log file created (with its folder) at the first message, not before: a command
+  refused on a bad flag or file writes nothing (issue 18)."""
+
+  def __init__(self, path: pathlib.Path):
+    super().__init__(path, encoding="utf-8", delay=True)
+
+  def _open(self):
+    pathlib.Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+    return super()._open()
+
+
+def _writable(path: pathlib.Path) -> bool:
+  """Whether `path` could be created or appended to (its nearest existing ancestor is a
+  writable folder), without creating anything."""
+  if path.exists():
+    return path.is_file() and os.access(path, os.W_OK)
+  parent = path.parent
+  while not parent.exists() and parent != parent.parent:
+    parent = parent.parent
+  return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+def _log_file_open() -> bool:
+  return any(isinstance(h, _LazyFileHandler) and h.stream is not None
+             for h in logging.getLogger("lcl_jax").handlers)
+
+
 def verbose() -> bool:
   """--verbosity >= 1 (absl's -v): debug messages and tracebacks of user errors."""
   return FLAGS.is_parsed() and FLAGS["verbosity"].value >= 1
@@ -284,7 +330,8 @@ def setup_logging(log_file: str | os.PathLike | None = None) -> None:
   """Console: lcl_jax's INFO messages without absl's prefixes (DEBUG with --verbosity=1);
   the libraries at WARNING (orbax logs every checkpoint write at INFO) unless --verbosity
   is given. `log_file`: also append everything (lcl_jax DEBUG, tracebacks, library
-  warnings) with timestamps to that file."""
+  warnings) with timestamps to that file, created at the first message (so a command
+  refused before any message leaves no file)."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   if not FLAGS["verbosity"].present:
@@ -304,11 +351,11 @@ def setup_logging(log_file: str | os.PathLike | None = None) -> None:
   ours.addHandler(console)
   if log_file is not None:
     path = pathlib.Path(log_file)
-    try:
-      path.parent.mkdir(parents=True, exist_ok=True)
-      file_handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError as e:  # e.g. a finished run's read-only workdir: console only
-      print(f"warning: no log file ({e}); messages go to the console only", file=sys.stderr)
+    if _writable(path):
+      file_handler = _LazyFileHandler(path)
+    else:  # e.g. a finished run's read-only workdir: console only
+      print(f"warning: no log file ({path} cannot be written); messages go to the console "
+            "only", file=sys.stderr)
       file_handler = None
   if log_file is not None and file_handler is not None:
     file_handler.setLevel(logging.DEBUG)
@@ -336,23 +383,63 @@ def user_error_types() -> tuple[type[BaseException], ...]:
   from lcl_jax.models.config import ConfigError
   from lcl_jax.train.trainer import ConfigMismatchError
   return (FileNotFoundError, WordNetNotFoundError, UnknownLabelError, MalformedRowError,
-          ConfigMismatchError, ConfigError, InputError)
+          ConfigMismatchError, ConfigError, InputError, app.UsageError, DiskFullError)
+
+
+class DiskFullError(OSError):
+  """A write failed because the disk (or the file-size limit, `ulimit -f`) is full."""
+
+
+def disk_full_error(error: BaseException | None) -> DiskFullError | None:
+  """`error` (or an error in its cause/context chain: orbax wraps the OSError) as one
+  DiskFullError saying "disk full / file too large while writing <path>", or None."""
+  import errno  # pylint: disable=g-import-not-at-top
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+      path = error.filename or "a file"
+      return DiskFullError(f"disk full / file too large while writing {path} "
+                           f"({error.strerror}); free space (or raise `ulimit -f`) and "
+                           "re-run the same command to resume")
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def report_user_errors(main):
-  """Wraps a binary's `main(argv)`: a user error prints one `error: ...` line and exits
+  """Wraps a binary's `main(argv)`: a user error (`user_error_types`, app.UsageError
+  included, and a full disk: `disk_full_error`) prints one `error: ...` line and exits
   with status 2; --verbosity=1 shows the traceback (it always goes to the log file)."""
 
   @functools.wraps(main)
   def wrapped(argv):
     try:
       return main(argv)
-    except user_error_types() as e:
-      if verbose():
+    except Exception as e:  # pylint: disable=broad-except
+      error = e if isinstance(e, user_error_types()) else disk_full_error(e)
+      if error is None or verbose():
         raise
-      log.debug("traceback of the error below", exc_info=True)
-      print(f"error: {e}", file=sys.stderr)
+      if _log_file_open():  # (a refused command creates no log file for it)
+        log.debug("traceback of the error below", exc_info=True)
+      print(f"error: {error}", file=sys.stderr)
       print("(run with --verbosity=1 for the traceback)", file=sys.stderr)
       return 2
 
   return wrapped
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing with the error contract: a flag that cannot be parsed (an
+  unknown flag, `--epochs=abc`) prints one `error: ...` line and exits with status 2."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+    print(f"(see --help for the flags of {program_name()})", file=sys.stderr)
+    sys.exit(2)
+
+
+def run(main) -> None:
+  """`app.run` of a binary's main with the error contract (`parse_flags`,
+  `report_user_errors`)."""
+  app.run(report_user_errors(main), flags_parser=parse_flags)

@@ -49,7 +49,8 @@ def run_curve(run_dir: str | os.PathLike, *, split: str = "test",
 
   path = predictions_path(run_dir, split)
   if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: the run has not finished an epoch")
+    raise FileNotFoundError(f"{path} not found: the run has not finished an epoch yet, "
+                            "or its files were moved or deleted")
   with np.load(path) as data:
     if array not in data:
       raise KeyError(f"{path} has no array {array!r} (has {sorted(data.files)})")

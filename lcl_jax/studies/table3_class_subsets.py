@@ -120,7 +120,8 @@ def validation_confusion(run_dir: str | os.PathLike, num_classes: int) -> np.nda
 
   path = pathlib.Path(run_dir) / "predictions" / "best_validation.npz"
   if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: the selection run has not finished an epoch")
+    raise FileNotFoundError(f"{path} not found: the selection run has not finished an "
+                            "epoch yet, or its files were moved or deleted")
   with np.load(path) as data:
     labels, predictions = np.asarray(data["labels"]), np.asarray(data["predictions"])
   if labels.ndim != 1:

@@ -105,6 +105,7 @@ class WorkdirLock:
   def __init__(self, workdir: str | os.PathLike):
     self.path = pathlib.Path(workdir) / self.NAME
     self._fd: int | None = None
+    self._created: list[pathlib.Path] = []
 
   def acquire(self) -> "WorkdirLock":
     """Takes the lock (creating the workdir).
@@ -114,6 +115,11 @@ class WorkdirLock:
     """
     import fcntl
 
+    missing = self.path.parent
+    self._created = []  # the folders this lock made, deepest first (`discard_if_unused`)
+    while not missing.exists():
+      self._created.append(missing)
+      missing = missing.parent
     self.path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -137,6 +143,22 @@ class WorkdirLock:
     if self._fd is not None:
       os.close(self._fd)  # closing the last descriptor releases the flock
       self._fd = None
+
+  def discard_if_unused(self) -> None:
+    """After a refused run (the lock released): removes the lock file and the folders
+    `acquire` created if nothing else was written there, so that a run refused on its
+    data leaves nothing behind."""
+    if self._fd is not None or not self._created:
+      return
+    workdir = self.path.parent
+    try:
+      if [p.name for p in workdir.iterdir()] != [self.NAME]:
+        return
+      self.path.unlink()
+      for folder in self._created:
+        folder.rmdir()  # only when empty (OSError otherwise: kept)
+    except OSError:
+      pass
 
   def __enter__(self) -> "WorkdirLock":
     return self.acquire()
@@ -255,23 +277,42 @@ def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[A
     `(params, info)`, info = {'epoch', 'step', <selection metric>}.
 
   Raises:
-    FileNotFoundError: the run has no best/ checkpoint (not trained for one epoch).
+    FileNotFoundError: the run has no best/ checkpoint (the folder is missing or holds no
+      step).
+    CorruptCheckpointError: best/ cannot be read (a zeroed or truncated data file, a
+      damaged _METADATA); the message names the folder.
   """
   directory = pathlib.Path(workdir).absolute() / BEST_DIR
-  manager = ocp.CheckpointManager(
-      directory, item_names=("params", "info"),
-      options=ocp.CheckpointManagerOptions(create=False)) \
-      if directory.is_dir() else None
-  step = manager.latest_step() if manager is not None else None
-  if step is None:
-    raise FileNotFoundError(f"{directory}: no best-validation checkpoint (the run has not "
-                            "finished an epoch)")
+  if not directory.is_dir():
+    raise FileNotFoundError(f"{directory} does not exist: the run has no best-validation "
+                            "checkpoint (it was deleted or moved, or the run never finished "
+                            "an epoch)")
   try:
-    restored = manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_abstract(like_params)), info=ocp.args.JsonRestore()))
-  finally:
-    manager.close()
+    manager = ocp.CheckpointManager(directory, item_names=("params", "info"),
+                                    options=ocp.CheckpointManagerOptions(create=False))
+    step = manager.latest_step()
+    if step is None:
+      manager.close()
+      raise FileNotFoundError(f"{directory} holds no checkpoint step: the run has no "
+                              "best-validation checkpoint")
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          params=ocp.args.StandardRestore(_abstract(like_params)),
+          info=ocp.args.JsonRestore()))
+    finally:
+      manager.close()
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (TensorStore, JSON, orbax errors)
+    raise CorruptCheckpointError(
+        f"{directory} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+        "the checkpoint is damaged (a truncated or zeroed file?): restore it from a backup "
+        "or train the run again") from e
   return restored["params"], dict(restored["info"])
+
+
+class CorruptCheckpointError(ValueError):
+  """A checkpoint folder exists but cannot be read (damaged files)."""
 
 
 def disk_usage(path: str | os.PathLike, *, exclude: tuple[str, ...] = ()) -> int:

@@ -74,6 +74,51 @@ def fixed_subset(split, limit: int | None):
   return split.subset(np.sort(order))
 
 
+def _expanded_and_checked(cfg, train):
+  """The training rows of a run: `train` (already subset) with --concat_expansion's rows;
+  a ValueError naming the flag if there are fewer than --texts_per_batch."""
+  if cfg.concat_expansion:  # seed 003: extra rows from training texts only
+    from lcl_jax.data.expansion import concatenation_expansion
+    train = concatenation_expansion(train, cfg.concat_expansion, seed=cfg.seed)
+  if cfg.texts_per_batch > len(train):
+    limit = (f" (--max_train_examples={cfg.max_train_examples})"
+             if cfg.max_train_examples is not None else "")
+    raise ValueError(
+        f"--texts_per_batch={cfg.texts_per_batch} is larger than the {len(train)} training "
+        f"texts of {cfg.dataset}{limit}; use at most {len(train)}")
+  return train
+
+
+def check_thresholds(cfg, train) -> None:
+  """A multi-label run's --thresholds: one value, or one per class of `train`."""
+  if train.multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != train.num_classes:
+    raise ValueError(f"--thresholds has {len(cfg.thresholds)} values; {cfg.dataset} has "
+                     f"{train.num_classes} classes")
+
+
+def check_training_data(cfg) -> None:
+  """The checks of a run that need its training split, made before anything is written
+  (`trainer.preflight`, issue 18): the split loads; --concat_expansion within its bound
+  (`lcl_jax.data.expansion.max_expansion`); --texts_per_batch within the training set;
+  a multi-label run's --thresholds count; a --glove_path file well-formed (every row D finite values) and sharing words with the
+  vocabulary (its matrix is cached for the network built later).
+
+  Raises:
+    ValueError: naming the flag; the data readers' errors (a missing or malformed file,
+      an unknown class), which name the file (and line).
+  """
+  from lcl_jax import data as data_lib
+  train = fixed_subset(data_lib.load_split(cfg.dataset, "train", data_dir=cfg.data_dir,
+                                           classes=cfg.classes), cfg.max_train_examples)
+  train = _expanded_and_checked(cfg, train)
+  check_thresholds(cfg, train)
+  if cfg.glove_path is not None:
+    from lcl_jax.data import glove
+    tokenizer = load_tokenizer(cfg.encoder, list(train.texts))
+    glove.run_embeddings(cfg.glove_path, tokenizer.get_vocab(),
+                         pad_token_id=tokenizer.pad_token_id)
+
+
 @dataclasses.dataclass
 class EvalSplit:
   labels: np.ndarray
@@ -100,18 +145,9 @@ class PreparedData:
     splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
     for name in ("validation", "test"):
       splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
-    if cfg.concat_expansion:  # seed 003: extra rows from training texts only
-      from lcl_jax.data.expansion import concatenation_expansion
-      splits["train"] = concatenation_expansion(splits["train"], cfg.concat_expansion,
-                                                seed=cfg.seed)
+    splits["train"] = _expanded_and_checked(cfg, splits["train"])
     self.splits = splits
     train = splits["train"]
-    if cfg.texts_per_batch > len(train):
-      limit = (f" (--max_train_examples={cfg.max_train_examples})"
-               if cfg.max_train_examples is not None else "")
-      raise ValueError(
-          f"--texts_per_batch={cfg.texts_per_batch} is larger than the {len(train)} training "
-          f"texts of {cfg.dataset}{limit}; use at most {len(train)}")
     self.multilabel = bool(train.multilabel)
     self.num_classes = int(train.num_classes)
     self.label_names = tuple(train.label_names)

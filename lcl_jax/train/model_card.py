@@ -70,6 +70,24 @@ def _metric_rows(test: Mapping[str, float], prefix: str) -> list[str]:
   return rows
 
 
+def _applied_thresholds(results: Mapping[str, Any], config: Mapping[str, Any],
+                        prefix: str) -> list[str]:
+  """What a multi-label folder applies (issue 18 item 4): the per-class thresholds fitted
+  after training (results["per_class_thresholds"]) when there are any, with the test
+  metrics at them; else the configured global threshold(s)."""
+  fitted = results.get("per_class_thresholds") or {}
+  if fitted.get("thresholds") is None or prefix:  # (Ψ is not thresholded per class)
+    return ["", f"Decision thresholds this folder applies: {config.get('thresholds')} "
+            "(the configured global threshold; the test metrics above use it)."]
+  values = ", ".join(f"{t:.2f}" for t in fitted["thresholds"])
+  lines = ["", f"Decision thresholds this folder applies: **per-class thresholds** fitted on "
+           f"the {fitted.get('fit_split')} split (not the global "
+           f"{config.get('thresholds')} of the metrics above), one per class in label "
+           f"order: {values}.", "", "Test metrics at these per-class thresholds (%):", "",
+           "| metric | value |", "|---|---|"]
+  return lines + (_metric_rows(fitted.get("test") or {}, "") or ["| (none) | |"])
+
+
 def model_card(*, network: str, head: str, model_type: str, config: Mapping[str, Any],
                results: Mapping[str, Any], label_names: Sequence[str],
                command: str | None, folder_name: str) -> str:
@@ -109,11 +127,9 @@ def model_card(*, network: str, head: str, model_type: str, config: Mapping[str,
       "",
       "## Test metrics (best-validation epoch, %)", "", "| metric | value |", "|---|---|"]
   lines += _metric_rows(results.get("test", {}), prefix) or ["| (none) | |"]
+  lines += _applied_thresholds(results, config, prefix) if multilabel else []
   lines += ["", "## Hyper-parameters", "", "| name | value |", "|---|---|"]
   lines += [f"| {k} | {config.get(k)} |" for k in _HYPERPARAMETERS if config.get(k) is not None]
-  if multilabel:
-    thresholds = results.get("thresholds", config.get("thresholds"))
-    lines.append(f"| thresholds | {thresholds} |")
   lines += ["", "## How it was made", "", "```bash", command or "(command not recorded)",
             "```", "", "## How to use it", ""]
   if hf_class:
@@ -121,7 +137,11 @@ def model_card(*, network: str, head: str, model_type: str, config: Mapping[str,
     lines += ["With transformers (PyTorch):", "", "```python", "from transformers import pipeline",
               f"classify = pipeline('text-classification', model='{folder_name}', top_k=3,",
               f"                    function_to_apply='{function}')",
-              "print(classify(['I can not believe they did this to me']))", "```", ""]
+              "# truncation=True: texts are cut at the run's max_length "
+              f"({config.get('max_length')} tokens; the tokenizer's model_max_length), as in "
+              "training",
+              "print(classify(['I can not believe they did this to me'], truncation=True))",
+              "```", ""]
   else:
     lines += [
         "This head has no transformers class: transformers loads this folder only as a "

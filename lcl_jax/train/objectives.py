@@ -35,7 +35,6 @@ Reduction: the SCL/LCL term is the mean over its anchors (the paper) or, with
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from typing import Any, Callable, Mapping
 
@@ -120,10 +119,8 @@ def build_networks(
     matrix = None
     if glove_path and name != "charcnn":
       from lcl_jax.data import glove
-      matrix, found = glove.embedding_matrix(glove_path, tokenizer.get_vocab(),
-                                             pad_token_id=tokenizer.pad_token_id)
-      logging.getLogger("lcl_jax.train").info(
-          "GloVe %s: %d of %d vocabulary words found", glove_path, found, len(matrix))
+      matrix = glove.run_embeddings(glove_path, tokenizer.get_vocab(),
+                                    pad_token_id=tokenizer.pad_token_id)
     return baselines.build_baseline(name, vocab_size=len(tokenizer), num_classes=num_classes,
                                      rng=key, embedding_matrix=matrix)
 

@@ -320,7 +320,11 @@ def export_best(ckpt, like_params, modules, directory: pathlib.Path, *, cfg: Tra
       extra["problem_type"] = "multi_label_classification"
     path = models.save_classifier(directory / name, module, jax.device_get(best_params[name]),
                                   label_names=label_names, extra_config=extra, overwrite=True)
-    pretrained.load_tokenizer(data_pipeline.resolve_checkpoint(encoder)).save_pretrained(str(path))
+    tokenizer = pretrained.load_tokenizer(data_pipeline.resolve_checkpoint(encoder))
+    # The run's length (issue 18 item 3): transformers' pipeline with truncation=True then
+    # cuts texts where training and `predict` do, not at the checkpoint's 512.
+    tokenizer.model_max_length = cfg.max_length
+    tokenizer.save_pretrained(str(path))
     card = model_card.model_card(
         network=name, head=models.classifiers.head_kind(module),
         model_type=module.config.model_type, config=config,

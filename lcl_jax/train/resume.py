@@ -132,7 +132,13 @@ def finished_results(cfg: TrainConfig) -> dict[str, Any] | None:
     return None
   check_resume_config(workdir, cfg)
   log.info("%s already finished; returning its results", workdir)
-  return json.loads((workdir / "results.json").read_text())
+  results = json.loads((workdir / "results.json").read_text())
+  if cfg.export_hf and not results.get("export"):  # issue 18 item 6: say why not
+    log.warning("%s finished without --export_hf: nothing was exported now (the export is "
+                "written when a run finishes; train it again in a new --workdir with "
+                "--export_hf, or load the run itself with lcl_jax.inference.Predictor / "
+                "experiments.predict --run=%s)", workdir, workdir)
+  return results
 
 
 def resume_runs(program, runs: list[Any], likes: list[Any]) -> tuple[list[Any], int]:

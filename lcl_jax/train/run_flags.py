@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Callable
 
 from absl import flags
@@ -123,3 +124,26 @@ def run_config(*, value: Callable[[str], Any] | None = None, **overrides: Any) -
     fields[field.name] = flag_to_field(field, value(field.name), fields)
   fields.update(overrides)
   return TrainConfig(**fields)
+
+
+# The path fields of a run: (field, what it must be). Checked by `check_paths`.
+_PATH_FIELDS = (("data_dir", "folder"), ("glove_path", "file"), ("paraphrase_file", "file"),
+                ("t5_checkpoint", "folder"))
+
+
+def check_paths(cfg: TrainConfig) -> None:
+  """Every path flag of `cfg` that is set names an existing file or folder (issue 18:
+  a bad file is refused before anything runs, naming its flag).
+
+  Raises:
+    FileNotFoundError: naming the flag and the path.
+  """
+  for name, kind in _PATH_FIELDS:
+    value = getattr(cfg, name)
+    if value is None:
+      continue
+    path = pathlib.Path(value).expanduser()
+    ok = path.is_dir() if kind == "folder" else path.is_file()
+    if not ok:
+      what = "no such " + kind if not path.exists() else f"not a {kind}"
+      raise FileNotFoundError(f"--{name}={value}: {what}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import pathlib
 import time
 from typing import Any, Sequence
@@ -64,12 +65,16 @@ log = logging.getLogger("lcl_jax.train")
 
 
 def preflight(cfg: TrainConfig) -> None:
-  """The checks of a resolved config that need the registries, before anything is
-  written: a known --dataset, and --max_length within each encoder's
-  max_position_embeddings (read from the checkpoint's config.json).
+  """The checks of a resolved config that need the registries or the data, before
+  anything is written (no run folder, lock or log): a known --dataset, --max_length
+  within each encoder's max_position_embeddings (read from the checkpoint's
+  config.json), and the training data (`data_pipeline.check_training_data`: the split
+  loads, --concat_expansion bounded, --texts_per_batch, the --glove_path file).
 
   Raises:
-    ValueError: naming the flag.
+    ValueError: naming the flag (or the data file and line); --export_hf's folder cannot
+      be written.
+    FileNotFoundError: a data file is missing.
     models.pretrained.CheckpointNotFoundError: --encoder names no checkpoint.
   """
   if cfg.dataset not in data_lib.dataset_names():
@@ -90,6 +95,23 @@ def preflight(cfg: TrainConfig) -> None:
       raise ValueError(
           f"--max_length={cfg.max_length} exceeds --{flag}={name}'s "
           f"max_position_embeddings={positions}; use --max_length<={positions}")
+  if cfg.export_hf:  # checked now, not after training (issue 18 item 11)
+    _check_export_target(pathlib.Path(cfg.workdir) / "export")
+  data_pipeline.check_training_data(cfg)
+
+
+def _check_export_target(target: pathlib.Path) -> None:
+  """--export_hf's folder can be written: it is a folder (or can be made in the nearest
+  existing ancestor, which must be a writable folder). Raises ValueError naming the flag."""
+  probe = target
+  while not probe.exists() and probe != probe.parent:
+    probe = probe.parent
+  if not probe.is_dir():
+    raise ValueError(f"--export_hf: {probe} is not a folder, so the export {target} cannot "
+                     "be written (checked before training)")
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise ValueError(f"--export_hf: {probe} is not writable, so the export {target} cannot "
+                     "be written (checked before training)")
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -99,10 +121,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
   Order (nothing is written into the workdir before the checks that can fail on user
   input): validate every field (`TrainConfig.resolved`); return a finished run's
-  results.json (read only: a read-only workdir is fine); `preflight` (--dataset, and
-  --max_length against each encoder's positions); lock the workdir; check a resumed run's config; load the data (refusing a batch larger than
-  the training set) and check its fingerprint against the resumed run's; build the
-  networks; only then write config.json.
+  results.json (read only: a read-only workdir is fine); `preflight` (--dataset,
+  --max_length against each encoder's positions, the training data: a batch larger than
+  the training set, --concat_expansion's bound, the GloVe file); lock the workdir (a run
+  refused from here on before it wrote anything leaves no folder: `WorkdirLock.
+  discard_if_unused`); check a resumed run's config; load the data and check its
+  fingerprint against the resumed run's; build the networks; only then write
+  config.json.
 
   Raises:
     ValueError: a bad setting or a resume with another config or other data (the
@@ -168,6 +193,11 @@ def train_group(configs: Sequence[TrainConfig]) -> list[dict[str, Any]]:
       loop = _Loop([cfgs[i] for i in todo], is_main)
       for i, result in zip(todo, loop.run()):
         results[i] = result
+  except BaseException:
+    for lock in locks:  # a run refused before it wrote anything leaves no folder behind
+      lock.release()
+      lock.discard_if_unused()
+    raise
   finally:
     for lock in locks:
       lock.release()
@@ -194,9 +224,7 @@ class _Loop:
     self.datas = program_lib.prepare_data(cfgs, self.program)
     data = self.datas[0]
     self.multilabel, self.num_classes = data.multilabel, data.num_classes
-    if self.multilabel and np.ndim(cfg.thresholds) and len(cfg.thresholds) != self.num_classes:
-      raise ValueError(f"thresholds has {len(cfg.thresholds)} values; {cfg.dataset} has "
-                       f"{self.num_classes} classes")
+    data_pipeline.check_thresholds(cfg, data.splits["train"])
     self.thresholds = (np.broadcast_to(np.asarray(cfg.thresholds, np.float64),
                                        (self.num_classes,)) if self.multilabel else 0.5)
     self.modules, params_of_runs = program_lib.build_networks(
@@ -449,7 +477,7 @@ class _Loop:
       raise NonFiniteLossError(
           f"{self.cfg.objective} on {self.cfg.dataset}{self._label(run)}: {what} at step {s}; "
           f"stopping without saving or evaluating that state; {kept}. Try a lower "
-          "--learning_rate or --dtype=float32")
+          "--learning_rate" + (" or --dtype=float32" if self.cfg.dtype != "float32" else ""))
 
   def evaluate(self, run: program_lib.Run, split_name: str,
                params) -> tuple[dict[str, float], dict[str, np.ndarray]]:
