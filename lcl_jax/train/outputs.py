@@ -259,18 +259,14 @@ def mixed_evaluation(cfg: TrainConfig, workdir: pathlib.Path, data, dp, modules,
   mixer = mixing.Mixer(modules["primary"], {"primary": params["primary"]}, dp,
                        data.text_batches, matmul_precision=cfg.matmul_precision)
   split_texts = {name: list(data.splits[name].texts) for name in ("validation", "test")}
-  bertscore_model = (str(pretrained.resolve_checkpoint_dir(
-      data_pipeline.resolve_checkpoint(cfg.encoder)))
-                     if cfg.embed_mix_similarity == "bertscore" else None)
-  mixed = mixing.mixed_splits(settings, mixer, split_texts,
-                              train_texts=list(data.splits["train"].texts),
-                              bertscore_model=bertscore_model,
-                              bertscore_layers=modules["primary"].config.num_hidden_layers,
-                              max_length=cfg.max_length)
+  mixed = mixing.evaluate_mixed(settings, mixer, split_texts, multilabel=data.multilabel,
+                                encoder=cfg.encoder,
+                                train_texts=list(data.splits["train"].texts),
+                                max_length=cfg.max_length)
   out: dict[str, Any] = {**settings.describe(), "network": "primary"}
   for name, split in mixed.items():
     labels = data.eval_split(name).labels
-    probs = evaluation.probabilities(split.logits, data.multilabel)
+    probs = split.probabilities
     out[name], predictions = evaluation.split_metrics(labels, probs, multilabel=data.multilabel,
                                            thresholds=thresholds)
     if is_main:
