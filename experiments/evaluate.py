@@ -105,9 +105,9 @@ def main(argv):
   if settings.enabled:
     mixing.write_candidates(output_dir / "mixed_candidates.tsv",
                             "input" if FLAGS.input else FLAGS.split, texts,
-                            mixed.split.candidates,
-                            {} if mixed.split.similarity is None
-                            else {"similarity": mixed.split.similarity})
+                            mixed.candidates,
+                            {} if mixed.similarity is None
+                            else {"similarity": mixed.similarity})
   write_json_atomic(output_dir / "metrics.json", report)
   markdown = use.evaluation_markdown(report)
   write_atomic(output_dir / "report.md", markdown)
@@ -122,17 +122,11 @@ def main(argv):
   print(f"report: {output_dir / 'report.md'}\nmetrics: {output_dir / 'metrics.json'}")
 
 
-@dataclasses.dataclass
-class _Mixed:
-  split: object
-  probabilities: object
-
-
 def _mixed(settings, predictor, texts, name):
-  """Φ's embedding-mixed probabilities of `texts` (lcl_jax.train.mixing)."""
+  """Φ's embedding-mixed evaluation of `texts` (`mixing.evaluate_mixed`): a
+  `mixing.MixedSplit` with its probabilities."""
   from lcl_jax import data as data_lib
-  from lcl_jax.models import pretrained
-  from lcl_jax.train import data_pipeline, evaluation, mixing
+  from lcl_jax.train import data_pipeline, mixing
 
   mixing.check_settings(settings, {name: texts})
   info = predictor.info
@@ -144,19 +138,9 @@ def _mixed(settings, predictor, texts, name):
     train = data_lib.load_split(info["dataset"], "train", data_dir=FLAGS.data_dir
                                 or info.get("data_dir"), classes=info.get("classes"))
     train_texts = list(data_pipeline.fixed_subset(train, info.get("max_train_examples")).texts)
-  mixer = predictor.mixer()
-  bertscore_model = None
-  if settings.embed_mix_similarity == "bertscore":
-    encoder = info.get("encoder")
-    if not encoder:
-      raise app.UsageError("--embed_mix_similarity=bertscore needs the run's encoder")
-    bertscore_model = str(pretrained.resolve_checkpoint_dir(
-        data_pipeline.resolve_checkpoint(encoder)))
-  split = mixing.mixed_splits(settings, mixer, {name: texts}, train_texts=train_texts,
-                              bertscore_model=bertscore_model,
-                              bertscore_layers=mixer.module.config.num_hidden_layers,
-                              max_length=predictor.max_length)[name]
-  return _Mixed(split, evaluation.probabilities(split.logits, predictor.multilabel))
+  return mixing.evaluate_mixed(settings, predictor.mixer(), {name: texts},
+                               multilabel=predictor.multilabel, encoder=info.get("encoder"),
+                               train_texts=train_texts, max_length=predictor.max_length)[name]
 
 
 def _dataset_split(predictor):

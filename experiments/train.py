@@ -176,10 +176,7 @@ def main(argv):
              ", ".join(str(c.seed) for c in program), cfg.epochs,
              ", ".join(c.workdir for c in program))
     try:
-      if len(program) == 1:
-        finished = [trainer.train(cfg)]
-      else:
-        finished = trainer.train_group(program)
+      finished = trainer.train_group(program)  # one run: train(cfg) = train_group([cfg])[0]
       for c, r in zip(program, finished):
         results[c.workdir] = r
     except trainer.TrainingInterrupted as e:

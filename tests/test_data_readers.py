@@ -14,6 +14,7 @@ import pytest
 
 from lcl_jax import data
 from lcl_jax.data import emoint, empathetic_dialogues, files, isear, registry, sst, synthetic
+from import_cycles import first_cycle  # tests/ is on sys.path (rootdir conftest)
 from lcl_jax.data.split import (Split, canonical_split_name, sklearn_split_sizes,
                                 stratified_partition)
 
@@ -609,6 +610,18 @@ def test_unknown_dataset_split_and_source():
     data.load_split("synthetic", "train", source="hub")
 
 
+def test_every_dataset_has_its_reader_in_its_registry_entry(loaded, data_dir):
+  """Adding a dataset = one catalogue entry carrying its reader: every source but the
+  stock TFDS one has a reader, and load_split reads through it."""
+  from lcl_jax.data import catalog
+  for name, spec in registry.DATASETS.items():
+    assert (spec.reader is None) == (spec.source == "tfds_stock"), name
+  assert catalog.read_files("sst2", "validation", data_dir) == loaded("sst2", "validation")
+  assert registry.DATASETS["synthetic"].reader(None, "test") == synthetic.generate_split("test")
+  with pytest.raises(AssertionError, match="no file reader for 'synthetic'"):
+    catalog.read_files("synthetic", "test", data_dir)
+
+
 def test_ag_news_without_tfds_data_explains_what_is_needed(tmp_path):
   from lcl_jax.data import tfds_builders
   with pytest.raises(tfds_builders.StockBuilderUnavailableError) as info:
@@ -725,19 +738,6 @@ def test_data_modules_import_each_other_one_way_only():
                  if a.name.startswith("lcl_jax.data.")}
     graph[name] = deps - {name}
   assert graph["registry"] >= {"catalog", "tfds_builders", "ag_news"}  # the parser sees them
-  done, on_path = set(), []
-
-  def visit(module):
-    if module in on_path:
-      cycle = on_path[on_path.index(module):] + [module]
-      pytest.fail("import circle: " + " -> ".join(cycle))
-    if module in done:
-      return
-    on_path.append(module)
-    for dep in sorted(graph[module]):
-      visit(dep)
-    on_path.pop()
-    done.add(module)
-
-  for module in sorted(graph):
-    visit(module)
+  cycle = first_cycle(graph)
+  if cycle:
+    pytest.fail("import circle: " + " -> ".join(cycle))

@@ -107,3 +107,45 @@ def test_config_choices_equal_their_owners():
   assert config.BASELINE_ENCODERS == tuple(baselines.BASELINES)
   assert config.AUX_TASKS == ("none", *goemotions.COARSE_GROUPINGS)
   assert config.DEFAULT_LENGTH_BUCKETS == tuple(batching.DEFAULT_BUCKETS)
+
+
+def test_config_choices_are_their_owners_tuples_written_once():
+  """The shared names are one object (lcl_jax.choices, or the owner itself), not copies;
+  OBJECTIVES is derived from the objective registry; and config.py reads them without
+  Flax, the data package or optax (checked in a fresh interpreter)."""
+  import subprocess
+  import sys
+
+  from lcl_jax import choices
+  from lcl_jax.data import batching, goemotions
+  from lcl_jax.losses import tiled
+  from lcl_jax.models import classifiers, heads
+  from lcl_jax.train import config, objective_specs, objectives, optim
+
+  assert config.FEATURE_POOLINGS is heads.FEATURE_POOLINGS is choices.FEATURE_POOLINGS
+  assert config.PRIMARY_HEADS is classifiers.PRIMARY_HEADS is choices.PRIMARY_HEADS
+  assert config.CONTRASTIVE_IMPLS is tiled.IMPLEMENTATIONS
+  assert config.ADAM_EPSILON_MODES is optim.EPSILON_MODES is choices.ADAM_EPSILON_MODES
+  assert config.BASELINE_ENCODERS is choices.BASELINE_ENCODERS
+  assert goemotions.COARSE_GROUPINGS is choices.COARSE_GROUPINGS
+  assert config.DEFAULT_LENGTH_BUCKETS is batching.DEFAULT_BUCKETS
+  assert objectives.OBJECTIVE_SPECS is objective_specs.OBJECTIVE_SPECS
+  source = (PROJECT_ROOT / "lcl_jax" / "train" / "config.py").read_text(encoding="utf-8")
+  for name in ("FEATURE_POOLINGS", "PRIMARY_HEADS", "BASELINE_ENCODERS", "OBJECTIVES",
+               "ADAM_EPSILON_MODES", "CONTRASTIVE_IMPLS", "DEFAULT_LENGTH_BUCKETS"):
+    assert f"\n{name} = (" not in source, f"config.py writes {name} out again"
+  probe = ("import sys, lcl_jax.train.config; "
+           "print(sorted(m for m in ('flax', 'optax', 'lcl_jax.data', 'lcl_jax.models') "
+           "if m in sys.modules))")
+  loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=PROJECT_ROOT).stdout.strip()
+  assert loaded == "[]", loaded
+
+
+def test_every_objective_carries_its_implementation():
+  """Adding an objective = one registry entry: its loss function and networks."""
+  from lcl_jax.train import objective_specs
+
+  for name, spec in objective_specs.OBJECTIVE_SPECS.items():
+    assert spec.name == name and callable(spec.main_loss), name
+    assert spec.primary_head_for("dense1") in ("dense1", spec.primary_head), name

@@ -117,16 +117,25 @@ _BAD_VALUES = {
 }
 
 
+def _same_value(a, b) -> bool:
+  """Equal, of one type (1 and 1.0 are different cases); NaN equals NaN."""
+  if type(a) is not type(b):
+    return False
+  return a == b or (isinstance(a, float) and a != a and b != b)
+
+
 def _generated_bad_values() -> dict[str, list]:
-  """More cases from each field's `config.setting`: a value outside its choices, and for
-  a run flag a value of the wrong type (a string for a number or a bool; an empty string
-  for a string)."""
+  """More cases from each field's `config.setting`: a value outside its choices, values
+  outside its numeric bounds (`Range.outside`), and for a run flag a value of the wrong
+  type (a string for a number or a bool; an empty string for a string)."""
   wrong_type = {"integer": "1", "float": "0.5", "bool": "yes", "string": ""}
   out = {}
   for field in config_lib.settings():
     meta, cases = field.metadata, []
     if meta["choices"] is not None:
       cases.append("no_such_choice")
+    if meta["bounds"] is not None:
+      cases += meta["bounds"].outside()
     if meta["flag"] in wrong_type and field.name != "thresholds":
       cases.append(wrong_type[meta["flag"]])
     out[field.name] = cases
@@ -135,7 +144,25 @@ def _generated_bad_values() -> dict[str, list]:
 
 for _name, _cases in _generated_bad_values().items():
   _BAD_VALUES.setdefault(_name, [])
-  _BAD_VALUES[_name] += [c for c in _cases if c not in _BAD_VALUES[_name]]
+  _BAD_VALUES[_name] += [c for c in _cases
+                         if not any(_same_value(c, v) for v in _BAD_VALUES[_name])]
+
+
+def test_every_range_bound_field_has_its_outside_values_refused():
+  """Each `setting(bounds=...)` field: its default is inside, every value outside is in
+  the bad-value table (so the test below refuses it naming the flag), and validate
+  refuses it without the trainer."""
+  bounded = [f for f in config_lib.settings() if f.metadata["bounds"] is not None]
+  assert len(bounded) >= 30
+  for field in bounded:
+    bounds = field.metadata["bounds"]
+    assert field.default is None or bounds.contains(field.default), field.name
+    outside = bounds.outside()
+    assert outside and all(not bounds.contains(v) for v in outside), field.name
+    for value in outside:
+      assert any(_same_value(value, v) for v in _BAD_VALUES[field.name]), (field.name, value)
+      with pytest.raises(ValueError, match=f"--{field.name}=.*must be"):
+        dataclasses.replace(TrainConfig(), **{field.name: value}).validate()
 
 
 def test_every_config_field_has_bad_value_cases():

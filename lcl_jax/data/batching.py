@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lcl_jax import choices
+
 __all__ = [
     "DEFAULT_BUCKETS",
     "DEFAULT_MAX_LENGTH",
@@ -55,8 +57,7 @@ DEFAULT_MAX_LENGTH = 128
 # EmoInt (MiniLM, 32 texts, max_length 64) 3 train shapes, 42.5 tokens a batch on
 # average against 64.0 with (32, 64, 128) and 39.6 for per-batch dynamic padding
 # (BUILD_NOTES "Parity with PyTorch"). TrainConfig.length_buckets holds the same tuple.
-DEFAULT_BUCKETS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
-                   320, 384, 448, 512)
+DEFAULT_BUCKETS = choices.DEFAULT_LENGTH_BUCKETS  # (written once in lcl_jax.choices)
 Batch = dict[str, np.ndarray]
 # Mixed into the shuffle seed so it never shares a stream with augmentation.
 _SHUFFLE_STREAM = 0x2545F491

@@ -38,7 +38,9 @@ synthetic                        9        360 / 90 / 90 (generated)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
+from typing import Callable
 
 from lcl_jax.data import (ag_news, emoint, empathetic_dialogues, files, goemotions, isear,
                           parsinlu, sst, synthetic, tsa)
@@ -65,6 +67,12 @@ class DatasetSpec:
       assert them); None for ``user_files`` datasets.
     description: one line for logs, reports and TFDS.
     folder: the release folder under ``data_dir`` (``None`` if no files).
+    reader: ``reader(data_dir, split) -> Split``, ``split`` canonical, ``data_dir`` the
+      resolved release folder (a ``pathlib.Path``; ``None`` for ``generated``): the
+      implementation :func:`read_files` calls. Every source but ``tfds_stock`` has one
+      (a ``tfds_stock`` dataset is read by its stock builder in
+      :func:`~lcl_jax.data.registry.load_split`). Adding a dataset = one entry of
+      ``_SPECS`` with its reader.
   """
 
   name: str
@@ -74,17 +82,31 @@ class DatasetSpec:
   sizes: tuple[int, int, int] | None
   description: str
   folder: str | None = None
+  reader: Callable[[pathlib.Path | None, str], Split] | None = dataclasses.field(
+      default=None, repr=False, compare=False)
 
   @property
   def num_classes(self) -> int:
     return len(self.label_names)
 
 
+def _read_ed_subset(name: str, data_dir: pathlib.Path, split: str) -> Split:
+  """An Empathetic Dialogues class subset: the full split, re-indexed to the subset."""
+  full = empathetic_dialogues.read_split(data_dir, split)
+  return full.select_classes(empathetic_dialogues.SUBSETS[name], dataset=name)
+
+
+def _generate(data_dir: None, split: str) -> Split:
+  """The synthetic dataset's reader: generated, no files (`data_dir` unused)."""
+  del data_dir
+  return synthetic.generate_split(split)
+
+
 def _ed_subset(name: str, sizes: tuple[int, int, int]) -> DatasetSpec:
   classes = empathetic_dialogues.SUBSETS[name]
   return DatasetSpec(
       name=name, label_names=classes, multilabel=False, source="files", sizes=sizes,
-      folder="empathetic_dialogues",
+      folder="empathetic_dialogues", reader=functools.partial(_read_ed_subset, name),
       description=f"Empathetic Dialogues, {len(classes)}-class subset of the LCL paper's "
                   f"Table 3 ({', '.join(classes)})")
 
@@ -93,34 +115,38 @@ _SPECS = [
     DatasetSpec("goemotions", goemotions.EMOTIONS[:goemotions.NEUTRAL_ID], False, "files",
                 (23485, 2956, 2984),
                 "GoEmotions, single-labelled non-neutral comments (27 classes), as in the "
-                "LCL paper", "goemotions"),
+                "LCL paper", "goemotions", goemotions.read_split),
     DatasetSpec("goemotions_multilabel", goemotions.EMOTIONS, True, "files",
                 (43410, 5426, 5427),
                 "GoEmotions, all comments, multi-hot over 28 labels incl. neutral",
-                "goemotions"),
+                "goemotions", functools.partial(goemotions.read_split, multilabel=True)),
     DatasetSpec("goemotions_first_label", goemotions.EMOTIONS[:goemotions.NEUTRAL_ID], False,
                 "files", (30587, 3834, 3821),
                 "GoEmotions, every comment with a non-neutral label, labelled with its first "
-                "(seed 001's re-implementation; 27 classes)", "goemotions"),
+                "(seed 001's re-implementation; 27 classes)", "goemotions",
+                functools.partial(goemotions.read_split, first_label=True)),
     DatasetSpec("sst5", sst.SST5_LABELS, False, "files", (8544, 1101, 2210),
                 "SST-5: Stanford Sentiment Treebank sentences, root label (5 classes)",
-                "sst"),
+                "sst", sst.read_split),
     DatasetSpec("sst2", sst.SST2_LABELS, False, "files", (6920, 872, 1821),
                 "SST-2 (sentence level): SST-5 without neutral, 0-1 negative, 3-4 positive",
-                "sst"),
+                "sst", functools.partial(sst.read_split, binary=True)),
     DatasetSpec("isear", isear.LABELS, False, "files", (4599, 1533, 1534),
                 "ISEAR situations (7 emotions), the authors' 60/20/20 split (scikit-learn "
-                "train_test_split, random_state=0, unstratified)", "isear"),
+                "train_test_split, random_state=0, unstratified)", "isear",
+                functools.partial(isear.read_split, splitter="release")),
     DatasetSpec("isear_stratified", isear.LABELS, False, "files", (4599, 1533, 1534),
                 "ISEAR situations (7 emotions), seeded stratified 60/20/20 split "
-                "(NumPy, seed 0)", "isear"),
+                "(NumPy, seed 0)", "isear",
+                functools.partial(isear.read_split, splitter="stratified")),
     DatasetSpec("emoint", emoint.LABELS, False, "files", (3613, 347, 3142),
                 "EmoInt / WASSA-2017 tweets (anger, fear, joy, sadness), cleaned as in the "
-                "LCL paper's Appendix B", "emoint"),
+                "LCL paper's Appendix B", "emoint", emoint.read_split),
     DatasetSpec("empathetic_dialogues", empathetic_dialogues.LABELS, False, "files",
                 (19533, 2770, 2547),
                 "Empathetic Dialogues: the speaker's situation prompt, 32 emotions, one "
-                "item per conversation", "empathetic_dialogues"),
+                "item per conversation", "empathetic_dialogues",
+                empathetic_dialogues.read_split),
     _ed_subset("empathetic_dialogues_16", (10705, 1509, 1376)),
     _ed_subset("empathetic_dialogues_8", (5420, 732, 686)),
     _ed_subset("empathetic_dialogues_4_easy", (2598, 361, 328)),
@@ -133,13 +159,14 @@ _SPECS = [
                 "stratified 5% of train"),
     DatasetSpec("tsa", tsa.LABELS, False, "user_files", None,
                 "Twitter sentiment analysis (TSATC corpus), negative / positive; validation "
-                "= a seeded stratified 20% of train (seed 001's Table 2)", tsa.FOLDER),
+                "= a seeded stratified 20% of train (seed 001's Table 2)", tsa.FOLDER,
+                tsa.read_split),
     DatasetSpec("parsinlu_sentiment", parsinlu.LABELS, False, "user_files", None,
                 "ParsiNLU Persian review sentiment, overall aspect, labels -3..3; train and "
                 "validation food + movie, test movie only (seed 001's Table 2)",
-                parsinlu.FOLDER),
+                parsinlu.FOLDER, parsinlu.read_split),
     DatasetSpec("synthetic", synthetic.LABEL_NAMES, False, "generated", (360, 90, 90),
-                synthetic.DESCRIPTION),
+                synthetic.DESCRIPTION, reader=_generate),
 ]
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -192,32 +219,9 @@ def release_files(name: str, data_dir: pathlib.Path, *,
 
 
 def read_files(name: str, split: str, data_dir: pathlib.Path) -> Split:
-  """Split ``split`` (canonical) of a ``files`` / ``user_files`` dataset, read by its reader."""
-  if name == "goemotions":
-    return goemotions.read_split(data_dir, split)
-  if name == "goemotions_multilabel":
-    return goemotions.read_split(data_dir, split, multilabel=True)
-  if name == "goemotions_first_label":
-    return goemotions.read_split(data_dir, split, first_label=True)
-  if name == "tsa":
-    return tsa.read_split(data_dir, split)
-  if name == "parsinlu_sentiment":
-    return parsinlu.read_split(data_dir, split)
-  if name == "sst5":
-    return sst.read_split(data_dir, split)
-  if name == "sst2":
-    return sst.read_split(data_dir, split, binary=True)
-  if name == "isear":
-    return isear.read_split(data_dir, split, splitter="release")
-  if name == "isear_stratified":
-    return isear.read_split(data_dir, split, splitter="stratified")
-  if name == "emoint":
-    return emoint.read_split(data_dir, split)
-  if name == "empathetic_dialogues":
-    return empathetic_dialogues.read_split(data_dir, split)
-  if name in empathetic_dialogues.SUBSETS:
-    full = empathetic_dialogues.read_split(data_dir, split)
-    return full.select_classes(empathetic_dialogues.SUBSETS[name], dataset=name)
-  raise AssertionError(f"no file reader for {name!r}")
-
-
+  """Split ``split`` (canonical) of a ``files`` / ``user_files`` dataset, read by its
+  spec's reader."""
+  spec = get_spec(name)
+  if spec.reader is None or spec.source not in ("files", "user_files"):
+    raise AssertionError(f"no file reader for {name!r}")
+  return spec.reader(data_dir, split)

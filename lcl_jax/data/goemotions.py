@@ -38,6 +38,7 @@ import pathlib
 
 import numpy as np
 
+from lcl_jax import choices
 from lcl_jax.data import files
 from lcl_jax.data.split import Split
 
@@ -49,7 +50,7 @@ EMOTIONS: tuple[str, ...] = (
 NEUTRAL_ID = 27
 FILE_NAMES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 # Coarse groupings of the 27 emotions (+ neutral): grouping -> the release's mapping file.
-COARSE_GROUPINGS = ("ekman", "sentiment")
+COARSE_GROUPINGS = choices.COARSE_GROUPINGS  # ("ekman", "sentiment"), lcl_jax.choices
 GROUPING_FILES = {"ekman": "ekman_mapping.json", "sentiment": "sentiment_dict.json"}
 
 

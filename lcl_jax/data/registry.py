@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from lcl_jax.data import ag_news, catalog, files, synthetic
+from lcl_jax.data import ag_news, catalog, files
 # The catalogue's names, re-exported: registry.DATASETS etc. are the public spelling.
 from lcl_jax.data.catalog import (DATASETS, DatasetSpec, dataset_names,  # noqa: F401
                                   release_files)
@@ -79,7 +79,7 @@ def load_split(name: str, split: str, *,
     result = _load_tfds(name, split, data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                         download=download)
   elif spec.source == "generated":
-    result = synthetic.generate_split(split)
+    result = spec.reader(None, split)
   else:
     result = catalog.read_files(name, split, files.resolve_data_dir(data_dir, dataset=name))
   if classes is not None:

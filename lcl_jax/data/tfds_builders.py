@@ -39,7 +39,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lcl_jax.data import catalog, files, goemotions, synthetic, tfds_stock
+from lcl_jax.data import catalog, files, goemotions, tfds_stock
 from lcl_jax.data.split import SPLIT_NAMES, Split
 # Re-exported: the stock-builder error and probe keep their public names here.
 from lcl_jax.data.tfds_stock import (StockBuilderUnavailableError,  # noqa: F401
@@ -117,7 +117,7 @@ class LclDatasets(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     name = self.builder_config.name
     if catalog.DATASETS[name].source == "generated":
-      splits = {s: synthetic.generate_split(s) for s in SPLIT_NAMES}
+      splits = {s: catalog.DATASETS[name].reader(None, s) for s in SPLIT_NAMES}
     else:
       data_dir = pathlib.Path(dl_manager.manual_dir)
       splits = {s: catalog.read_files(name, s, data_dir) for s in SPLIT_NAMES}

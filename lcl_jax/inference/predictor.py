@@ -51,11 +51,10 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
   the main head only. `label_layout`: the run's `models.LabelLayout`
   (--label_embeddings), else None."""
   spec = objectives.get_spec(cfg.objective)
-  primary = cfg.head if spec.primary_head == "paper" else spec.primary_head  # as the trainer
   if baselines.is_baseline(cfg.encoder):
     raise RunNotUsableError(f"{cfg.workdir}: predict/evaluate support transformer encoders; "
                             f"this run's encoder is the {cfg.encoder} baseline")
-  heads = {"primary": (primary, cfg.encoder)}
+  heads = {"primary": (spec.primary_head_for(cfg.head), cfg.encoder)}
   if spec.uses_weighting_network:
     heads["weighting"] = (None, cfg.weighting_encoder or cfg.encoder)
   dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
@@ -67,11 +66,12 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
     options = ({"feature_pooling": cfg.feature_pooling, "num_aux_classes": num_aux_classes}
                if name == "primary" else {})
-    if label_layout is not None:  # as objectives.build_networks
-      head = "label_attention"
-      options["layout"] = (label_layout if name == "primary"
-                           else objectives.weighting_layout(label_layout))
-    head = head or models.weighting_head_for(config)  # Ψ: ELECTRA head (RoBERTa's for it)
+    # As objectives.build_networks: Ψ's head from its encoder (ELECTRA's, RoBERTa's for
+    # that family); with --label_embeddings every network a label-attention classifier.
+    head, layout = objectives.network_head(name, head or models.weighting_head_for(config),
+                                           label_layout)
+    if layout is not None:
+      options["layout"] = layout
     head = models.resolve_head(head, config)  # --head=hf: the architecture's HF head
     modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
     shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]

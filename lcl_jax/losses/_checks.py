@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lcl_jax.choices import CONTRASTIVE_REDUCTIONS
+
 
 def _shape(x: Any) -> tuple[int, ...]:
   return tuple(np.shape(x))
@@ -152,10 +154,8 @@ def _check_scalar_option(fn: str, name: str, value: Any, *, low: float, high: fl
     raise ValueError(f"{fn}: `{name}` must be finite and {bound}; got {number}")
 
 
-# How a contrastive loss reduces its per-anchor terms L_i over the anchors with |P_i| > 0:
-# 'mean' (Khosla et al.; Suresh & Ong 2021, Eq. 2 / Eq. 4's 1/N; the release) or 'sum'
-# (Modarres & Raeisi, seed 001 Sec. 3.3-3.4: L = sum_{i=1}^K -1/|P| L_i).
-REDUCTIONS = ("mean", "sum")
+# 'mean' or 'sum' over the anchors with |P_i| > 0 (see lcl_jax.choices).
+REDUCTIONS = CONTRASTIVE_REDUCTIONS
 
 
 def _check_reduction(fn: str, reduction: Any) -> str:

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lcl_jax import choices
 from lcl_jax.models.heads import ClassifierOutput
 
 Array = jax.Array
@@ -73,6 +74,10 @@ BASELINES: dict[str, BaselineSpec] = {
                         "seed 001 §3.1 (Made With ML RNN lesson)"),
     "charcnn": BaselineSpec("charcnn", dict(), "Zhang et al. 2015 small model (seed 000 §2.1)"),
 }
+# The names are written once in lcl_jax.choices (TrainConfig reads them at --help time).
+if tuple(BASELINES) != choices.BASELINE_ENCODERS:
+  raise AssertionError(f"BASELINES {tuple(BASELINES)} != lcl_jax.choices.BASELINE_ENCODERS "
+                       f"{choices.BASELINE_ENCODERS}")
 
 
 def is_baseline(name: str | None) -> bool:

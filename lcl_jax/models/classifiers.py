@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from lcl_jax import choices
 from lcl_jax.models import convert
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
@@ -351,7 +352,7 @@ CLASSIFIERS: dict[str, type[_EncoderClassifier]] = {
 # checkpoint's own transformers `*ForSequenceClassification` head
 # (`sequence_classification_head_for`).
 HF_HEAD = "hf"
-PRIMARY_HEADS = ("paper", HF_HEAD, "direct", "dense1", "dense2")
+PRIMARY_HEADS = choices.PRIMARY_HEADS  # (written once in lcl_jax.choices; HF_HEAD among them)
 
 
 def sequence_classification_head_for(config: EncoderConfig) -> str:

@@ -29,6 +29,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from lcl_jax import choices
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.models.encoder import BertPooler
 
@@ -36,7 +37,7 @@ Array = jax.Array
 DType = Any
 
 HEAD_INITS = ("hf", "torch")
-FEATURE_POOLINGS = ("cls", "mean")
+FEATURE_POOLINGS = choices.FEATURE_POOLINGS  # (written once in lcl_jax.choices)
 
 
 @flax.struct.dataclass

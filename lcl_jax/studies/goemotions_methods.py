@@ -272,7 +272,6 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
   # pylint: disable=g-import-not-at-top
   from lcl_jax import data as data_lib
   from lcl_jax import metrics as metrics_lib
-  from lcl_jax.models import pretrained
   from lcl_jax import inference
   from lcl_jax.train import data_pipeline, evaluation, mixing
 
@@ -290,15 +289,9 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
         data_lib.load_split(cfg.dataset, "train", data_dir=cfg.data_dir),
         cfg.max_train_examples).texts)
   predictor = inference.Predictor.load(source.workdir)
-  mixer = predictor.mixer()
-  bertscore_model = (str(pretrained.resolve_checkpoint_dir(
-      data_pipeline.resolve_checkpoint(cfg.encoder)))
-                     if mix.embed_mix == "train" and mix.embed_mix_similarity == "bertscore"
-                     else None)
-  mixed = mixing.mixed_splits(mix, mixer, split_texts, train_texts=train_texts,
-                              bertscore_model=bertscore_model,
-                              bertscore_layers=mixer.module.config.num_hidden_layers,
-                              max_length=cfg.max_length)
+  mixed = mixing.evaluate_mixed(mix, predictor.mixer(), split_texts, multilabel=True,
+                                encoder=cfg.encoder, train_texts=train_texts,
+                                max_length=cfg.max_length)
   thresholds = np.broadcast_to(np.asarray(cfg.thresholds, np.float64),
                                (len(splits["test"].label_names),))
   out: dict[str, Any] = {"dataset": cfg.dataset, "objective": cfg.objective,
@@ -306,8 +299,8 @@ def mixed_evaluation(source: sweep.RunSpec, settings: Mapping[str, Any]) -> dict
                          "mixed": dict(settings), "multilabel": True, "candidates": {}}
   for name, split in mixed.items():
     labels = np.asarray(splits[name].labels)
-    probs = evaluation.probabilities(split.logits, True)
-    out[name], predictions = evaluation.split_metrics(labels, probs, multilabel=True,
+    out[name], predictions = evaluation.split_metrics(labels, split.probabilities,
+                                                      multilabel=True,
                                                       thresholds=thresholds)
     out["candidates"][name] = list(split.candidates)
     if name == "test":

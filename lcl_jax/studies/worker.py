@@ -34,10 +34,9 @@ def main(argv: list[str]) -> int:
 
   payload = json.loads(argv[1])
   try:
-    if isinstance(payload, list):  # runs of one program (--runs_per_program)
-      trainer.train_group([TrainConfig.from_dict(c) for c in payload])
-    else:
-      trainer.train(TrainConfig.from_dict(payload))
+    # A list: the runs of one program (--runs_per_program); a dict: one run.
+    configs = payload if isinstance(payload, list) else [payload]
+    trainer.train_group([TrainConfig.from_dict(c) for c in configs])
   except trainer.TrainingInterrupted as e:
     print(str(e), file=sys.stderr)
     return INTERRUPTED_EXIT_CODE

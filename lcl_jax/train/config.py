@@ -14,34 +14,34 @@ import math
 import numbers
 from typing import Any, Sequence
 
-# = lcl_jax.data.batching.DEFAULT_BUCKETS (not imported: lcl_jax.data costs 0.7 s).
-DEFAULT_LENGTH_BUCKETS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224,
-                          256, 320, 384, 448, 512)
+# Light imports only (this module is read while binaries parse flags): the names shared
+# with their owners (lcl_jax.choices), the objective registry and the tiled losses (JAX
+# and the pure losses, which `import lcl_jax` loads anyway); no Flax, data or optax.
+from lcl_jax.choices import (ADAM_EPSILON_MODES, BASELINE_ENCODERS,  # noqa: F401
+                             COARSE_GROUPINGS, CONTRASTIVE_REDUCTIONS, DEFAULT_LENGTH_BUCKETS,
+                             FEATURE_POOLINGS, PRIMARY_HEADS)
+from lcl_jax.losses import tiled
+from lcl_jax.train.objective_specs import OBJECTIVE_SPECS
+
 # [CLS] + one token + [SEP]: the shortest input a classifier can read.
 MIN_MAX_LENGTH = 3
-OBJECTIVES = ("ce", "scl", "lcl", "bert_ce")
-FEATURE_POOLINGS = ("cls", "mean")  # = lcl_jax.models.FEATURE_POOLINGS (no heavy import here)
-# = lcl_jax.models.baselines.BASELINES: --encoder names of the non-transformer baselines.
-BASELINE_ENCODERS = ("bilstm", "gru", "rnn", "charcnn")
+OBJECTIVES = tuple(OBJECTIVE_SPECS)  # the objective registry's names
 # Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
 BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
-CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
+CONTRASTIVE_IMPLS = tiled.IMPLEMENTATIONS
 MATMUL_PRECISIONS = ("highest", "default")
 BASELINE_VIEWS = ("paired", "texts")
 LCL_VIEWS = ("paired", "texts")
-CONTRASTIVE_REDUCTIONS = ("mean", "sum")  # = lcl_jax.losses._checks.REDUCTIONS
-ADAM_EPSILON_MODES = ("optax", "legacy_hf")  # = lcl_jax.train.optim.EPSILON_MODES
 HEAD_INITS = ("normal_0.02", "torch_default")
 LR_SCHEDULES = ("linear", "constant")
-PRIMARY_HEADS = ("paper", "hf", "direct", "dense1", "dense2")  # = models.classifiers.PRIMARY_HEADS
 THRESHOLD_FITS = ("validation", "train", "none")
 KEEP_CHECKPOINTS = ("best", "all")
 DTYPES = ("float32", "bfloat16")
 EARLY_STOPPING_ON = ("metric", "loss")
-# Seed 004's auxiliary tasks (= lcl_jax.data.goemotions.COARSE_GROUPINGS, plus "none") and
+# Seed 004's auxiliary tasks (the coarse GoEmotions labelings, plus "none") and
 # the schedules of T in L = T * L_main + (1 - T) * L_aux (lcl_jax.train.objectives.aux_weight).
-AUX_TASKS = ("none", "ekman", "sentiment")
+AUX_TASKS = ("none", *COARSE_GROUPINGS)
 AUX_SCHEDULES = ("linear", "cosine")
 # The datasets the auxiliary tasks are defined for (the 28 GoEmotions labels, multi-hot).
 AUX_DATASETS = ("goemotions_multilabel",)
@@ -61,35 +61,93 @@ _PRESETS: dict[str, dict[str, float]] = {
 }
 
 
-# `setting(flag_default=BINARY_DEFAULT)`: each binary gives the flag's default (--encoder).
-BINARY_DEFAULT = object()
-_FIELD_DEFAULT = object()
-
-
-def setting(default: Any, help: str, *, flag: str | None,  # pylint: disable=redefined-builtin
-            choices: tuple[str, ...] | None = None, flag_default: Any = _FIELD_DEFAULT,
-            **flag_options: Any) -> Any:
-  """A `TrainConfig` field and everything said about it in one place: its default, the
-  help of its absl flag, the flag's kind ('string', 'integer', 'float', 'bool', 'enum',
-  'list'; None: no run flag, each binary sets the field itself), its choices (checked by
-  `validate`) and, where they differ from the field's, the flag's default and options.
-  `lcl_jax.train.run_flags` defines the flags and maps them to the config from these."""
-  return dataclasses.field(default=default, metadata={
-      "help": help, "flag": flag, "choices": choices, "flag_options": flag_options,
-      "flag_default": default if flag_default is _FIELD_DEFAULT else flag_default})
-
-
-def settings() -> tuple[dataclasses.Field, ...]:
-  """The fields of `TrainConfig` (each made by `setting`)."""
-  return dataclasses.fields(TrainConfig)
-
-
 def _is_int(value) -> bool:
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value) -> bool:
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """The numbers a numeric setting accepts (`setting(bounds=...)`): integers (`integer`)
+  or finite reals from `low` to `high`, each end included unless open (`low_open`,
+  `high_open`). `None` is accepted too where the field's default is None (unset).
+  `note` explains the bounds in the error message."""
+  low: float = -math.inf
+  high: float = math.inf
+  low_open: bool = False
+  high_open: bool = False
+  integer: bool = False
+  note: str = ""
+
+  def contains(self, value: Any) -> bool:
+    """Whether `value` is a number of the right kind inside the bounds."""
+    if not (_is_int(value) if self.integer else _is_real(value) and math.isfinite(value)):
+      return False
+    above = value > self.low if self.low_open else value >= self.low
+    below = value < self.high if self.high_open else value <= self.high
+    return above and below
+
+  def describe(self) -> str:
+    """E.g. 'an integer >= 1', 'a finite number > 0', 'a finite number in [0, 1)'."""
+    kind = "an integer" if self.integer else "a finite number"
+    low = f"{self.low:g}"
+    if math.isinf(self.high):
+      text = f"{kind} {'>' if self.low_open else '>='} {low}"
+    else:
+      high = "2**31 - 1" if self.high == 2**31 - 1 else f"{self.high:g}"
+      text = (f"{kind} in {'(' if self.low_open else '['}{low}, {high}"
+              f"{')' if self.high_open else ']'}")
+    return f"{text} ({self.note})" if self.note else text
+
+  def outside(self) -> list[Any]:
+    """Values this range refuses, for the robustness test: each finite bound's nearest
+    outsider (an open bound itself), a non-integer inside an integer range, NaN and
+    infinity for a real one."""
+    step = 1 if self.integer else 0.5
+    values: list[Any] = []
+    if math.isfinite(self.low):
+      values.append(self.low if self.low_open else self.low - step)
+    if math.isfinite(self.high):
+      values.append(self.high if self.high_open else self.high + step)
+    if self.integer:
+      values.append((self.low if math.isfinite(self.low) else 0) + 1.5)
+    else:
+      values += [float("nan"), float("inf")]
+    return values
+
+
+POSITIVE = Range(0.0, low_open=True)
+UNIT = Range(0.0, 1.0)
+AT_LEAST_ONE = Range(1, integer=True)
+AT_LEAST_ZERO = Range(0, integer=True)
+
+
+# `setting(flag_default=BINARY_DEFAULT)`: each binary gives the flag's default (--encoder).
+BINARY_DEFAULT = object()
+_FIELD_DEFAULT = object()
+
+
+def setting(default: Any, help: str, *, flag: str | None,  # pylint: disable=redefined-builtin
+            choices: tuple[str, ...] | None = None, bounds: Range | None = None,
+            flag_default: Any = _FIELD_DEFAULT, **flag_options: Any) -> Any:
+  """A `TrainConfig` field and everything said about it in one place: its default, the
+  help of its absl flag, the flag's kind ('string', 'integer', 'float', 'bool', 'enum',
+  'list'; None: no run flag, each binary sets the field itself), its choices or its
+  numeric `bounds` (a `Range`; both checked by `validate`, one loop each) and, where
+  they differ from the field's, the flag's default and options.
+  `lcl_jax.train.run_flags` defines the flags and maps them to the config from these."""
+  return dataclasses.field(default=default, metadata={
+      "help": help, "flag": flag, "choices": choices, "bounds": bounds,
+      "flag_options": flag_options,
+      "flag_default": default if flag_default is _FIELD_DEFAULT else flag_default})
+
+
+def settings() -> tuple[dataclasses.Field, ...]:
+  """The fields of `TrainConfig` (each made by `setting`)."""
+  return dataclasses.fields(TrainConfig)
 
 
 def dataset_preset(dataset: str) -> dict[str, float]:
@@ -127,7 +185,7 @@ class TrainConfig:
       "The run's folder (each binary derives it from its --workdir).",
       flag=None)
   seed: int = setting(0, "Seed of the run: data order, init and dropout (--seed / --seeds).",
-      flag=None)
+      bounds=Range(0, 2**31 - 1, high_open=True, integer=True), flag=None)
   # a user class subset (Empathetic Dialogues)
   classes: tuple[str, ...] | None = setting(None,
       "A class subset (--classes of experiments/train.py).",
@@ -135,10 +193,11 @@ class TrainConfig:
 
   # Optimisation (paper / release defaults).
   learning_rate: float | None = setting(None, "Peak learning rate (default: per-dataset preset).",
-      flag="float")
-  alpha: float | None = setting(None, "Classification-term weight (default: preset).", flag="float")
+      bounds=POSITIVE, flag="float")
+  alpha: float | None = setting(None, "Classification-term weight (default: preset).",
+      bounds=UNIT, flag="float")
   temperature: float | None = setting(None, "Contrastive temperature tau (default: preset).",
-      flag="float")
+      bounds=POSITIVE, flag="float")
   # Contrastive features of SCL/LCL: 'cls' (the paper) or 'mean' over non-padding
   # tokens (seed 001's re-implementation).
   feature_pooling: str = setting("cls",
@@ -154,29 +213,32 @@ class TrainConfig:
   epochs: int = setting(5,
       ("Epochs per run. Default: 5 (the paper's) for every paper dataset; 3 for the "
        "synthetic built-in dataset of experiments.train; 1 with --smoke."),
-      flag="integer", flag_default=None)
+      bounds=AT_LEAST_ONE, flag="integer", flag_default=None)
   # None: train all epochs (the release); else early stop.
   patience: int | None = setting(None, "Early-stopping patience in epochs (default: none).",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   # What `patience` watches: "metric" (the validation selection metric, accuracy or
   # macro F1) or "loss" (the validation cross-entropy; seed 000's biLSTM schedule).
   early_stopping_on: str = setting("metric",
       ("What --patience watches: the validation accuracy / macro F1, or the validation "
        "loss (seed 000's biLSTM)."),
       flag="enum", choices=EARLY_STOPPING_ON)
-  texts_per_batch: int = setting(10, "K: texts per batch (plus K augmented views).", flag="integer")
+  texts_per_batch: int = setting(10, "K: texts per batch (plus K augmented views).",
+      bounds=AT_LEAST_ONE, flag="integer")
   weight_decay: float = setting(0.01,
       ("AdamW decoupled weight decay (none on biases and LayerNorm weights; the "
        "release's 0.01)."),
-      flag="float")
-  adam_b1: float = setting(0.9, "AdamW beta1, in [0, 1) (the release's 0.9).", flag="float")
-  adam_b2: float = setting(0.999, "AdamW beta2, in [0, 1) (the release's 0.999).", flag="float")
+      bounds=Range(0.0), flag="float")
+  adam_b1: float = setting(0.9, "AdamW beta1, in [0, 1) (the release's 0.9).",
+      bounds=Range(0.0, 1.0, high_open=True), flag="float")
+  adam_b2: float = setting(0.999, "AdamW beta2, in [0, 1) (the release's 0.999).",
+      bounds=Range(0.0, 1.0, high_open=True), flag="float")
   adam_eps: float = setting(1e-6,
       "AdamW epsilon, > 0 (the release's 1e-6; see --adam_epsilon_mode).",
-      flag="float")
+      bounds=POSITIVE, flag="float")
   clip_norm: float = setting(1.0,
       "Gradient clipping: global norm per network, > 0 (the release's 1.0).",
-      flag="float")
+      bounds=POSITIVE, flag="float")
   # 'linear': decay to 0 over the run (the paper); 'constant': a fixed rate (seeds 000, 003).
   lr_schedule: str = setting("linear",
       "Learning-rate schedule: linear decay to 0 (the paper) or constant.",
@@ -198,49 +260,52 @@ class TrainConfig:
       flag="enum", choices=PRIMARY_HEADS)
   # None: the head's default (0.1 / 0.3 / 0)
   classifier_dropout: float | None = setting(None, "Head dropout p (default: the head's own).",
-      flag="float")
+      bounds=Range(0.0, 1.0, high_open=True), flag="float")
 
   # Two-stage training (seed 003): after `epochs`, `head_epochs` more with every encoder
   # frozen and the heads re-initialised, at `head_learning_rate` (None: learning_rate).
   head_epochs: int = setting(0,
       ("Two-stage training: epochs of stage 2 (encoders frozen, heads re-initialised) "
        "after --epochs; 0 = one stage."),
-      flag="integer")
+      bounds=AT_LEAST_ZERO, flag="integer")
   head_learning_rate: float | None = setting(None,
       "Stage-2 learning rate (default: --learning_rate).",
-      flag="float")
+      bounds=POSITIVE, flag="float")
 
   # Data.
-  max_length: int = setting(128, "Token truncation length.", flag="integer")
-  # Static padded lengths (capped at max_length): = lcl_jax.data.batching.DEFAULT_BUCKETS
-  # (a test checks the copy), every 8 tokens up to 64, then coarser; see there.
+  max_length: int = setting(128, "Token truncation length.",
+      bounds=Range(MIN_MAX_LENGTH, integer=True, note="[CLS], at least one token and [SEP]"),
+      flag="integer")
+  # Static padded lengths (capped at max_length): lcl_jax.data.batching.DEFAULT_BUCKETS
+  # (written once in lcl_jax.choices), every 8 tokens up to 64, then coarser; see there.
   length_buckets: tuple[int, ...] = setting(DEFAULT_LENGTH_BUCKETS,
       ("Static padded lengths (those <= --max_length are used; one compiled train step per "
        "length that occurs): by default every 8 tokens up to 64, every 16 up to 128, every "
        "32 up to 256, every 64 up to 512. Fewer lengths compile less but pad more."),
       flag="list")
-  eval_batch_size: int = setting(64, "Rows per evaluation batch.", flag="integer")
+  eval_batch_size: int = setting(64, "Rows per evaluation batch.",
+      bounds=AT_LEAST_ONE, flag="integer")
   augment_p: float = setting(0.3,
       "Probability of changing each word when augmenting the views, in [0, 1].",
-      flag="float")
+      bounds=UNIT, flag="float")
   fresh_views_per_epoch: bool = setting(False, "Re-augment the training texts every epoch.",
       flag="bool")
   # smoke runs / tests: a deterministic subset
   max_train_examples: int | None = setting(None, "Use a fixed random subset of the train split.",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   max_eval_examples: int | None = setting(None,
       ("Use fixed random subsets of validation AND test (smoke runs); results.json "
        "('test_subset') and the results table then say that the test metrics are on a "
        "subset."),
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   max_steps_per_epoch: int | None = setting(None, "Cap on training steps per epoch.",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   # Seed 003's data expansion: this many extra training rows, each two training texts
   # joined by a space with the union of their labels (multi-label datasets only).
   concat_expansion: int = setting(0,
       ("Multi-label: extra training rows made by concatenating two training texts (union "
        "of labels), per seed."),
-      flag="integer")
+      bounds=AT_LEAST_ZERO, flag="integer")
 
   # Multi-label (GoEmotions-28): per-class thresholds on sigmoid probabilities.
   thresholds: tuple[float, ...] | float = setting(0.5,
@@ -263,7 +328,8 @@ class TrainConfig:
   dropout_rng_impl: str = setting("threefry2x32",
       "jax.random implementation of the dropout keys (threefry2x32, rbg, unsafe_rbg).",
       flag="string")
-  checkpoint_every_steps: int = setting(200, "Steps between mid-epoch checkpoints.", flag="integer")
+  checkpoint_every_steps: int = setting(200, "Steps between mid-epoch checkpoints.",
+      bounds=AT_LEAST_ONE, flag="integer")
   # also write the best networks as Hugging Face checkpoints
   export_hf: bool = setting(False,
       ("Also write the best-validation networks as Hugging Face checkpoints "
@@ -282,7 +348,7 @@ class TrainConfig:
        "written, keeping best/ (the best-validation parameters); 'all' keeps both."),
       flag="enum", choices=KEEP_CHECKPOINTS)
   log_every_steps: int = setting(10, "Steps between two training-metric records (and host syncs).",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   progress_bar: bool = setting(True, "Show a tqdm progress bar (in-process runs).", flag="bool")
   # Also evaluate validation and test every this many steps (0: only at epoch ends),
   # written to metrics.jsonl as {"kind": "step_eval", "step", "eval": {"validation",
@@ -292,7 +358,7 @@ class TrainConfig:
       ("Also evaluate validation and test every N training steps, recorded in "
        "metrics.jsonl (kind 'step_eval'); 0 = at epoch ends only. Model selection stays "
        "per epoch."),
-      flag="integer")
+      bounds=Range(0, integer=True, note="0: evaluate at epoch ends only"), flag="integer")
 
   # Fidelity options (issue 14): where the authors' release and this package differ,
   # or the paper does not say, both readings can be run. Defaults keep the behaviour
@@ -330,7 +396,7 @@ class TrainConfig:
   view_seed: int | None = setting(None,
       ("Seed of the augmented views: unset = each run's seed; an int = the same views "
        "for every seed (as the release)."),
-      flag="integer", lower_bound=0)
+      bounds=AT_LEAST_ZERO, flag="integer", lower_bound=0)
   # Init of the primary network's new head layers (pooler_fc, label): 'normal_0.02'
   # (transformers' _init_weights, normal(initializer_range = 0.02), zero bias) or
   # 'torch_default' (torch.nn.Linear's default, what the release's Φ head gets).
@@ -349,10 +415,10 @@ class TrainConfig:
        "devices (jit); auto = dense below --contrastive_auto_threshold rows."),
       flag="enum", choices=CONTRASTIVE_IMPLS)
   contrastive_tile_size: int = setting(512, "Columns per tile of the tiled/ring loss.",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   contrastive_auto_threshold: int = setting(4096,
       "Global batch rows from which --contrastive_impl=auto tiles.",
-      flag="integer")
+      bounds=AT_LEAST_ONE, flag="integer")
   # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
   # float32 matmuls float32 on GPUs that would use TF32 (and TPUs that would use bf16
   # passes); 'default' lets the backend choose (faster). No effect on CPU.
@@ -372,11 +438,11 @@ class TrainConfig:
       flag="enum", choices=AUX_TASKS)
   aux_weight_start: float = setting(0.8,
       "T (the main loss's weight) at the first step (seed 004: 0.8).",
-      flag="float")
+      bounds=Range(0.0, 1.0, note="T, the main task's weight"), flag="float")
   aux_weight_end: float = setting(1.0,
       ("T at the last step of --epochs (>= --aux_weight_start; equal values keep T "
        "constant)."),
-      flag="float")
+      bounds=Range(0.0, 1.0, note="T, the main task's weight"), flag="float")
   aux_schedule: str = setting("linear",
       ("How T moves from start to end: linear in the step, or a half-cosine ramp (flat "
        "at both ends)."),
@@ -395,7 +461,7 @@ class TrainConfig:
   label_text_tokens: int = setting(50,
       ("With --label_embeddings: text word pieces kept after the label block (the "
        "document's 50); the row length replaces --max_length."),
-      flag="integer")
+      bounds=Range(1, integer=True, note="text word pieces after the label block"), flag="integer")
   # Embedding mixing at inference (seed 004 Section 3.4; lcl_jax.train.mixing): after
   # training, the best params are also evaluated with Φ's [CLS] vector h mixed as
   # w * h_test + (1 - w) * h_candidate before the head; results["mixed"]. 'none' = off;
@@ -413,6 +479,7 @@ class TrainConfig:
   embed_mix_weight: float = setting(0.92,
       ("Mixing weight w of the test example's own [CLS] vector, in [0, 1] (0.92: the "
        "document's best)."),
+      bounds=Range(0.0, 1.0, note="the weight of the test example's own [CLS] vector"),
       flag="float")
   embed_mix_similarity: str = setting("cosine",
       ("--embed_mix=train: cosine similarity of Φ's [CLS] vectors (exact top-1), or "
@@ -461,10 +528,15 @@ class TrainConfig:
                  "dropout_rng_impl"):
       if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
         raise bad(name, "must be a non-empty string")
-    for field in settings():  # the choices each field's `setting` declares
-      choices = field.metadata["choices"]
-      if choices is not None and getattr(self, field.name) not in choices:
+    for field in settings():  # the choices and bounds each field's `setting` declares
+      choices, bounds = field.metadata["choices"], field.metadata["bounds"]
+      value = getattr(self, field.name)
+      if choices is not None and value not in choices:
         raise bad(field.name, f"must be one of {choices}")
+      if bounds is not None and not (bounds.contains(value)
+                                     or value is None and field.default is None):
+        raise bad(field.name, f"must be {bounds.describe()}"
+                  + (" or unset" if field.default is None else ""))
     for name in ("weighting_encoder", "data_dir"):
       value = getattr(self, name)
       if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -472,8 +544,6 @@ class TrainConfig:
     self._validate_networks(bad)
     self._validate_numbers(bad)
     self._validate_head_fields(bad)
-    self._validate_scale_fields(bad)
-    self._validate_fidelity_options(bad)
     self._validate_aux_fields(bad)
     self._validate_label_embeddings(bad)
     self._validate_embed_mix(bad)
@@ -481,12 +551,14 @@ class TrainConfig:
   def _validate_networks(self, bad) -> None:
     """The encoders and what they combine with; the dropout RNG, classes and seed."""
     baseline = self.encoder in BASELINE_ENCODERS
-    if baseline and self.objective == "bert_ce":
-      raise bad("objective", f"bert_ce needs a BERT checkpoint, not the {self.encoder} baseline")
+    objective = OBJECTIVE_SPECS[self.objective]  # (a choice: checked before)
+    if baseline and objective.primary_head != "paper":  # bert_ce: a BERT head
+      raise bad("objective", f"{self.objective} needs a BERT checkpoint, not the "
+                f"{self.encoder} baseline")
     if baseline and self.export_hf:
       raise bad("export_hf", f"the {self.encoder} baseline has no Hugging Face format")
     if (self.weighting_encoder in BASELINE_ENCODERS) != baseline and (
-        self.objective == "lcl" and self.weighting_encoder is not None):
+        objective.uses_weighting_network and self.weighting_encoder is not None):
       raise bad("weighting_encoder", "a baseline and a transformer cannot share one "
                 "tokenizer; use baselines for both networks or for neither")
     if self.glove_path is not None and self.encoder not in ("bilstm", "gru", "rnn"):
@@ -501,41 +573,10 @@ class TrainConfig:
         isinstance(self.classes, str) or not len(self.classes)
         or any(not isinstance(c, str) or not c.strip() for c in self.classes)):
       raise bad("classes", "must be a non-empty list of class names or None")
-    if not _is_int(self.seed) or not 0 <= self.seed < 2**31 - 1:
-      raise bad("seed", "must be an integer in [0, 2**31 - 1)")
 
   def _validate_numbers(self, bad) -> None:
-    """Optimisation numbers, step and example counts, lengths, thresholds, switches."""
+    """Length buckets, thresholds, switches (the numeric ranges are the fields' bounds)."""
     is_int, is_real = _is_int, _is_real
-    # Positive finite reals; None means the dataset preset (filled in by resolved()).
-    for name, optional in (("learning_rate", True), ("temperature", True),
-                           ("adam_eps", False), ("clip_norm", False)):
-      value = getattr(self, name)
-      if value is None and optional:
-        continue
-      if not is_real(value) or not math.isfinite(value) or not value > 0:
-        raise bad(name, "must be a finite number > 0")
-    for name, low, high, high_open in (("alpha", 0.0, 1.0, False), ("augment_p", 0.0, 1.0, False),
-                                       ("adam_b1", 0.0, 1.0, True), ("adam_b2", 0.0, 1.0, True),
-                                       ("weight_decay", 0.0, math.inf, True)):
-      value = getattr(self, name)
-      if value is None and name == "alpha":
-        continue
-      ok = is_real(value) and math.isfinite(value) and low <= value and (
-          value < high if high_open else value <= high)
-      if not ok:
-        raise bad(name, f"must be a finite number in [{low}, {high}{')' if high_open else ']'}")
-    for name in ("epochs", "texts_per_batch", "eval_batch_size", "checkpoint_every_steps",
-                 "log_every_steps"):
-      if not is_int(getattr(self, name)) or getattr(self, name) < 1:
-        raise bad(name, "must be an integer >= 1")
-    for name in ("patience", "max_train_examples", "max_eval_examples", "max_steps_per_epoch"):
-      value = getattr(self, name)
-      if value is not None and (not is_int(value) or value < 1):
-        raise bad(name, "must be an integer >= 1 (or unset: no limit)")
-    if not is_int(self.max_length) or self.max_length < MIN_MAX_LENGTH:
-      raise bad("max_length", f"must be an integer >= {MIN_MAX_LENGTH} ([CLS], at least one "
-                "token and [SEP])")
     buckets = self.length_buckets
     if (isinstance(buckets, (str, bytes)) or not isinstance(buckets, Sequence) or not buckets
         or any(not is_int(b) for b in buckets)):
@@ -552,31 +593,14 @@ class TrainConfig:
 
   def _validate_head_fields(self, bad) -> None:
     """Φ's head, two-stage training, step evaluations, data expansion, saved features."""
-    is_int, is_real = _is_int, _is_real
-    if self.head != "paper" and self.objective == "bert_ce":
-      raise bad("head", "bert_ce has BertForSequenceClassification's head; use 'paper'")
-    if self.classifier_dropout is not None and not (
-        is_real(self.classifier_dropout) and 0.0 <= self.classifier_dropout < 1.0):
-      raise bad("classifier_dropout", "must be a number in [0, 1) or unset")
-    if not is_int(self.head_epochs) or self.head_epochs < 0:
-      raise bad("head_epochs", "must be an integer >= 0")
-    if not is_int(self.eval_every_steps) or self.eval_every_steps < 0:
-      raise bad("eval_every_steps", "must be an integer >= 0 (0: evaluate at epoch ends only)")
-    if self.head_learning_rate is not None and not (
-        is_real(self.head_learning_rate) and math.isfinite(self.head_learning_rate)
-        and self.head_learning_rate > 0):
-      raise bad("head_learning_rate", "must be a finite number > 0 or unset")
-    if not is_int(self.concat_expansion) or self.concat_expansion < 0:
-      raise bad("concat_expansion", "must be an integer >= 0")
+    if self.head != "paper" and OBJECTIVE_SPECS[self.objective].primary_head != "paper":
+      raise bad("head", f"{self.objective} has BertForSequenceClassification's head; use "
+                "'paper'")
     if not isinstance(self.save_features, bool):
       raise bad("save_features", "must be true or false")
 
   def _validate_aux_fields(self, bad) -> None:
     """Issue 10: the auxiliary task (seed 004, Section 3.2)."""
-    for name in ("aux_weight_start", "aux_weight_end"):
-      value = getattr(self, name)
-      if not _is_real(value) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise bad(name, "must be a finite number in [0, 1] (T, the main task's weight)")
     if self.aux_weight_end < self.aux_weight_start:
       raise bad("aux_weight_end", f"must be >= --aux_weight_start={self.aux_weight_start} "
                 "(T grows over training: the auxiliary loss weighs most at first)")
@@ -596,41 +620,23 @@ class TrainConfig:
     """
     if not isinstance(self.label_embeddings, bool):
       raise bad("label_embeddings", "must be true or false")
-    if not _is_int(self.label_text_tokens) or self.label_text_tokens < 1:
-      raise bad("label_text_tokens", "must be an integer >= 1 (text word pieces after the "
-                "label block)")
     if not self.label_embeddings:
       return
     if self.encoder in BASELINE_ENCODERS:
       raise bad("label_embeddings", f"needs a transformer --encoder (BERT/ELECTRA/RoBERTa "
                 f"checkpoint), not the {self.encoder} baseline")
-    if self.objective == "bert_ce":
+    if OBJECTIVE_SPECS[self.objective].primary_head != "paper":
       raise bad("label_embeddings", "replaces the classifier head; use --objective=ce "
-                "(or scl/lcl), not bert_ce (BertForSequenceClassification's pooler head)")
+                f"(or scl/lcl), not {self.objective} (BertForSequenceClassification's "
+                "pooler head)")
     if self.head != "paper":
       raise bad("label_embeddings", f"the label-attention head replaces Φ's head; "
                 f"--head={self.head} cannot be combined with it (leave --head=paper)")
-
-  def _validate_scale_fields(self, bad) -> None:
-    """The issue-12 block: contrastive implementation and matmul precision."""
-    for name in ("contrastive_tile_size", "contrastive_auto_threshold"):
-      if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-        raise bad(name, "must be an integer >= 1")
-
-  def _validate_fidelity_options(self, bad) -> None:
-    if self.view_seed is not None and (isinstance(self.view_seed, bool)
-                                       or not isinstance(self.view_seed, int)
-                                       or self.view_seed < 0):
-      raise bad("view_seed", "must be None or an int >= 0")
 
   def _validate_embed_mix(self, bad) -> None:
     """Seed 004's embedding mixing (checked before anything is written)."""
     import importlib.util
     import os
-    weight = self.embed_mix_weight
-    if not (_is_real(weight) and math.isfinite(weight) and 0.0 <= weight <= 1.0):
-      raise bad("embed_mix_weight", "must be a finite number in [0, 1] (the weight of the "
-                "test example's own [CLS] vector)")
     if self.embed_mix != "none" and self.encoder in BASELINE_ENCODERS:
       raise bad("embed_mix", f"mixes transformer [CLS] vectors; the {self.encoder} baseline "
                 "has none")
@@ -659,9 +665,9 @@ class TrainConfig:
   @property
   def trains_on_views(self) -> bool:
     """Whether training batches hold the K augmented views beside the K texts."""
-    if self.objective == "lcl":
-      return self.lcl_views == "paired"
-    return self.baseline_views == "paired"
+    objective = OBJECTIVE_SPECS.get(self.objective)
+    setting_name = objective.views_setting if objective is not None else "baseline_views"
+    return getattr(self, setting_name) == "paired"
 
   @property
   def augmentation_seed(self) -> int:

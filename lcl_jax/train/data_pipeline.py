@@ -33,6 +33,12 @@ from typing import Any, Callable, Iterable, Iterator
 import jax
 import numpy as np
 
+from lcl_jax import data as data_lib
+from lcl_jax.data import (augment, batching, expansion, glove, goemotions, label_inputs,
+                          synthetic, text_tokenizers)
+from lcl_jax.models import baselines, pretrained
+from lcl_jax.models.config import EncoderConfig
+from lcl_jax.train import objective_specs
 from lcl_jax.train.checkpoint import write_json_atomic
 from lcl_jax.train.config import TrainConfig
 
@@ -49,7 +55,6 @@ MINILM_ALIAS = "minilm"
 def resolve_checkpoint(name: str) -> str:
   """'minilm' -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
   if name == MINILM_ALIAS:
-    from lcl_jax.models import pretrained
     return str(pretrained.minilm_checkpoint_dir())
   return name
 
@@ -58,9 +63,7 @@ def load_tokenizer(name: str, train_texts: list[str]) -> Any:
   """The tokenizer of an encoder: the checkpoint's (Hugging Face), or for the
   non-transformer baselines (bilstm, gru, rnn, charcnn) one built from the training
   texts (`lcl_jax.data.text_tokenizers`)."""
-  from lcl_jax.models import baselines, pretrained
   if baselines.is_baseline(name):
-    from lcl_jax.data import text_tokenizers
     return text_tokenizers.build_tokenizer(name, train_texts)
   return pretrained.load_tokenizer(resolve_checkpoint(name))
 
@@ -78,8 +81,7 @@ def _expanded_and_checked(cfg, train):
   """The training rows of a run: `train` (already subset) with --concat_expansion's rows;
   a ValueError naming the flag if there are fewer than --texts_per_batch."""
   if cfg.concat_expansion:  # seed 003: extra rows from training texts only
-    from lcl_jax.data.expansion import concatenation_expansion
-    train = concatenation_expansion(train, cfg.concat_expansion, seed=cfg.seed)
+    train = expansion.concatenation_expansion(train, cfg.concat_expansion, seed=cfg.seed)
   if cfg.texts_per_batch > len(train):
     limit = (f" (--max_train_examples={cfg.max_train_examples})"
              if cfg.max_train_examples is not None else "")
@@ -107,13 +109,11 @@ def check_training_data(cfg) -> None:
     ValueError: naming the flag; the data readers' errors (a missing or malformed file,
       an unknown class), which name the file (and line).
   """
-  from lcl_jax import data as data_lib
   train = fixed_subset(data_lib.load_split(cfg.dataset, "train", data_dir=cfg.data_dir,
                                            classes=cfg.classes), cfg.max_train_examples)
   train = _expanded_and_checked(cfg, train)
   check_thresholds(cfg, train)
   if cfg.glove_path is not None:
-    from lcl_jax.data import glove
     tokenizer = load_tokenizer(cfg.encoder, list(train.texts))
     glove.run_embeddings(cfg.glove_path, tokenizer.get_vocab(),
                          pad_token_id=tokenizer.pad_token_id)
@@ -130,24 +130,49 @@ class EvalSplit:
     return self._batches()
 
 
+def _load_splits(cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, int]]:
+  """The run's three splits (its --max_*_examples subsets, --concat_expansion rows) and
+  the full splits' sizes.
+
+  Raises:
+    ValueError: --texts_per_batch larger than the training set.
+  """
+  splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
+            for s in SPLITS}
+  full_sizes = {name: len(split) for name, split in splits.items()}
+  splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
+  for name in ("validation", "test"):
+    splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
+  splits["train"] = _expanded_and_checked(cfg, splits["train"])
+  return splits, full_sizes
+
+
+def _shared_tokenizer(cfg: TrainConfig, train_texts: list[str]) -> Any:
+  """Φ's tokenizer, which Ψ shares (both networks read the same token ids).
+
+  Raises:
+    ValueError: --encoder and --weighting_encoder have different vocabularies.
+  """
+  tokenizer = load_tokenizer(cfg.encoder, train_texts)
+  if (objective_specs.get_spec(cfg.objective).uses_weighting_network
+      and cfg.weighting_encoder != cfg.encoder):
+    other = load_tokenizer(cfg.weighting_encoder, train_texts)
+    if other.get_vocab() != tokenizer.get_vocab():
+      raise ValueError(
+          f"--encoder={cfg.encoder} and --weighting_encoder={cfg.weighting_encoder} use "
+          "different vocabularies; both networks read the same token ids, so they need "
+          "the same tokenizer (e.g. BERT-base-uncased and ELECTRA share one)")
+  return tokenizer
+
+
 class PreparedData:
   """The data of one run, as the trainer consumes it."""
 
   def __init__(self, cfg: TrainConfig, *, num_devices: int):
-    from lcl_jax import data as data_lib
-    from lcl_jax.data import batching
-
     self.cfg = cfg
-    splits = {s: data_lib.load_split(cfg.dataset, s, data_dir=cfg.data_dir, classes=cfg.classes)
-              for s in SPLITS}
     # Sizes of the release's splits before any --max_*_examples subset.
-    self.full_sizes = {name: len(split) for name, split in splits.items()}
-    splits["train"] = fixed_subset(splits["train"], cfg.max_train_examples)
-    for name in ("validation", "test"):
-      splits[name] = fixed_subset(splits[name], cfg.max_eval_examples)
-    splits["train"] = _expanded_and_checked(cfg, splits["train"])
-    self.splits = splits
-    train = splits["train"]
+    self.splits, self.full_sizes = _load_splits(cfg)
+    train = self.splits["train"]
     self.multilabel = bool(train.multilabel)
     self.num_classes = int(train.num_classes)
     self.label_names = tuple(train.label_names)
@@ -155,68 +180,65 @@ class PreparedData:
     self.aux_label_names: tuple[str, ...] = ()
     self.aux_labels: dict[str, np.ndarray] = {}
     if cfg.aux_task != "none":  # seed 004's coarse labels (TrainConfig checked the dataset)
-      from lcl_jax.data import goemotions
       self.aux_label_names = goemotions.coarse_label_names(cfg.aux_task, cfg.data_dir)
       self.aux_labels = {name: goemotions.coarse_labels(split.labels, cfg.aux_task,
                                                         cfg.data_dir)
-                         for name, split in splits.items()}
-
-    tokenizer = load_tokenizer(cfg.encoder, list(train.texts))
-    self.tokenizer = tokenizer  # the baselines size their embedding tables from it
-    if cfg.objective == "lcl" and cfg.weighting_encoder != cfg.encoder:
-      other = load_tokenizer(cfg.weighting_encoder, list(train.texts))
-      if other.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(
-            f"--encoder={cfg.encoder} and --weighting_encoder={cfg.weighting_encoder} use "
-            "different vocabularies; both networks read the same token ids, so they need "
-            "the same tokenizer (e.g. BERT-base-uncased and ELECTRA share one)")
+                         for name, split in self.splits.items()}
+    # (The baselines size their embedding tables from the tokenizer.)
+    self.tokenizer = _shared_tokenizer(cfg, list(train.texts))
     # Label-embedding attention (issue 10): rows carry the label block as a fixed prefix.
     self.label_block = None
     if cfg.label_embeddings:
-      from lcl_jax.data import label_inputs
       encoders = label_encoder_configs(cfg)
       self.label_block = label_inputs.label_block(
-          tokenizer, self.label_names, cfg.label_text_tokens,
+          self.tokenizer, self.label_names, cfg.label_text_tokens,
           token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders))
       check_label_block_fits(cfg, self.label_block, encoders)
+    self._tokenize_splits()
+    process_index, process_count = jax.process_index(), jax.process_count()
+    self.paired = cfg.trains_on_views
+    self._train = batching.PairedTrainBatcher(
+        self._tokenized["train"], self._train_views(), train.labels,
+        texts_per_batch=cfg.texts_per_batch, seed=cfg.seed, buckets=cfg.length_buckets,
+        row_multiple=num_devices, process_index=process_index, process_count=process_count)
+    self._eval_kwargs = dict(batch_size=cfg.eval_batch_size, buckets=cfg.length_buckets,
+                             row_multiple=num_devices, process_index=process_index,
+                             process_count=process_count)
+
+  def _tokenize_splits(self) -> None:
+    """Every split's rows (`tokenize`) and its count of truncated texts (logged)."""
+    cfg = self.cfg
     self._tokenized = {name: self.tokenize(list(split.texts))
-                       for name, split in splits.items()}
+                       for name, split in self.splits.items()}
     self.truncated = {name: self._count_truncated(split.texts, self._tokenized[name])
-                      for name, split in splits.items()}
+                      for name, split in self.splits.items()}
     if any(self.truncated.values()):
       limit = (f"label_text_tokens={cfg.label_text_tokens}" if self.label_block is not None
                else f"max_length={cfg.max_length}")
       log.warning("%s truncates %s texts of %s (per split)", limit, self.truncated,
                   cfg.dataset)
-    process_index, process_count = jax.process_index(), jax.process_count()
-    self.paired = cfg.trains_on_views
+
+  def _train_views(self):
+    """The training texts' augmented views: None without views (baseline_views or, for
+    LCL, lcl_views = 'texts'), per-epoch views, or one fixed view per text."""
+    cfg, texts = self.cfg, list(self.splits["train"].texts)
     if not self.paired:
-      views = None  # the texts only (baseline_views / lcl_views = 'texts')
-    elif cfg.fresh_views_per_epoch:
-      views = batching.epoch_views(list(train.texts), tokenizer, seed=cfg.augmentation_seed,
-                                   max_length=cfg.max_length, augmenter=self._augmenter(),
-                                   tokenize=self.tokenize)
-    else:
-      views = self.tokenize(self._fixed_views())
-    self._train = batching.PairedTrainBatcher(
-        self._tokenized["train"], views, train.labels, texts_per_batch=cfg.texts_per_batch,
-        seed=cfg.seed, buckets=cfg.length_buckets, row_multiple=num_devices,
-        process_index=process_index, process_count=process_count)
-    self._eval_kwargs = dict(batch_size=cfg.eval_batch_size, buckets=cfg.length_buckets,
-                             row_multiple=num_devices, process_index=process_index,
-                             process_count=process_count)
+      return None
+    if cfg.fresh_views_per_epoch:
+      return batching.epoch_views(texts, self.tokenizer, seed=cfg.augmentation_seed,
+                                  max_length=cfg.max_length, augmenter=self._augmenter(),
+                                  tokenize=self.tokenize)
+    return self.tokenize(self._fixed_views())
 
   def tokenize(self, texts: list[str]):
     """The rows of `texts` as this run feeds them: truncated at --max_length, or (with
     --label_embeddings) label block + the first --label_text_tokens text pieces."""
-    from lcl_jax.data import batching, label_inputs
     if self.label_block is not None:
       return label_inputs.tokenize_with_labels(texts, self.tokenizer, self.label_block)
     return batching.tokenize_texts(texts, self.tokenizer, max_length=self.cfg.max_length)
 
   def _count_truncated(self, texts, tokenized) -> int:
     if self.label_block is not None:
-      from lcl_jax.data import label_inputs
       return label_inputs.count_truncated_texts(texts, tokenized, self.tokenizer,
                                                 self.label_block)
     return count_truncated(texts, tokenized, self.tokenizer)
@@ -225,9 +247,7 @@ class PreparedData:
     """WordNet synonym replacement (the paper); the synthetic dataset uses its own
     built-in lexicon so the embedded default needs no WordNet (see data/synthetic.py)."""
     if self.synthetic:
-      from lcl_jax.data import synthetic
       return synthetic.SyntheticSynonymAugmenter(aug_p=self.cfg.augment_p)
-    from lcl_jax.data import augment
     return augment.default_augmenter(self.cfg.augment_p, data_dir=self.cfg.data_dir)
 
   def _fixed_views(self) -> list[str]:
@@ -272,8 +292,6 @@ class PreparedData:
     return {**batch, "aux_labels": aux}
 
   def eval_split(self, name: str) -> EvalSplit:
-    from lcl_jax.data import batching
-
     tokens, labels = self._tokenized[name], self.splits[name].labels
     return EvalSplit(labels=np.asarray(labels), num_examples=len(tokens),
                      _batches=lambda: batching.eval_batches(tokens, labels, **self._eval_kwargs),
@@ -282,8 +300,6 @@ class PreparedData:
   def text_batches(self, texts) -> Iterator[dict[str, np.ndarray]]:
     """Eval batches of arbitrary texts (tokenised and batched like the eval splits;
     labels zero): the candidates of embedding mixing (`lcl_jax.train.mixing`)."""
-    from lcl_jax.data import batching
-
     tokens = self.tokenize(list(texts))
     labels = np.zeros(len(tokens), np.int32)
     return batching.eval_batches(tokens, labels, **self._eval_kwargs)
@@ -330,7 +346,6 @@ class PreparedData:
       info["aux_task"] = self.cfg.aux_task
       info["aux_label_names"] = list(self.aux_label_names)
     if self.synthetic:
-      from lcl_jax.data import synthetic
       info["note"] = getattr(synthetic, "DESCRIPTION", "SYNTHETIC data generated by lcl_jax")
     return info
 
@@ -392,10 +407,8 @@ def count_truncated(texts, tokenized, tokenizer) -> int:
 def label_encoder_configs(cfg: TrainConfig) -> list[tuple[str, str, Any]]:
   """``(flag, checkpoint, EncoderConfig)`` of every network reading the label-prefixed
   rows (Φ, and Ψ under LCL), from the checkpoints' config.json."""
-  from lcl_jax.models import pretrained
-  from lcl_jax.models.config import EncoderConfig
   networks = [("encoder", cfg.encoder)]
-  if cfg.objective == "lcl":
+  if objective_specs.get_spec(cfg.objective).uses_weighting_network:
     networks.append(("weighting_encoder", cfg.weighting_encoder or cfg.encoder))
   out = []
   for flag, name in networks:

@@ -41,7 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax.data import files
-from lcl_jax.train import evaluation, steps
+from lcl_jax.models import pretrained
+from lcl_jax.train import data_pipeline, evaluation, steps
 from lcl_jax.train.checkpoint import write_atomic
 
 log = logging.getLogger("lcl_jax.mixing")
@@ -424,12 +425,14 @@ class Mixer:
 
 @dataclasses.dataclass
 class MixedSplit:
-  """One split's mixed evaluation: logits float32 [N, C], the candidate texts, and for
-  ``train`` candidates their training index int64 [N] and similarity float32 [N]."""
+  """One split's mixed evaluation: logits float32 [N, C], the candidate texts, for
+  ``train`` candidates their training index int64 [N] and similarity float32 [N], and
+  (set by `evaluate_mixed`) the probabilities float64 [N, C] of the logits."""
   logits: np.ndarray
   candidates: list[str]
   candidate_index: np.ndarray | None = None
   similarity: np.ndarray | None = None
+  probabilities: np.ndarray | None = None
 
 
 def mixed_splits(settings: MixSettings, mixer: Mixer, split_texts: Mapping[str, Sequence[str]],
@@ -490,3 +493,45 @@ def mixed_splits(settings: MixSettings, mixer: Mixer, split_texts: Mapping[str, 
     log.info("embed_mix=%s on %s: %d examples mixed (w=%g)", mode, split, len(texts),
              settings.embed_mix_weight)
   return out
+
+
+def evaluate_mixed(settings: MixSettings, mixer: Mixer,
+                   split_texts: Mapping[str, Sequence[str]], *, multilabel: bool,
+                   encoder: str | None = None, train_texts: Sequence[str] | None = None,
+                   max_length: int = 128) -> dict[str, MixedSplit]:
+  """The one mixed-evaluation path (the trainer's finished run, experiments/evaluate.py,
+  the GoEmotions methods study): candidates, mixed logits and probabilities per split.
+
+  ``similarity='bertscore'`` scores with the run's pre-trained ``encoder`` checkpoint
+  (the 'minilm' alias resolved) at Φ's last layer (``mixer.module``'s layer count).
+
+  Args:
+    settings: the mixing options (``embed_mix != 'none'``).
+    mixer: Φ's `Mixer`.
+    split_texts: ``{split name: texts}`` to evaluate.
+    multilabel: sigmoid probabilities (else softmax), as `evaluation.probabilities`.
+    encoder: the run's ``--encoder`` (needed by ``similarity='bertscore'`` only).
+    train_texts: the run's training texts (``embed_mix='train'``).
+    max_length: T5 truncation / generation length.
+
+  Returns:
+    ``{split name: MixedSplit}`` with ``probabilities`` float64 [N, C] set.
+
+  Raises:
+    ValueError: a bad setting or paraphrase file (naming the flag / file and line), or
+      ``similarity='bertscore'`` without an ``encoder``.
+    ImportError: bertscore without the bert-score package.
+  """
+  bertscore_model = None
+  if settings.embed_mix == "train" and settings.embed_mix_similarity == "bertscore":
+    if not encoder:
+      raise ValueError("--embed_mix_similarity=bertscore needs the run's encoder")
+    bertscore_model = str(pretrained.resolve_checkpoint_dir(
+        data_pipeline.resolve_checkpoint(encoder)))
+  mixed = mixed_splits(settings, mixer, split_texts, train_texts=train_texts,
+                       bertscore_model=bertscore_model,
+                       bertscore_layers=mixer.module.config.num_hidden_layers,
+                       max_length=max_length)
+  for split in mixed.values():
+    split.probabilities = evaluation.probabilities(split.logits, multilabel)
+  return mixed

@@ -40,34 +40,19 @@ from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lcl_jax import losses
+from lcl_jax import losses, models
+from lcl_jax.data import glove, goemotions
+from lcl_jax.models import baselines
+# The registry (light: config.py derives OBJECTIVES from it at --help time), re-exported.
+from lcl_jax.train.objective_specs import (OBJECTIVE_SPECS, ObjectiveSpec,  # noqa: F401
+                                           get_spec)
+from lcl_jax.train.data_pipeline import resolve_checkpoint
 
-
-@dataclasses.dataclass(frozen=True)
-class ObjectiveSpec:
-  name: str
-  primary_head: str  # head kind for lcl_jax.models.build_classifier
-  uses_weighting_network: bool
-  loss: str  # 'ce' | 'scl' | 'lcl'
-
-
-OBJECTIVE_SPECS: dict[str, ObjectiveSpec] = {
-    "ce": ObjectiveSpec("ce", "paper", False, "ce"),
-    "scl": ObjectiveSpec("scl", "paper", False, "scl"),
-    "lcl": ObjectiveSpec("lcl", "paper", True, "lcl"),
-    "bert_ce": ObjectiveSpec("bert_ce", "bert", False, "ce"),
-}
 
 # TrainConfig.head_init -> lcl_jax.models head init scheme (see heads.dense_initializers).
 _HEAD_INIT_SCHEMES = {"normal_0.02": "hf", "torch_default": "torch"}
-
-
-def get_spec(objective: str) -> ObjectiveSpec:
-  try:
-    return OBJECTIVE_SPECS[objective]
-  except KeyError:
-    raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVE_SPECS)}") from None
 
 
 def build_networks(
@@ -111,52 +96,62 @@ def build_networks(
   `num_aux_classes` G > 0 gives Φ the auxiliary head (params `aux_head`; transformer
   encoders only).
   """
-  from lcl_jax import models  # Heavy import kept out of module import time.
-  from lcl_jax.models import baselines
-  from lcl_jax.train.data_pipeline import resolve_checkpoint
-
-  def build_baseline(name: str, key: jax.Array):
-    matrix = None
-    if glove_path and name != "charcnn":
-      from lcl_jax.data import glove
-      matrix = glove.run_embeddings(glove_path, tokenizer.get_vocab(),
-                                    pad_token_id=tokenizer.pad_token_id)
-    return baselines.build_baseline(name, vocab_size=len(tokenizer), num_classes=num_classes,
-                                     rng=key, embedding_matrix=matrix)
-
   primary_rng, weighting_rng = jax.random.split(rng)
-  modules, params = {}, {}
   if baselines.is_baseline(encoder):
     if num_aux_classes:
       raise ValueError(f"the auxiliary head needs a transformer encoder, not {encoder}")
-    modules["primary"], params["primary"] = build_baseline(encoder, primary_rng)
-    if spec.uses_weighting_network:
-      modules["weighting"], params["weighting"] = build_baseline(weighting_encoder,
-                                                                 weighting_rng)
-    return modules, params
+    return _build_baselines(spec, (encoder, weighting_encoder), (primary_rng, weighting_rng),
+                            num_classes=num_classes, tokenizer=tokenizer,
+                            glove_path=glove_path)
   if head_init not in _HEAD_INIT_SCHEMES:
     raise ValueError(f"head_init={head_init!r}; expected one of {sorted(_HEAD_INIT_SCHEMES)}")
   primary_init = _HEAD_INIT_SCHEMES[head_init] if spec.primary_head == "paper" else "hf"
   primary_checkpoint = models.load_checkpoint(resolve_checkpoint(encoder))
-  label_options = {}
-  if label_layout is not None:
-    primary_head, label_options = "label_attention", {"label_layout": label_layout}
+  head, layout = network_head("primary", primary_head or spec.primary_head, label_layout)
+  modules, params = {}, {}
   modules["primary"], params["primary"] = models.build_classifier(
-      primary_head or spec.primary_head, primary_checkpoint, num_classes, rng=primary_rng,
-      dtype=dtype, remat=remat, head_init=primary_init, classifier_dropout=classifier_dropout,
-      feature_pooling=feature_pooling, num_aux_classes=num_aux_classes, **label_options)
+      head, primary_checkpoint, num_classes, rng=primary_rng, dtype=dtype, remat=remat,
+      head_init=primary_init, classifier_dropout=classifier_dropout,
+      feature_pooling=feature_pooling, num_aux_classes=num_aux_classes, label_layout=layout)
   if spec.uses_weighting_network:
     weighting_checkpoint = (primary_checkpoint if weighting_encoder == encoder
                             else models.load_checkpoint(resolve_checkpoint(weighting_encoder)))
-    weighting_head = models.weighting_head_for(weighting_checkpoint.config)
-    weighting_options = {}
-    if label_layout is not None:  # Ψ scores the labels from their positions too
-      weighting_head = "label_attention"
-      weighting_options = {"label_layout": weighting_layout(label_layout)}
+    head, layout = network_head("weighting",
+                                models.weighting_head_for(weighting_checkpoint.config),
+                                label_layout)
     modules["weighting"], params["weighting"] = models.build_classifier(
-        weighting_head, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
-        remat=remat, **weighting_options)
+        head, weighting_checkpoint, num_classes, rng=weighting_rng, dtype=dtype,
+        remat=remat, label_layout=layout)
   return modules, params
+
+
+def _build_baselines(spec: ObjectiveSpec, encoders: tuple[str, str | None],
+                     rngs: tuple[jax.Array, jax.Array], *, num_classes: int, tokenizer: Any,
+                     glove_path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+  """`build_networks` for a baseline encoder: Φ (and Ψ) freshly initialised, the
+  vocabulary from `tokenizer`, the word models' embeddings from `glove_path` if given."""
+  modules, params = {}, {}
+  names = ("primary", "weighting") if spec.uses_weighting_network else ("primary",)
+  for network, name, key in zip(names, encoders, rngs):
+    matrix = None
+    if glove_path and name != "charcnn":
+      matrix = glove.run_embeddings(glove_path, tokenizer.get_vocab(),
+                                    pad_token_id=tokenizer.pad_token_id)
+    modules[network], params[network] = baselines.build_baseline(
+        name, vocab_size=len(tokenizer), num_classes=num_classes, rng=key,
+        embedding_matrix=matrix)
+  return modules, params
+
+
+def network_head(network: str, head: str, label_layout: Any) -> tuple[str, Any]:
+  """``(head kind, label layout or None)`` of a network ('primary' Φ or 'weighting' Ψ)
+  whose head is ``head`` without label embeddings: with a `label_layout`
+  (--label_embeddings) every network is a label-attention classifier, Ψ on its
+  `weighting_layout` (shared by `build_networks` and the predictor's shapes)."""
+  if label_layout is None:
+    return head, None
+  return "label_attention", (label_layout if network == "primary"
+                             else weighting_layout(label_layout))
 
 
 def label_layout_for(block: Any, aux_membership: Any = None) -> Any:
@@ -166,9 +161,6 @@ def label_layout_for(block: Any, aux_membership: Any = None) -> Any:
   of the C labels belongs to (an auxiliary task, Section 3.5.1); group g's auxiliary
   score then pools the label vectors of its members.
   """
-  import numpy as np
-
-  from lcl_jax import models
   groups = ()
   if aux_membership is not None:
     membership = np.asarray(aux_membership) > 0
@@ -185,7 +177,6 @@ def aux_membership(cfg: Any) -> Any:
   (`goemotions.coarse_mapping`), or None without one (`aux_task == 'none'`)."""
   if getattr(cfg, "aux_task", "none") == "none":
     return None
-  from lcl_jax.data import goemotions
   return goemotions.coarse_mapping(cfg.aux_task, cfg.data_dir)
 
 
@@ -199,7 +190,6 @@ def weighting_layout(layout: Any) -> Any:
   token, having attended to the text, claims the example — the label tokens act as
   learned class queries of the weighting network. The auxiliary task stays Φ's.
   """
-  import dataclasses
   return dataclasses.replace(layout, aux_groups=())
 
 
@@ -314,17 +304,6 @@ def aux_weight_schedule(start: float, end: float, total_steps: int,
 
 def _main_loss(spec, outputs, labels, valid, *, alpha, temperature, multilabel, contrastive,
                reduction):
-  """The objective's own loss (L_main) and components."""
-  if spec.loss == "ce":
-    return losses.ce_objective(outputs["logits"], labels, valid=valid, multilabel=multilabel)
-  if spec.loss == "scl":
-    return losses.scl_objective(
-        outputs["logits"], outputs["features"], labels, alpha=alpha,
-        temperature=temperature, valid=valid, multilabel=multilabel, contrastive=contrastive,
-        reduction=reduction)
-  if spec.loss == "lcl":
-    return losses.lcl_objective(
-        outputs["logits"], outputs["weight_logits"], outputs["features"], labels,
-        alpha=alpha, temperature=temperature, valid=valid, multilabel=multilabel,
-        contrastive=contrastive, reduction=reduction)
-  raise ValueError(f"unknown loss {spec.loss!r}")
+  """The objective's own loss (L_main) and components: its registry entry's `main_loss`."""
+  return spec.main_loss(outputs, labels, valid, alpha=alpha, temperature=temperature,
+                        multilabel=multilabel, contrastive=contrastive, reduction=reduction)

@@ -25,7 +25,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-EPSILON_MODES = ("optax", "legacy_hf")
+from lcl_jax import choices
+
+EPSILON_MODES = choices.ADAM_EPSILON_MODES  # (written once in lcl_jax.choices)
 
 
 def _path_names(path) -> list[str]:

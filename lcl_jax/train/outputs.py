@@ -17,7 +17,7 @@ import numpy as np
 from lcl_jax import models
 from lcl_jax.models import pretrained
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import data_pipeline, evaluation, mixing, model_card, plots
+from lcl_jax.train import data_pipeline, evaluation, mixing, model_card, objective_specs, plots
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
@@ -222,10 +222,12 @@ def results_record(run: program_lib.Run, run_state, dp, *, cfg: TrainConfig, spe
 
 def head_label(cfg: TrainConfig, primary_module: Any) -> str:
   """Which head Φ has, as results.json and the results tables print it: 'paper' (the LCL
-  release's head), 'hf (BertForSequenceClassification)' (--head=hf, or bert_ce),
+  release's head), 'hf (BertForSequenceClassification)' (--head=hf, or an objective
+  with its own head: bert_ce),
   'direct' / 'dense1' / 'dense2' / 'label_attention', or the baseline's module name."""
   architecture = getattr(primary_module, "HF_ARCHITECTURE", None)
-  if cfg.objective == "bert_ce" or (cfg.head == "hf" and architecture):
+  objective_head = objective_specs.get_spec(cfg.objective).primary_head != "paper"
+  if objective_head or (cfg.head == "hf" and architecture):
     return f"hf ({architecture})"
   if cfg.label_embeddings:
     return "label_attention"
@@ -259,18 +261,14 @@ def mixed_evaluation(cfg: TrainConfig, workdir: pathlib.Path, data, dp, modules,
   mixer = mixing.Mixer(modules["primary"], {"primary": params["primary"]}, dp,
                        data.text_batches, matmul_precision=cfg.matmul_precision)
   split_texts = {name: list(data.splits[name].texts) for name in ("validation", "test")}
-  bertscore_model = (str(pretrained.resolve_checkpoint_dir(
-      data_pipeline.resolve_checkpoint(cfg.encoder)))
-                     if cfg.embed_mix_similarity == "bertscore" else None)
-  mixed = mixing.mixed_splits(settings, mixer, split_texts,
-                              train_texts=list(data.splits["train"].texts),
-                              bertscore_model=bertscore_model,
-                              bertscore_layers=modules["primary"].config.num_hidden_layers,
-                              max_length=cfg.max_length)
+  mixed = mixing.evaluate_mixed(settings, mixer, split_texts, multilabel=data.multilabel,
+                                encoder=cfg.encoder,
+                                train_texts=list(data.splits["train"].texts),
+                                max_length=cfg.max_length)
   out: dict[str, Any] = {**settings.describe(), "network": "primary"}
   for name, split in mixed.items():
     labels = data.eval_split(name).labels
-    probs = evaluation.probabilities(split.logits, data.multilabel)
+    probs = split.probabilities
     out[name], predictions = evaluation.split_metrics(labels, probs, multilabel=data.multilabel,
                                            thresholds=thresholds)
     if is_main:
