@@ -48,9 +48,11 @@ def fake_trainer(monkeypatch):
 
 
 def _install_trainer(monkeypatch, train):
-  """Replaces lcl_jax.train.trainer by a module whose `train` is `train`."""
+  """Replaces lcl_jax.train.trainer by a module whose `train` is `train` and whose
+  `train_group` trains its runs one by one with it (the sweep calls train_group)."""
   module = types.ModuleType("lcl_jax.train.trainer")
   module.train = train
+  module.train_group = lambda configs: [train(c) for c in configs]
   module.TrainingInterrupted = _Interrupted
   monkeypatch.setitem(sys.modules, "lcl_jax.train.trainer", module)
   monkeypatch.setattr(lcl_jax.train, "trainer", module, raising=False)
@@ -334,6 +336,7 @@ _REPORTING_SWEEP = textwrap.dedent("""
 
     module = types.ModuleType("lcl_jax.train.trainer")
     module.train, module.TrainingInterrupted = train, RuntimeError
+    module.train_group = lambda configs: [train(c) for c in configs]
     sys.modules["lcl_jax.train.trainer"] = module
     cli.define_flags(seeds="0-2", datasets=["isear"], objectives=["ce"])
     flags.FLAGS(["sweep", "--workdir={tmp}", "--encoder=minilm"])

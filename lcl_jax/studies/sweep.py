@@ -254,10 +254,7 @@ def _run_in_process(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome,
     log.info("[%d/%d] %s", done + 1, total, name)
     done += len(group)
     try:
-      if len(group) == 1:
-        results = [trainer.train(group[0].config)]
-      else:
-        results = trainer.train_group([spec.config for spec in group])
+      results = trainer.train_group([spec.config for spec in group])
       for spec, result in zip(group, results):
         outcome.results[spec.key] = result
     except SweepInterrupted as e:
