@@ -379,6 +379,9 @@ class _Loop:
       if self.pending:
         jax.block_until_ready(self.pending[-1][1])
       self.close_window()
+      # The finished steps' buffers go back before the compiler takes its own memory (a
+      # shape first seen mid-epoch would otherwise compile beside them).
+      host_memory.release_free_memory()
       if bar is not None:
         bar.set_postfix_str("compiling", refresh=True)
     elif self.window_start is None:
