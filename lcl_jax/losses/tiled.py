@@ -22,10 +22,11 @@ The functions here compute the *same values and gradients* with memory
 
 Functions (same signatures, semantics and argument checks as the dense ones, plus
 ``tile_size``, ``mesh`` and ``axis_name``): :func:`supcon_loss`, :func:`lcl_loss`,
-:func:`multilabel_supcon_loss`, :func:`multilabel_lcl_loss`. :class:`Contrastive`
-bundles a choice of implementation (``'dense' | 'tiled' | 'ring' | 'auto'``) for the
-objectives of :mod:`lcl_jax.losses` (their ``contrastive=`` argument) and the trainer
-(``TrainConfig.contrastive_impl``).
+:func:`multilabel_supcon_loss`, :func:`multilabel_lcl_loss`. The public losses
+(``lcl_jax.lcl_loss`` etc., :mod:`lcl_jax.losses.api`) call these when their
+``impl`` is 'tiled' or 'ring' (or 'auto' picks them); ``Contrastive`` (the trainer's
+choice, ``TrainConfig.contrastive_impl``) now lives in :mod:`lcl_jax.losses.api` and
+is still reachable here.
 
 Numerics: float32 (float64 under x64 for float64 inputs), matmuls at
 ``Precision.HIGHEST``; values agree with the dense losses to ~1e-6 relative (the only
@@ -46,11 +47,11 @@ from lcl_jax.losses import contrastive as dense
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
                                     _check_reduction, _check_scalar_option, _check_valid,
                                     _check_weight_logits, _compute_dtype, _shape)
-from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _normalized,
-                                        _one_hot_in_range, _reduce_anchors)
+from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _nan_unless_positive,
+                                        _normalized, _one_hot_in_range, _reduce_anchors)
 
 __all__ = ["supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_loss",
-           "Contrastive", "DEFAULT_TILE_SIZE", "IMPLEMENTATIONS"]
+           "DEFAULT_TILE_SIZE", "IMPLEMENTATIONS"]
 
 DEFAULT_TILE_SIZE = 512
 IMPLEMENTATIONS = ("auto", "dense", "tiled", "ring")
@@ -297,7 +298,8 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
   if anchor_weights_fn is not None:
     per_anchor = anchor_weights_fn() * per_anchor
   per_anchor = jnp.where(has_positive, per_anchor, 0)
-  return _reduce_anchors(per_anchor, has_positive, reduction)
+  # As the dense losses: a traced temperature <= 0 gives NaN, not a wrong finite value.
+  return _nan_unless_positive(temperature, _reduce_anchors(per_anchor, has_positive, reduction))
 
 
 _TILING_DOC = """
@@ -403,66 +405,10 @@ for _tiled, _dense in ((supcon_loss, dense.supcon_loss), (lcl_loss, dense.lcl_lo
                     "docstring follows.\n" + _TILING_DOC + "\n  " + (_dense.__doc__ or ""))
 
 
-# --------------------------------------------------------------------------------------
-# Selection for the objectives and the trainer.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Contrastive:
-  """Which implementation the objectives' contrastive term uses.
-
-  Has the four loss functions as methods with the dense signatures, so
-  ``lcl_jax.losses.lcl_objective(..., contrastive=Contrastive('tiled'))`` works.
-
-  Attributes:
-    impl: 'dense' (the [B, B] losses of lcl_jax.losses), 'tiled' (one device, column
-      tiles), 'ring' (shard_map ring over `mesh`'s `axis_name`; tiled on one device),
-      'auto' (dense below `auto_threshold` rows; at or above it the ring if `mesh` has
-      more than one device on `axis_name`, else tiled).
-    tile_size: columns per tile.
-    auto_threshold: global batch rows from which 'auto' leaves the dense losses
-      (default 4096: a [4096, 4096] float32 matrix is 64 MiB and the dense backward
-      keeps several).
-    mesh, axis_name: the data-parallel mesh and its batch axis (ring only).
-  """
-  impl: str = "auto"
-  tile_size: int = DEFAULT_TILE_SIZE
-  auto_threshold: int = 4096
-  mesh: Any = None
-  axis_name: str = "data"
-
-  def __post_init__(self):
-    if self.impl not in IMPLEMENTATIONS:
-      raise ValueError(f"Contrastive.impl={self.impl!r}: must be one of {IMPLEMENTATIONS}")
-
-  def choose(self, batch: int) -> str:
-    """'dense', 'tiled' or 'ring' for a global batch of `batch` rows."""
-    multi = self.mesh is not None and int(self.mesh.shape.get(self.axis_name, 1)) > 1
-    if self.impl == "auto":
-      if batch < self.auto_threshold:
-        return "dense"
-      return "ring" if multi and batch % int(self.mesh.shape[self.axis_name]) == 0 else "tiled"
-    if self.impl == "ring" and not multi:
-      return "tiled"
-    return self.impl
-
-  def _call(self, name: str, embeddings, *args, **kwargs):
-    kind = self.choose(_shape(embeddings)[0])
-    if kind == "dense":
-      return getattr(dense, name)(embeddings, *args, **kwargs)
-    mesh = self.mesh if kind == "ring" else None
-    return globals()[name](embeddings, *args, tile_size=self.tile_size, mesh=mesh,
-                           axis_name=self.axis_name, **kwargs)
-
-  def supcon_loss(self, embeddings, labels, **kwargs):
-    return self._call("supcon_loss", embeddings, labels, **kwargs)
-
-  def lcl_loss(self, embeddings, labels, weight_logits, **kwargs):
-    return self._call("lcl_loss", embeddings, labels, weight_logits, **kwargs)
-
-  def multilabel_supcon_loss(self, embeddings, label_sets, **kwargs):
-    return self._call("multilabel_supcon_loss", embeddings, label_sets, **kwargs)
-
-  def multilabel_lcl_loss(self, embeddings, label_sets, weight_logits, **kwargs):
-    return self._call("multilabel_lcl_loss", embeddings, label_sets, weight_logits, **kwargs)
+def __getattr__(name: str):
+  # `Contrastive` moved to lcl_jax.losses.api (it decides with api.choose_impl, which
+  # imports this module); kept reachable here for `tiled_losses.Contrastive` users.
+  if name == "Contrastive":
+    from lcl_jax.losses import api  # pylint: disable=import-outside-toplevel
+    return api.Contrastive
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ BASELINE_ENCODERS = ("bilstm", "gru", "rnn", "charcnn")
 # Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
 BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
-CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.tiled_losses.IMPLEMENTATIONS
+CONTRASTIVE_IMPLS = ("auto", "dense", "tiled", "ring")  # lcl_jax.losses.api.IMPLEMENTATIONS
 MATMUL_PRECISIONS = ("highest", "default")
 BASELINE_VIEWS = ("paired", "texts")
 LCL_VIEWS = ("paired", "texts")
@@ -343,7 +343,8 @@ class TrainConfig:
   # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
   # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
   # 'auto' (dense below `contrastive_auto_threshold` global rows, else ring on >1 device
-  # / tiled on one). All give the same values and gradients (lcl_jax.tiled_losses).
+  # / tiled on one). All give the same values and gradients; the rule is the public
+  # losses' (lcl_jax.losses.api.choose_impl, via api.Contrastive in the trainer).
   contrastive_impl: str = setting("auto",
       ("Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over the "
        "devices (jit); auto = dense below --contrastive_auto_threshold rows."),

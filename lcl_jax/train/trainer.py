@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 from lcl_jax import data as data_lib
-from lcl_jax.losses import tiled
+from lcl_jax.losses import api as losses_api
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
@@ -246,7 +246,7 @@ class _Loop:
   def _compile(self, data) -> None:
     """The program's train step and the eval step."""
     cfg, spec, modules, optimizer = self.cfg, self.spec, self.modules, self.optimizer
-    contrastive = tiled.Contrastive(
+    contrastive = losses_api.Contrastive(
         cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
         mesh=self.program.contrastive_mesh(), axis_name=parallel.DATA_AXIS)
     stage2 = self.stage2_optimizer
