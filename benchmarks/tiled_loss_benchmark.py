@@ -206,7 +206,7 @@ def _run_table_row(batch: int, dim: int, impl: str, repeat_below: float,
   # Matmul FLOPs of the algorithm (XLA's count covers a scan's body once, not per tile):
   # dense: S = H H^T, dS H, dS^T H (6 B^2 D) + the class weights' pair matmul and its
   # gradient (4 B^2 C); tiled: the backward recomputes S (8 B^2 D + 6 B^2 C).
-  per_pair = (6 * dim + 4 * 27) if impl == "dense" else (8 * dim + 6 * 27)
+  per_pair = (6 * dim + 4 * 27) if impl == "dense" else (4 * dim + 6 * 27)
   record["matmul_flops"] = float(batch) ** 2 * per_pair
   if needed > memory_limit_gb * 1e9:
     return {**record, "skipped": f"needs {needed / 1e9:.1f} GB"}

@@ -314,6 +314,8 @@ def test_auto_with_a_mesh_picks_the_ring_and_the_trainer_uses_the_same_rule():
       trainer_choice = api.Contrastive(impl, mesh=mesh).choose(batch)
       assert trainer_choice == api.choose_impl(impl, batch, mesh=mesh)
   assert tiled_losses.Contrastive is api.Contrastive is lcl_jax.losses.Contrastive
+  from lcl_jax.train.config import TrainConfig
+  assert TrainConfig().contrastive_auto_threshold == api.AUTO_THRESHOLD
   # The trainer builds its contrastive term from api.Contrastive (the one rule).
   import inspect
 

@@ -14,16 +14,18 @@ relative: only the order of summation inside the log-sum-exp differs). For ``B``
 of width ``D`` (``C`` classes, ``n`` devices of the mesh axis, ``T = tile_size``), a
 jitted forward + backward costs:
 
-========  ==========================  ===============================  ===================
-impl      time (FLOP)                 memory of the pair terms          when
-========  ==========================  ===============================  ===================
-dense     ~6 B^2 D (3 matmuls)        O(B^2): several [B, B] float32    small batches
-                                      arrays (52 GiB at B = 65,536)
-tiled     ~8 B^2 D (4 matmuls: the    O(B T) per device: [B, T] tiles   one device, large B
-          backward recomputes S)      (64 MiB at B = 65,536, T = 256)
-ring      ~8 B^2 D / n per device,    O(B T / n) per device; + n        a mesh with n > 1
-          + (n - 1) block transfers   ppermutes of [B / n, D] blocks    devices, large B
-========  ==========================  ===============================  ===================
+========  ============================  ==============================  ===================
+impl      time (FLOP)                   memory of the pair terms         when
+========  ============================  ==============================  ===================
+dense     ~6 B^2 D (S = U U^T, dS U,    O(B^2): several [B, B] float32   small batches
+          dS^T U)                       arrays (56 GB at B = 65,536)
+tiled     ~4 B^2 D (symmetric [T, T]    O(T^2 + B D): [T, T] blocks      one device, large B
+          blocks: each pair I <= J      (1 MiB at T = 512) beside the
+          once forward, once again in   [B, D] features and gradient
+          the backward)
+ring      ~8 B^2 D / n per device (the  O(B T / n + B D / n) per device; a mesh with n > 1
+          backward recomputes S)        n ppermutes of [B / n, D] blocks devices, large B
+========  ============================  ==============================  ===================
 
 (LCL adds ``2 B^2 C`` FLOP for the class weights of every pair; every impl also holds
 the ``[B, D]`` inputs, unit features and their gradient: ``O(B D)``.)
@@ -56,12 +58,14 @@ __all__ = ["supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_
 
 IMPLEMENTATIONS = tiled.IMPLEMENTATIONS  # ('auto', 'dense', 'tiled', 'ring')
 DEFAULT_TILE_SIZE = tiled.DEFAULT_TILE_SIZE
-# Rows from which 'auto' leaves the dense loss. Measured (BUILD_NOTES, "Large
-# contrastive batches"): on the 2-core CPU box the tiled LCL fwd+bwd is as fast as the
-# dense one from B ~ 2,048 (D = 768) and its XLA temporaries are 4x smaller at 4,096;
-# below 2,048 the dense loss is faster (one matmul, no scan) and its [B, B] arrays are
-# at most 16 MiB each. 4,096 keeps every training batch of the paper's recipes dense.
-AUTO_THRESHOLD = 4096
+# Rows from which 'auto' leaves the dense loss: the measured crossover (BUILD_NOTES,
+# "Large contrastive batches"; LCL fwd+bwd, one core of the 2-core EPYC box): at
+# B = 2,048 the tiled loss takes 0.38 s vs dense 0.64 s (D = 768) and 0.11 vs 0.14 s
+# (D = 64); at B = 1,024 the dense loss is faster (0.11 vs 0.16 s at D = 768: the
+# tiled one is a single 512-tile pair scan with its fixed costs), and its [B, B]
+# arrays are 4 MiB each. Every training batch of the paper's recipes (<= 128 rows)
+# stays dense; from 2,048 rows the tiled loss is faster and O(B * tile) in memory.
+AUTO_THRESHOLD = 2048
 DEFAULT_AXIS_NAME = "data"
 
 
@@ -182,14 +186,14 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
 
 _OPTIONS_DOC = """
   Implementation (keyword-only; see :mod:`lcl_jax.losses.api` for the rule and costs):
-    impl: 'auto' (default: dense below AUTO_THRESHOLD = 4,096 rows, decided at trace
+    impl: 'auto' (default: dense below AUTO_THRESHOLD = 2,048 rows, decided at trace
       time from the static batch size; at or above it the ring if `mesh` has > 1
       devices on `axis_name`, else tiled), 'dense', 'tiled' or 'ring'.
       Cost of a jitted fwd+bwd for B rows of width D (T = tile_size, n devices):
       dense ~6 B^2 D FLOP, O(B^2) memory (several [B, B] float32 arrays: 4 B^2 bytes
-      each); tiled ~8 B^2 D FLOP (the backward recomputes each tile), O(B T + B D)
-      memory; ring ~8 B^2 D / n FLOP and O(B T / n + B D / n) memory per device, plus
-      n ppermutes of [B / n, D] blocks each way.
+      each); tiled ~4 B^2 D FLOP (symmetric [T, T] blocks, recomputed in the
+      backward), O(T^2 + B D) memory; ring ~8 B^2 D / n FLOP and O(B T / n + B D / n)
+      memory per device, plus n ppermutes of [B / n, D] blocks each way.
     tile_size: columns per tile for tiled / ring (default 512); B need not be a
       multiple of it.
     mesh: a jax.sharding.Mesh for the ring (B must be a multiple of its `axis_name`

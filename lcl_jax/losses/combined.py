@@ -168,7 +168,7 @@ def scl_objective(
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
     contrastive: where the contrastive loss comes from: None (the public losses with
-      impl='auto': dense below 4,096 rows, tiled above) or an object with the
+      impl='auto': dense below 2,048 rows, tiled from there) or an object with the
       same-named loss methods, e.g. ``lcl_jax.losses.Contrastive('tiled')``.
     reduction: the contrastive term over its anchors: 'mean' (the paper) or 'sum'
       (seed 001, Sec. 3.3: N x the mean for N anchors with a positive, so the

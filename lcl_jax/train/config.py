@@ -351,7 +351,7 @@ class TrainConfig:
       flag="enum", choices=CONTRASTIVE_IMPLS)
   contrastive_tile_size: int = setting(512, "Columns per tile of the tiled/ring loss.",
       flag="integer")
-  contrastive_auto_threshold: int = setting(4096,
+  contrastive_auto_threshold: int = setting(2048,  # = lcl_jax.losses.api.AUTO_THRESHOLD
       "Global batch rows from which --contrastive_impl=auto tiles.",
       flag="integer")
   # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
@@ -361,6 +361,13 @@ class TrainConfig:
       ("jax.default_matmul_precision of the steps: highest = true float32 (no TF32/bf16 "
        "passes on GPU/TPU); default = the backend's fastest."),
       flag="enum", choices=MATMUL_PRECISIONS)
+  # Peak FLOP/s of one device for the MFU of metrics.jsonl / results.json (issue 19):
+  # unset = the vendor figure of lcl_jax.train.throughput.PEAK_FLOPS for the device kind,
+  # --dtype and --matmul_precision; a CPU or an unlisted device has none (MFU null).
+  peak_flops: float | None = setting(None,
+      ("Peak FLOP/s of one device for the logged MFU (default: the vendor figure for the "
+       "device kind, dtype and matmul precision; none on CPU, so MFU is null)."),
+      flag="float")
 
   # Seed 004's auxiliary task (issue 10): a second head on Φ's encoder (hard parameter
   # sharing) predicting the coarse 'ekman' or 'sentiment' groups (+ neutral, multi-hot,
@@ -563,10 +570,10 @@ class TrainConfig:
       raise bad("head_epochs", "must be an integer >= 0")
     if not is_int(self.eval_every_steps) or self.eval_every_steps < 0:
       raise bad("eval_every_steps", "must be an integer >= 0 (0: evaluate at epoch ends only)")
-    if self.head_learning_rate is not None and not (
-        is_real(self.head_learning_rate) and math.isfinite(self.head_learning_rate)
-        and self.head_learning_rate > 0):
-      raise bad("head_learning_rate", "must be a finite number > 0 or unset")
+    for name in ("head_learning_rate", "peak_flops"):
+      value = getattr(self, name)
+      if value is not None and not (is_real(value) and math.isfinite(value) and value > 0):
+        raise bad(name, "must be a finite number > 0 or unset")
     if not is_int(self.concat_expansion) or self.concat_expansion < 0:
       raise bad("concat_expansion", "must be an integer >= 0")
     if not isinstance(self.save_features, bool):
