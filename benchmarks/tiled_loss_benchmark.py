@@ -76,7 +76,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
   import jax
 
   from benchmarks import accelerator_check
-  from lcl_jax.losses import tiled as tiled_losses
+  from lcl_jax.losses import api
   from lcl_jax.train import objectives, optim, parallel, steps
 
   batch_rows, devices, impl = CASES[name]
@@ -91,7 +91,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
         num_classes=accelerator_check.NUM_CLASSES, rng=jax.random.key(0))
   optimizer = optim.make_optimizer(params, learning_rate=1e-4, total_steps=100)
   dp = parallel.JitDataParallel(jax.devices()[:devices])
-  contrastive = tiled_losses.Contrastive(impl, tile_size=tile, mesh=dp.mesh,
+  contrastive = api.Contrastive(impl, tile_size=tile, mesh=dp.mesh,
                                          axis_name=parallel.DATA_AXIS)
   step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,

@@ -121,9 +121,9 @@ def test_ring_inputs_already_sharded_and_objective_dispatch():
 
   want = jax.value_and_grad(objective, argnums=(1, 2, 3))(
       api.Contrastive("dense"), logits, weight_logits, features, labels, valid)
-  for contrastive in (tiled_losses.Contrastive("ring", tile_size=4, mesh=mesh),
-                      tiled_losses.Contrastive("tiled", tile_size=7),
-                      tiled_losses.Contrastive("auto", auto_threshold=16, mesh=mesh)):
+  for contrastive in (api.Contrastive("ring", tile_size=4, mesh=mesh),
+                      api.Contrastive("tiled", tile_size=7),
+                      api.Contrastive("auto", auto_threshold=16, mesh=mesh)):
     got = jax.jit(jax.value_and_grad(objective, argnums=(1, 2, 3)),
                   static_argnums=0)(contrastive, *sharded)
     jax.tree.map(lambda g, w: _assert_close(g, w, contrastive.impl), got, want)
@@ -132,12 +132,12 @@ def test_ring_inputs_already_sharded_and_objective_dispatch():
 def test_choose_and_errors():
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:8])
-  auto = tiled_losses.Contrastive("auto", auto_threshold=96, mesh=mesh)
+  auto = api.Contrastive("auto", auto_threshold=96, mesh=mesh)
   assert [auto.choose(b) for b in (95, 96, 100)] == ["dense", "ring", "tiled"]  # 100 % 8 != 0
-  assert tiled_losses.Contrastive("ring").choose(8) == "tiled"  # no mesh: one device
-  assert tiled_losses.Contrastive("dense").choose(10**6) == "dense"
+  assert api.Contrastive("ring").choose(8) == "tiled"  # no mesh: one device
+  assert api.Contrastive("dense").choose(10**6) == "dense"
   with pytest.raises(ValueError, match="impl"):
-    tiled_losses.Contrastive("sparse")
+    api.Contrastive("sparse")
   x, y = jnp.ones((12, 4)), jnp.zeros((12,), jnp.int32)
   with pytest.raises(ValueError, match="multiple of the 8 devices"):
     tiled_losses.supcon_loss(x, y, temperature=0.3, mesh=mesh)
@@ -204,7 +204,7 @@ def test_train_step_with_ring_on_8_devices_equals_dense_on_one(tiny_bert_dir):
 
   want_metrics, want_params = run(parallel.JitDataParallel(jax.devices()[:1]), None)
   dp8 = parallel.JitDataParallel(jax.devices()[:8])
-  got_metrics, got_params = run(dp8, tiled_losses.Contrastive(
+  got_metrics, got_params = run(dp8, api.Contrastive(
       "ring", tile_size=2, mesh=dp8.mesh, axis_name=parallel.DATA_AXIS))
   for name in ("loss", "contrastive", "grad_norm_primary", "grad_norm_weighting"):
     np.testing.assert_allclose(got_metrics[name], want_metrics[name], rtol=1e-5, err_msg=name)
@@ -232,7 +232,7 @@ def test_sum_reduction_tiled_and_ring_equal_dense(name):
   targets = label_sets if name.startswith("multilabel") else labels
   args = (features, targets, weight_logits) if name.endswith("lcl_loss") else (features, targets)
   for impl in ("tiled", "ring"):
-    contrastive = tiled_losses.Contrastive(impl, tile_size=5, mesh=mesh)
+    contrastive = api.Contrastive(impl, tile_size=5, mesh=mesh)
     _assert_close(getattr(contrastive, name)(*args, temperature=0.3, valid=valid,
                                              reduction="sum"), want_value, impl)
   with pytest.raises(ValueError, match="`reduction`"):
@@ -313,7 +313,7 @@ def test_auto_with_a_mesh_picks_the_ring_and_the_trainer_uses_the_same_rule():
     for batch in (t - 8, t, t + 4):
       trainer_choice = api.Contrastive(impl, mesh=mesh).choose(batch)
       assert trainer_choice == api.choose_impl(impl, batch, mesh=mesh)
-  assert tiled_losses.Contrastive is api.Contrastive is lcl_jax.losses.Contrastive
+  assert api.Contrastive is lcl_jax.losses.Contrastive
   from lcl_jax.train.config import TrainConfig
   assert TrainConfig().contrastive_auto_threshold == api.AUTO_THRESHOLD
   # The trainer builds its contrastive term from api.Contrastive (the one rule).

@@ -31,8 +31,7 @@ Functions (same signatures, semantics and argument checks as the dense ones, plu
 :func:`multilabel_supcon_loss`, :func:`multilabel_lcl_loss`. The public losses
 (``lcl_jax.lcl_loss`` etc., :mod:`lcl_jax.losses.api`) call these when their
 ``impl`` is 'tiled' or 'ring' (or 'auto' picks them); ``Contrastive`` (the trainer's
-choice, ``TrainConfig.contrastive_impl``) now lives in :mod:`lcl_jax.losses.api` and
-is still reachable here.
+choice, ``TrainConfig.contrastive_impl``) lives in :mod:`lcl_jax.losses.api`.
 
 Numerics: float32 (float64 under x64 for float64 inputs), matmuls at
 ``Precision.HIGHEST``; values agree with the dense losses to ~1e-6 relative (the only
@@ -538,12 +537,3 @@ for _tiled, _dense in ((supcon_loss, dense.supcon_loss), (lcl_loss, dense.lcl_lo
   _tiled.__doc__ = (f"Tiled / ring version of :func:`lcl_jax.losses.{_dense.__name__}` "
                     "(same value and gradient, memory O(B * tile_size)).\n\n  The dense "
                     "docstring follows.\n" + _TILING_DOC + "\n  " + (_dense.__doc__ or ""))
-
-
-def __getattr__(name: str):
-  # `Contrastive` moved to lcl_jax.losses.api (it decides with api.choose_impl, which
-  # imports this module); kept reachable here for `tiled_losses.Contrastive` users.
-  if name == "Contrastive":
-    from lcl_jax.losses import api  # pylint: disable=import-outside-toplevel
-    return api.Contrastive
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
