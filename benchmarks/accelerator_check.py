@@ -53,13 +53,6 @@ import jax.numpy as jnp
 import numpy as np
 
 NUM_CLASSES = 27
-# Dense peak FLOP/s per device kind: (bf16/fp16 tensor, tf32 tensor, fp32 non-tensor).
-PEAK_FLOPS = {
-    "H200": (989e12, 494e12, 67e12),
-    "H100": (989e12, 494e12, 67e12),
-    "A100": (312e12, 156e12, 19.5e12),
-    "L4": (121e12, 60e12, 30e12),
-}
 BASE = dict(hidden_size=768, embedding_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072)
 TINY = dict(hidden_size=32, embedding_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -67,10 +60,13 @@ TINY = dict(hidden_size=32, embedding_size=32, num_hidden_layers=2, num_attentio
 
 
 def _peak(kind: str) -> tuple[float, float, float] | None:
-  for name, peaks in PEAK_FLOPS.items():
-    if name.lower() in kind.lower():
-      return peaks
-  return None
+  """(bf16/fp16, TF32, FP32) peak FLOP/s of one device: the trainer's table
+  (lcl_jax.train.throughput.PEAK_FLOPS, vendor figures), None if unlisted."""
+  from lcl_jax.train import throughput  # pylint: disable=import-outside-toplevel
+  return tuple(throughput.peak_flops(kind, dtype=dtype, matmul_precision=precision)
+               for dtype, precision in (("bfloat16", "default"), ("float32", "default"),
+                                        ("float32", "highest"))
+               ) if throughput.peak_flops(kind) is not None else None
 
 
 def _host_peak_mib() -> float:
@@ -342,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
   device = jax.local_devices()[0]
   device_kind = getattr(device, "device_kind", str(device))
-  peaks = _peak(device_kind) if device.platform == "gpu" else None
+  peaks = _peak(device_kind) if device.platform in ("gpu", "tpu") else None
   report: dict[str, Any] = {
       "device": {"platform": device.platform, "kind": device_kind,
                  "count": jax.local_device_count(), "peak_flops": peaks},

@@ -1,4 +1,20 @@
-"""Tiled / ring LCL versus the dense [B, B] LCL: time and peak memory of fwd+bwd.
+"""The public LCL (`lcl_jax.lcl_loss`) dense vs tiled, and the ring: time and peak memory
+of fwd+bwd.
+
+Default: the table of issue 19 -- the public loss at B = 4,096 / 16,384 / 65,536 and
+D = 64 / 768 with impl='dense' and impl='tiled' (default tile size), plus what
+impl='auto' picks. Each row runs in its own subprocess: it compiles ahead of time
+(`jit(...).lower().compile()`, timed apart; XLA's `memory_analysis()` gives the
+argument / output / temporary bytes) and then calls the compiled program once; rows
+whose call took under `--repeat_below` seconds are called twice more and report the
+median. A dense row whose compiled buffers exceed `--memory_limit_gb` (default: 80% of
+MemAvailable) is not run: it prints "skipped: needs N GB". GFLOP/s counts the
+algorithm's matmul FLOPs (dense 6 B^2 D + 4 B^2 C, tiled 8 B^2 D + 6 B^2 C: its
+backward recomputes the tiles); XLA's `cost_analysis()` counts a `scan` body once,
+not once per tile, so it is recorded in the JSON but not used.
+
+`--cases` instead runs the issue-12 cases below (the first call, then the median of
+`--repeats` calls).
 
 Each case runs in its own subprocess so that its peak resident memory (``ru_maxrss``
 of the child, in MiB) is its own. A case times ``jax.jit(jax.value_and_grad(lcl_loss,
@@ -22,7 +38,9 @@ then ``dense8k,ring8k``. Calls chain the state (each one's output state is the n
 one's input, donated); "loss" is the first call's, from the same initial state.
 
 Usage:
-  python -m benchmarks.tiled_loss_benchmark                    # all cases
+  taskset -c 1 python -m benchmarks.tiled_loss_benchmark       # the issue-19 table
+  python -m benchmarks.tiled_loss_benchmark --batches 1024,2048,4096 --dims 64,768
+  python -m benchmarks.tiled_loss_benchmark --cases all        # the issue-12 cases
   python -m benchmarks.tiled_loss_benchmark --train_step       # 8 devices, B = 8,192 steps
   python -m benchmarks.tiled_loss_benchmark --cases dense4k,tiled4k --repeats 3
   python -m benchmarks.tiled_loss_benchmark --compile_only   # XLA buffer sizes, no run
@@ -58,7 +76,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
   import jax
 
   from benchmarks import accelerator_check
-  from lcl_jax.losses import tiled as tiled_losses
+  from lcl_jax.losses import api
   from lcl_jax.train import objectives, optim, parallel, steps
 
   batch_rows, devices, impl = CASES[name]
@@ -73,7 +91,7 @@ def _run_train_step_case(name: str, tile: int, repeats: int, compile_only: bool)
         num_classes=accelerator_check.NUM_CLASSES, rng=jax.random.key(0))
   optimizer = optim.make_optimizer(params, learning_rate=1e-4, total_steps=100)
   dp = parallel.JitDataParallel(jax.devices()[:devices])
-  contrastive = tiled_losses.Contrastive(impl, tile_size=tile, mesh=dp.mesh,
+  contrastive = api.Contrastive(impl, tile_size=tile, mesh=dp.mesh,
                                          axis_name=parallel.DATA_AXIS)
   step = dp.compile_train_step(steps.make_train_step(
       spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=False,
@@ -159,10 +177,97 @@ def _run_case(name: str, dim: int, tile: int, repeats: int, compile_only: bool) 
           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _run_table_row(batch: int, dim: int, impl: str, repeat_below: float,
+                   memory_limit_gb: float) -> dict:
+  """One row of the table: the public `lcl_loss(impl=...)` fwd+bwd at [batch, dim]."""
+  import jax
+  import numpy as np
+
+  import lcl_jax
+  from lcl_jax.losses import api
+
+  rng = np.random.default_rng(0)
+  labels = np.tile(rng.integers(0, 27, batch // 2), 2).astype(np.int32)  # paired views
+  features = rng.standard_normal((batch, dim), dtype=np.float32)
+  weight_logits = rng.standard_normal((batch, 27), dtype=np.float32)
+  loss = lambda x, y, w: lcl_jax.lcl_loss(x, y, w, temperature=0.3, impl=impl)
+  step = jax.jit(jax.value_and_grad(loss, argnums=(0, 2)))
+  record = {"batch": batch, "dim": dim, "impl": impl,
+            "auto_picks": api.choose_impl("auto", batch)}
+  t0 = time.perf_counter()
+  compiled = step.lower(features, labels, weight_logits).compile()
+  record["compile_s"] = time.perf_counter() - t0
+  memory = compiled.memory_analysis()
+  needed = sum(getattr(memory, f"{k}_size_in_bytes") for k in ("argument", "output", "temp"))
+  record["compiled_gb"] = needed / 1e9
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  record["xla_flops"] = float(cost.get("flops", float("nan"))) if cost else None
+  # Matmul FLOPs of the algorithm (XLA's count covers a scan's body once, not per tile):
+  # dense: S = H H^T, dS H, dS^T H (6 B^2 D) + the class weights' pair matmul and its
+  # gradient (4 B^2 C); tiled: the backward recomputes S (8 B^2 D + 6 B^2 C).
+  per_pair = (6 * dim + 4 * 27) if impl == "dense" else (4 * dim + 6 * 27)
+  record["matmul_flops"] = float(batch) ** 2 * per_pair
+  if needed > memory_limit_gb * 1e9:
+    return {**record, "skipped": f"needs {needed / 1e9:.1f} GB"}
+  features, labels, weight_logits = jax.device_put((features, labels, weight_logits))
+  times = []
+  while len(times) < 3 and (not times or times[0] < repeat_below):
+    t0 = time.perf_counter()
+    value, _ = jax.block_until_ready(compiled(features, labels, weight_logits))
+    times.append(time.perf_counter() - t0)
+  return {**record, "loss": float(value), "seconds": statistics.median(times),
+          "calls": len(times),
+          "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}
+
+
+def _memory_available_gb() -> float:
+  with open("/proc/meminfo") as f:
+    for line in f:
+      if line.startswith("MemAvailable:"):
+        return int(line.split()[1]) * 1024 / 1e9
+  return 8.0
+
+
+def _table(args) -> None:
+  """Runs the rows of the public-loss table, each in a subprocess, and prints it."""
+  limit = args.memory_limit_gb or 0.8 * _memory_available_gb()
+  print(describe_machine())
+  print(f"public lcl_jax.lcl_loss fwd+bwd (value_and_grad w.r.t. features and weight logits), "
+        f"C = 27, paired labels, default tile size; memory limit {limit:.1f} GB")
+  print(f"{'B':>6} {'D':>4} {'impl':6} {'auto':6} {'compile s':>9} {'run s':>9} {'calls':>5} "
+        f"{'GFLOP':>10} {'GFLOP/s':>8} {'XLA buffers GB':>14} {'peak RSS GB':>11} "
+        f"{'loss':>10}")
+  started = time.perf_counter()
+  for batch in (int(b) for b in args.batches.split(",")):
+    for dim in (int(d) for d in args.dims.split(",")):
+      for impl in args.impls.split(","):
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.tiled_loss_benchmark", "--row",
+             f"{batch},{dim},{impl}", "--repeat_below", str(args.repeat_below),
+             "--memory_limit_gb", str(limit)],
+            capture_output=True, text=True, check=False)
+        if out.returncode:
+          print(f"{batch:6d} {dim:4d} {impl:6} failed: {out.stderr[-1500:]}", flush=True)
+          continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        flops = r["matmul_flops"]
+        head = (f"{r['batch']:6d} {r['dim']:4d} {r['impl']:6} {r['auto_picks']:6} "
+                f"{r['compile_s']:9.1f}")
+        if "skipped" in r:
+          print(f"{head} skipped: {r['skipped']} (XLA's memory analysis)", flush=True)
+          continue
+        print(f"{head} {r['seconds']:9.2f} {r['calls']:5d} {flops / 1e9:10.0f} "
+              f"{flops / 1e9 / r['seconds']:8.1f} {r['compiled_gb']:14.2f} "
+              f"{r['peak_rss_gb']:11.2f} {r['loss']:10.6f}", flush=True)
+  print(f"table wall time {time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--cases", default=None,
-                      help="comma-separated; default: all (with --train_step: dense8k,ring8k)")
+                      help="the issue-12 cases, comma-separated, or 'all' (with --train_step: "
+                           "default dense8k,ring8k); without it (and --train_step): the table")
   parser.add_argument("--dim", type=int, default=768)
   parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--repeats", type=int, default=3)
@@ -172,8 +277,28 @@ def main() -> None:
   parser.add_argument("--train_step", action="store_true",
                       help="time the trainer's whole LCL jit step (tiny ELECTRA, 16 tokens) "
                            "instead of the loss alone")
+  parser.add_argument("--batches", default="4096,16384,65536",
+                      help="table: batch sizes B")
+  parser.add_argument("--dims", default="64,768", help="table: feature widths D")
+  parser.add_argument("--impls", default="dense,tiled", help="table: impl= of the public loss")
+  parser.add_argument("--repeat_below", type=float, default=10.0,
+                      help="table: rows whose call takes less (s) are called 3 times (median)")
+  parser.add_argument("--memory_limit_gb", type=float, default=0.0,
+                      help="table: skip rows whose XLA buffers exceed this (0: 80%% of "
+                           "MemAvailable)")
   parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case here
+  parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one table row here
   args = parser.parse_args()
+  if args.row:
+    batch, dim, impl = args.row.split(",")
+    print(json.dumps(_run_table_row(int(batch), int(dim), impl, args.repeat_below,
+                                    args.memory_limit_gb)))
+    return
+  if args.cases is None and not args.train_step:
+    _table(args)
+    return
+  if args.cases == "all":
+    args.cases = None
   if args.one:
     if args.train_step:
       print(json.dumps(_run_train_step_case(args.one, args.tile, args.repeats, args.compile_only)))

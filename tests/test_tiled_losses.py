@@ -1,6 +1,7 @@
-"""Tiled and ring contrastive losses equal the dense ones (lcl_jax/tiled_losses.py).
+"""Tiled and ring contrastive losses equal the dense ones (lcl_jax/tiled_losses.py), and
+the public losses (lcl_jax.lcl_loss etc., lcl_jax/losses/api.py) choose among them.
 
-The reference is lcl_jax.losses (itself checked against a NumPy transcription and the
+The reference is lcl_jax.losses.contrastive, the dense losses (themselves checked against a NumPy transcription and the
 release's PyTorch code in test_losses.py). Values and gradients (features, weighting
 logits, temperature) must agree to 1e-5 relative over batches that are not multiples
 of the tile, with padded rows, one-class batches and all-unique labels, on one device
@@ -11,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lcl_jax import losses, tiled_losses
+import lcl_jax
+from lcl_jax import tiled_losses
+from lcl_jax.losses import api
+from lcl_jax.losses import contrastive as losses  # the dense reference
 
 LOSSES = ("supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_loss")
 C = 5
@@ -112,14 +116,14 @@ def test_ring_inputs_already_sharded_and_objective_dispatch():
   sharded = jax.device_put((logits, weight_logits, features, labels, valid), rows)
 
   def objective(contrastive, logits, weight_logits, features, labels, valid):
-    return losses.lcl_objective(logits, weight_logits, features, labels, alpha=0.4,
+    return lcl_jax.lcl_objective(logits, weight_logits, features, labels, alpha=0.4,
                                 temperature=0.2, valid=valid, contrastive=contrastive)[0]
 
   want = jax.value_and_grad(objective, argnums=(1, 2, 3))(
-      None, logits, weight_logits, features, labels, valid)
-  for contrastive in (tiled_losses.Contrastive("ring", tile_size=4, mesh=mesh),
-                      tiled_losses.Contrastive("tiled", tile_size=7),
-                      tiled_losses.Contrastive("auto", auto_threshold=16, mesh=mesh)):
+      api.Contrastive("dense"), logits, weight_logits, features, labels, valid)
+  for contrastive in (api.Contrastive("ring", tile_size=4, mesh=mesh),
+                      api.Contrastive("tiled", tile_size=7),
+                      api.Contrastive("auto", auto_threshold=16, mesh=mesh)):
     got = jax.jit(jax.value_and_grad(objective, argnums=(1, 2, 3)),
                   static_argnums=0)(contrastive, *sharded)
     jax.tree.map(lambda g, w: _assert_close(g, w, contrastive.impl), got, want)
@@ -128,12 +132,12 @@ def test_ring_inputs_already_sharded_and_objective_dispatch():
 def test_choose_and_errors():
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:8])
-  auto = tiled_losses.Contrastive("auto", auto_threshold=96, mesh=mesh)
+  auto = api.Contrastive("auto", auto_threshold=96, mesh=mesh)
   assert [auto.choose(b) for b in (95, 96, 100)] == ["dense", "ring", "tiled"]  # 100 % 8 != 0
-  assert tiled_losses.Contrastive("ring").choose(8) == "tiled"  # no mesh: one device
-  assert tiled_losses.Contrastive("dense").choose(10**6) == "dense"
+  assert api.Contrastive("ring").choose(8) == "tiled"  # no mesh: one device
+  assert api.Contrastive("dense").choose(10**6) == "dense"
   with pytest.raises(ValueError, match="impl"):
-    tiled_losses.Contrastive("sparse")
+    api.Contrastive("sparse")
   x, y = jnp.ones((12, 4)), jnp.zeros((12,), jnp.int32)
   with pytest.raises(ValueError, match="multiple of the 8 devices"):
     tiled_losses.supcon_loss(x, y, temperature=0.3, mesh=mesh)
@@ -200,7 +204,7 @@ def test_train_step_with_ring_on_8_devices_equals_dense_on_one(tiny_bert_dir):
 
   want_metrics, want_params = run(parallel.JitDataParallel(jax.devices()[:1]), None)
   dp8 = parallel.JitDataParallel(jax.devices()[:8])
-  got_metrics, got_params = run(dp8, tiled_losses.Contrastive(
+  got_metrics, got_params = run(dp8, api.Contrastive(
       "ring", tile_size=2, mesh=dp8.mesh, axis_name=parallel.DATA_AXIS))
   for name in ("loss", "contrastive", "grad_norm_primary", "grad_norm_weighting"):
     np.testing.assert_allclose(got_metrics[name], want_metrics[name], rtol=1e-5, err_msg=name)
@@ -228,8 +232,126 @@ def test_sum_reduction_tiled_and_ring_equal_dense(name):
   targets = label_sets if name.startswith("multilabel") else labels
   args = (features, targets, weight_logits) if name.endswith("lcl_loss") else (features, targets)
   for impl in ("tiled", "ring"):
-    contrastive = tiled_losses.Contrastive(impl, tile_size=5, mesh=mesh)
+    contrastive = api.Contrastive(impl, tile_size=5, mesh=mesh)
     _assert_close(getattr(contrastive, name)(*args, temperature=0.3, valid=valid,
                                              reduction="sum"), want_value, impl)
   with pytest.raises(ValueError, match="`reduction`"):
     getattr(tiled_losses, name)(*args, temperature=0.3, reduction="max")
+
+
+# --------------------------------------------------------------------------------------
+# The public losses: one function per loss, impl='auto' | 'dense' | 'tiled' | 'ring'.
+# --------------------------------------------------------------------------------------
+
+
+def _public(name):
+  return getattr(lcl_jax, name)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_public_loss_every_impl_equals_dense(name):
+  """Values and gradients (jit of grad) of the public loss with each impl equal the dense
+  module's; the ring runs on 8 devices; reduction passes through."""
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  case = _case(40, "padded", seed=19)
+  for reduction in ("mean", "sum"):
+    want_value, want_grads = _loss_and_grads(losses, name, case, reduction=reduction)
+    for kwargs in (dict(), dict(impl="dense"), dict(impl="tiled", tile_size=6),
+                   dict(impl="ring", tile_size=3, mesh=mesh),
+                   dict(impl="auto", mesh=mesh, axis_name="data")):
+      what = f"{name} {reduction} {kwargs.get('impl', 'default')}"
+      got_value, got_grads = _loss_and_grads(lcl_jax, name, case, reduction=reduction,
+                                             **kwargs)
+      _assert_close(got_value, want_value, what)
+      for got, want in zip(got_grads, want_grads):
+        _assert_close(got, want, what + " gradient")
+
+
+def _args(name, batch, dim=4):
+  x = jnp.asarray(np.random.default_rng(batch).normal(size=(batch, dim)), jnp.float32)
+  targets = (jnp.eye(batch, C, dtype=jnp.int32) if name.startswith("multilabel")
+             else jnp.arange(batch, dtype=jnp.int32) % C)
+  return (x, targets, jnp.zeros((batch, C))) if name.endswith("lcl_loss") else (x, targets)
+
+
+def test_auto_is_dense_below_the_threshold_and_tiled_at_it():
+  """The rule at trace time, and the program of the default public loss: at
+  AUTO_THRESHOLD rows no array of value_and_grad has B x B entries (below it, the dense
+  one's does); at B = 65,536 the default program's largest array is ~B x tile."""
+  threshold = api.AUTO_THRESHOLD
+  assert [api.choose_impl("auto", b) for b in (threshold - 1, threshold, 65_536)] == \
+      ["dense", "tiled", "tiled"]
+  for name in LOSSES:
+    for batch, bounded in ((threshold // 8, False), (threshold, True)):
+      args = _args(name, batch)
+      f = lambda x, *rest: _public(name)(x, *rest, temperature=0.3)
+      largest = _largest_intermediate(jax.make_jaxpr(jax.value_and_grad(f))(*args).jaxpr)
+      assert (largest < batch * batch) == bounded, (name, batch, largest)
+  big = jax.ShapeDtypeStruct((65_536, 64), jnp.float32)
+  labels = jax.ShapeDtypeStruct((65_536,), jnp.int32)
+  logits = jax.ShapeDtypeStruct((65_536, 27), jnp.float32)
+  grad = jax.grad(lambda x, w: lcl_jax.lcl_loss(x, labels_value, w, temperature=0.3),
+                  argnums=(0, 1))
+  labels_value = jnp.zeros(labels.shape, labels.dtype)
+  largest = _largest_intermediate(jax.make_jaxpr(grad)(big, logits).jaxpr)
+  assert largest <= 65_536 * api.DEFAULT_TILE_SIZE, largest
+
+
+def test_auto_with_a_mesh_picks_the_ring_and_the_trainer_uses_the_same_rule():
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  one = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
+  t = api.AUTO_THRESHOLD
+  assert api.choose_impl("auto", t, mesh=mesh) == "ring"
+  assert api.choose_impl("auto", t + 4, mesh=mesh) == "tiled"  # 8 does not divide B
+  assert api.choose_impl("auto", t - 8, mesh=mesh) == "dense"
+  assert api.choose_impl("auto", t, mesh=one) == "tiled"
+  assert api.choose_impl("ring", 16, mesh=one) == "tiled"
+  assert api.choose_impl("auto", 100, auto_threshold=96) == "tiled"
+  for impl in api.IMPLEMENTATIONS:
+    for batch in (t - 8, t, t + 4):
+      trainer_choice = api.Contrastive(impl, mesh=mesh).choose(batch)
+      assert trainer_choice == api.choose_impl(impl, batch, mesh=mesh)
+  assert api.Contrastive is lcl_jax.losses.Contrastive
+  from lcl_jax.train.config import TrainConfig
+  assert TrainConfig().contrastive_auto_threshold == api.AUTO_THRESHOLD
+  # The trainer builds its contrastive term from api.Contrastive (the one rule).
+  import inspect
+
+  from lcl_jax.train import trainer
+  assert "losses_api.Contrastive(" in inspect.getsource(trainer._Loop._compile)
+
+
+@pytest.mark.parametrize("kwargs,option", [
+    (dict(impl="dense", tile_size=64), "`tile_size`"),
+    (dict(impl="sparse"), "`impl`"),
+    (dict(impl="ring"), "`mesh`"),
+    (dict(impl="tiled", mesh="MESH"), "`mesh`"),
+    (dict(impl="dense", mesh="MESH"), "`mesh`"),
+    (dict(axis_name="data"), "`axis_name`"),
+    (dict(impl="tiled", tile_size=0), "`tile_size`"),
+    (dict(impl="ring", mesh="MESH", axis_name="model"), "`axis_name`"),
+    (dict(impl="ring", mesh="MESH", batch=12), "multiple of the 8 devices"),
+])
+def test_public_loss_refuses_options_that_do_not_apply(kwargs, option):
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  kwargs = {k: (mesh if v == "MESH" else v) for k, v in kwargs.items()}
+  batch = kwargs.pop("batch", 16)
+  for name in LOSSES:
+    with pytest.raises(ValueError, match=option):
+      _public(name)(*_args(name, batch), temperature=0.3, **kwargs)
+
+
+def test_public_tiled_and_ring_are_nan_for_a_traced_nonpositive_temperature():
+  """As the dense losses: never a silently wrong finite number."""
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:8])
+  for name in LOSSES:
+    for kwargs in (dict(impl="dense"), dict(impl="tiled", tile_size=4),
+                   dict(impl="ring", mesh=mesh)):
+      f = jax.jit(lambda t, args: _public(name)(*args, temperature=t, **kwargs))
+      args = _args(name, 16)
+      assert np.isfinite(float(f(0.3, args)))
+      assert np.isnan(float(f(-0.3, args))), (name, kwargs)

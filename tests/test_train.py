@@ -18,7 +18,7 @@ import pytest
 from sklearn import metrics as skm
 
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import data_pipeline, objectives, optim, steps, trainer
+from lcl_jax.train import data_pipeline, objectives, optim, steps, throughput, trainer
 from lcl_jax.train.config import TrainConfig
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def _tiny_config(tiny_bert_dir, data_dir, workdir, **overrides):
 
 
 def _comparable(results):
-  drop = {"sequences_per_second", "disk_bytes"}  # timings; log/event file sizes
+  drop = throughput.TIMING_KEYS | {"disk_bytes"}  # timings; log/event file sizes
   return {k: v for k, v in results.items() if k not in drop}
 
 

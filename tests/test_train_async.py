@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from lcl_jax.train import data_pipeline, parallel, trainer
+from lcl_jax.train import data_pipeline, parallel, throughput, trainer
 from test_train import _comparable, _tiny_config  # pytest puts tests/ on sys.path
 
 
@@ -157,7 +157,7 @@ def test_loop_dispatches_ahead_and_equals_the_synchronous_loop(
   sync_results, _, sync_metrics = run("synchronous", 0)
   assert _comparable(async_results) == _comparable(sync_results)
   def records(text):  # every train and eval record, less the timing
-    return [{k: v for k, v in json.loads(line).items() if k != "sequences_per_second"}
+    return [{k: v for k, v in json.loads(line).items() if k not in throughput.TIMING_KEYS}
             for line in text.splitlines()]
   assert records(async_metrics) == records(sync_metrics)
 

@@ -15,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from lcl_jax.train import trainer
+from lcl_jax.train import throughput, trainer
 from lcl_jax.train.config import TrainConfig
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def _final_state(workdir):
 
 
 def _comparable(results):
-  drop = {"sequences_per_second", "disk_bytes"}
+  drop = throughput.TIMING_KEYS | {"disk_bytes"}
   return {k: v for k, v in results.items() if k not in drop}
 
 

@@ -100,6 +100,7 @@ _BAD_VALUES = {
     "contrastive_tile_size": [0, 64.0],
     "contrastive_auto_threshold": [-1],
     "matmul_precision": ["tf32"],
+    "peak_flops": [0.0, -1e12, float("inf")],
     "keep_checkpoints": ["none"],
     "eval_every_steps": [-1, 2.5],
     "label_embeddings": ["yes", 1],

@@ -1,10 +1,17 @@
 """Contrastive and classification losses for Label-aware Contrastive Learning.
 
-Modules (as optax's ``losses/``): ``contrastive`` (the dense SupCon / LCL losses and
-their multi-label versions), ``tiled`` (the same losses tiled over columns and ringed
-over devices, for huge batches; ``Contrastive`` picks an implementation), ``combined``
-(the cross-entropy terms and the alpha-combined training objectives) and ``_checks``
-(argument checks). The public names are re-exported here.
+Modules (as optax's ``losses/``): ``api`` (the public contrastive losses: each picks
+the dense, tiled or ring implementation with ``impl='auto'|'dense'|'tiled'|'ring'``;
+``choose_impl`` is the rule, ``Contrastive`` the trainer's choice), ``contrastive``
+(the dense SupCon / LCL losses and their multi-label versions, on [B, B] matrices:
+``lcl_jax.losses.contrastive.lcl_loss`` etc. stay importable under that explicit
+path), ``tiled`` (the same losses tiled over columns and ringed over devices, memory
+O(B * tile)), ``combined`` (the cross-entropy terms and the alpha-combined training
+objectives) and ``_checks`` (argument checks). The public names are re-exported here.
+
+Bounded memory by default: ``from lcl_jax import lcl_loss`` uses the dense loss below
+``AUTO_THRESHOLD`` (2,048) rows and the tiled one (O(B * 512) pair terms) at or above
+it, so B = 65,536 runs in about 1 GB instead of 56 GB.
 
 Pure functions of arrays: they work under ``jax.jit``, ``jax.grad``, ``jax.vmap``
 and with inputs sharded over the batch axis (``jax.sharding.NamedSharding``).
@@ -67,10 +74,10 @@ Common contract of the contrastive losses:
   wrong number (labels on padded rows are ignored).
 """
 
+from lcl_jax.losses.api import (AUTO_THRESHOLD, Contrastive, choose_impl, lcl_loss,
+                                multilabel_lcl_loss, multilabel_supcon_loss, supcon_loss)
 from lcl_jax.losses.combined import (ce_objective, lcl_objective, scl_objective,
                                      sigmoid_binary_cross_entropy, softmax_cross_entropy)
-from lcl_jax.losses.contrastive import (lcl_loss, multilabel_lcl_loss, multilabel_supcon_loss,
-                                        supcon_loss)
 
 __all__ = [
     "supcon_loss",
@@ -85,4 +92,6 @@ __all__ = [
 ]
 
 # doctest.testmod(lcl_jax.losses) finds the examples of the re-exported functions here.
-__test__ = {name: globals()[name] for name in __all__}
+# Also importable from here, not re-exported by `lcl_jax`: Contrastive, choose_impl,
+# AUTO_THRESHOLD (lcl_jax.losses.api).
+__test__ = {name: globals()[name] for name in __all__ + ["choose_impl", "Contrastive"]}

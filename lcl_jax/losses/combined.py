@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from lcl_jax.losses import contrastive as _dense
+from lcl_jax.losses import api as _public
 from lcl_jax.losses._checks import (_check_alpha, _check_embeddings, _check_int_labels,
                                     _check_label_sets, _check_logits, _check_reduction,
                                     _check_same_batch, _check_valid, _check_weight_logits,
@@ -106,9 +106,10 @@ def _classification_term(fn: str, logits: Any, labels: Any, valid: Any, multilab
 
 
 def _contrastive_source(contrastive: Any) -> Any:
-  """The object the objectives take their contrastive loss from (dense: `contrastive`)."""
+  """The object the objectives take their contrastive loss from (None: the public losses,
+  impl='auto')."""
   if contrastive is None:
-    return _dense
+    return _public
   return contrastive
 
 
@@ -167,9 +168,9 @@ def scl_objective(
       not finite and > 0 raises ValueError; a traced one <= 0 makes the loss NaN).
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
-    contrastive: where the contrastive loss comes from: None (the dense losses of
-      ``contrastive``) or an object with the same-named loss methods, e.g.
-      ``lcl_jax.losses.tiled.Contrastive('tiled')`` for huge batches.
+    contrastive: where the contrastive loss comes from: None (the public losses with
+      impl='auto': dense below 2,048 rows, tiled from there) or an object with the
+      same-named loss methods, e.g. ``lcl_jax.losses.Contrastive('tiled')``.
     reduction: the contrastive term over its anchors: 'mean' (the paper) or 'sum'
       (seed 001, Sec. 3.3: N x the mean for N anchors with a positive, so the
       contrastive term weighs as if (1 - alpha) were N times larger).
@@ -239,8 +240,9 @@ def lcl_objective(
       not finite and > 0 raises ValueError; a traced one <= 0 makes the loss NaN).
     valid: optional [B] bool mask of real rows.
     multilabel: use the multi-label terms.
-    contrastive: None (dense losses) or an object with the same-named loss methods
-      (``lcl_jax.losses.tiled.Contrastive``), as in :func:`scl_objective`.
+    contrastive: None (the public losses, impl='auto') or an object with the
+      same-named loss methods (``lcl_jax.losses.Contrastive``), as in
+      :func:`scl_objective`.
     reduction: L_LCL over its anchors: 'mean' (the paper's Eq. 4, the release) or
       'sum' (seed 001, Sec. 3.4), as in :func:`scl_objective`.
 

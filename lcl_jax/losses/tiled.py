@@ -9,6 +9,12 @@ The functions here compute the *same values and gradients* with memory
 * every anchor row's denominator ``log sum_k w_ik exp(s_ik)`` is accumulated over
   column tiles of ``tile_size`` rows with an online (running-max) log-sum-exp, and the
   positives' sum ``sum_p s_ip`` and count ``|P_i|`` are accumulated alongside;
+* on one device the similarity is symmetric (s_ik = s_ki), so the row tiles are
+  visited in unordered pairs I <= J: each [T, T] block is computed once and serves
+  both the rows of I against J and (transposed) the rows of J against I; its backward
+  forms G = dS_IJ + dS_JI^T and needs two more [T, T] x [T, D] products: ~4 B^2 D
+  FLOP for fwd+bwd, against 6 B^2 D for the dense loss and 8 B^2 D for a column-tile
+  scan that recomputes every tile;
 * a :func:`jax.custom_vjp` stores only these per-row statistics (``[B]`` vectors) and
   recomputes each tile in the backward pass, so autodiff never keeps a ``[B, B]``
   array alive;
@@ -22,10 +28,10 @@ The functions here compute the *same values and gradients* with memory
 
 Functions (same signatures, semantics and argument checks as the dense ones, plus
 ``tile_size``, ``mesh`` and ``axis_name``): :func:`supcon_loss`, :func:`lcl_loss`,
-:func:`multilabel_supcon_loss`, :func:`multilabel_lcl_loss`. :class:`Contrastive`
-bundles a choice of implementation (``'dense' | 'tiled' | 'ring' | 'auto'``) for the
-objectives of :mod:`lcl_jax.losses` (their ``contrastive=`` argument) and the trainer
-(``TrainConfig.contrastive_impl``).
+:func:`multilabel_supcon_loss`, :func:`multilabel_lcl_loss`. The public losses
+(``lcl_jax.lcl_loss`` etc., :mod:`lcl_jax.losses.api`) call these when their
+``impl`` is 'tiled' or 'ring' (or 'auto' picks them); ``Contrastive`` (the trainer's
+choice, ``TrainConfig.contrastive_impl``) lives in :mod:`lcl_jax.losses.api`.
 
 Numerics: float32 (float64 under x64 for float64 inputs), matmuls at
 ``Precision.HIGHEST``; values agree with the dense losses to ~1e-6 relative (the only
@@ -46,11 +52,11 @@ from lcl_jax.losses import contrastive as dense
 from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
                                     _check_reduction, _check_temperature, _check_valid,
                                     _check_weight_logits, _compute_dtype, _shape)
-from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _normalized,
-                                        _one_hot_in_range, _reduce_anchors)
+from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _nan_unless_positive,
+                                        _normalized, _one_hot_in_range, _reduce_anchors)
 
 __all__ = ["supcon_loss", "lcl_loss", "multilabel_supcon_loss", "multilabel_lcl_loss",
-           "Contrastive", "DEFAULT_TILE_SIZE", "IMPLEMENTATIONS"]
+           "DEFAULT_TILE_SIZE", "IMPLEMENTATIONS"]
 
 DEFAULT_TILE_SIZE = 512
 IMPLEMENTATIONS = ("auto", "dense", "tiled", "ring")
@@ -74,11 +80,18 @@ class _Spec:
 # --------------------------------------------------------------------------------------
 
 
-def _tile_terms(rows, cols, spec: _Spec):
+def _tile_terms(rows, cols, spec: _Spec, s=None, active=True):
+  """Pair terms of `rows` x `cols`: s, z, denominator mask, positive mask, weights.
+
+  `s` ([R, T] scaled similarities) is computed from the rows' A and the columns' K
+  unless given; `active=False` (traced bool) masks every pair out.
+  """
   a, q, row_valid, row_index, row_labels = rows
   k, e, col_valid, col_index, col_labels = cols
-  s = jnp.matmul(a, k.T, precision=_HIGHEST)  # [R, T] scaled similarities
-  pair = row_valid[:, None] & col_valid[None, :] & (row_index[:, None] != col_index[None, :])
+  if s is None:
+    s = jnp.matmul(a, k.T, precision=_HIGHEST)  # [R, T] scaled similarities
+  pair = (row_valid[:, None] & col_valid[None, :] & (row_index[:, None] != col_index[None, :])
+          & active)
   if spec.multilabel:
     positive = pair & (jnp.matmul(row_labels, col_labels.T, precision=_HIGHEST) > 0)
   else:
@@ -119,19 +132,23 @@ def _block_forward(carry, rows, cols, spec: _Spec):
   tiles, _ = _split_tiles(cols, min(spec.tile_size, cols[0].shape[0]))
 
   def body(carry, tile_cols):
-    running_max, total, positive_sum, positive_count = carry
-    s, z, denominator, positive, _ = _tile_terms(rows, tile_cols, spec)
-    tile_max = jnp.max(jnp.where(denominator, z, -jnp.inf), axis=-1)
-    new_max = jnp.maximum(running_max, tile_max)
-    safe_max = jnp.where(jnp.isfinite(new_max), new_max, 0)
-    total = (total * jnp.exp(running_max - safe_max)
-             + jnp.sum(jnp.exp(jnp.where(denominator, z - safe_max[:, None], -jnp.inf)), -1))
-    positive_sum = positive_sum + jnp.sum(jnp.where(positive, s, 0), axis=-1)
-    positive_count = positive_count + jnp.sum(positive, axis=-1, dtype=jnp.int32)
-    return (new_max, total, positive_sum, positive_count), None
+    return _accumulate(carry, *_tile_terms(rows, tile_cols, spec)[:4]), None
 
   carry, _ = jax.lax.scan(body, carry, tiles)
   return carry
+
+
+def _accumulate(stats, s, z, denominator, positive):
+  """Online log-sum-exp and positive sums: `stats` of some rows, one more tile of terms."""
+  running_max, total, positive_sum, positive_count = stats
+  tile_max = jnp.max(jnp.where(denominator, z, -jnp.inf), axis=-1)
+  new_max = jnp.maximum(running_max, tile_max)
+  safe_max = jnp.where(jnp.isfinite(new_max), new_max, 0)
+  total = (total * jnp.exp(running_max - safe_max)
+           + jnp.sum(jnp.exp(jnp.where(denominator, z - safe_max[:, None], -jnp.inf)), -1))
+  positive_sum = positive_sum + jnp.sum(jnp.where(positive, s, 0), axis=-1)
+  positive_count = positive_count + jnp.sum(positive, axis=-1, dtype=jnp.int32)
+  return new_max, total, positive_sum, positive_count
 
 
 def _block_backward(rows, cols, log_denominator, g_log_denominator, g_positive_sum,
@@ -142,19 +159,12 @@ def _block_backward(rows, cols, log_denominator, g_log_denominator, g_positive_s
 
   def body(carry, tile_cols):
     d_a, d_q = carry
-    s, z, denominator, positive, weights = _tile_terms(rows, tile_cols, spec)
-    del s
-    p = jnp.exp(jnp.where(denominator, z - log_denominator[:, None], -jnp.inf))  # softmax
-    d_z = g_log_denominator[:, None] * p
-    d_s = d_z + jnp.where(positive, g_positive_sum[:, None], 0)
+    _, d_z, d_s, d_w = _tile_cotangents(rows, tile_cols, log_denominator, g_log_denominator,
+                                        g_positive_sum, spec)
     k, e = tile_cols[0], tile_cols[1]
     d_a = d_a + jnp.matmul(d_s, k, precision=_HIGHEST)
     d_k = jnp.matmul(d_s.T, a, precision=_HIGHEST)
-    if spec.weighting == "log":
-      d_q = d_q + jnp.matmul(d_z, e, precision=_HIGHEST)
-    elif spec.weighting == "linear":
-      has_weight = weights > 0
-      d_w = jnp.where(has_weight, d_z / jnp.where(has_weight, weights, 1), 0)
+    if d_w is not None:
       d_q = d_q + jnp.matmul(d_w, e, precision=_HIGHEST)
     return (d_a, d_q), d_k
 
@@ -162,6 +172,24 @@ def _block_backward(rows, cols, log_denominator, g_log_denominator, g_positive_s
   (d_a, d_q), d_k = jax.lax.scan(body, init, tiles)
   d_k = d_k.reshape((-1,) + d_k.shape[2:])
   return d_a, d_q, d_k[:d_k.shape[0] - pad]
+
+
+def _tile_cotangents(rows, cols, log_denominator, g_log_denominator, g_positive_sum,
+                     spec: _Spec, s=None, active=True):
+  """(s, dL/dz, dL/ds, dL/dq-side factor) of one tile: the softmax of the denominator
+  terms times the rows' cotangent, plus the positives' cotangent; `d_w` is the
+  [R, T] factor that multiplies the columns' class codes into dL/dQ (None for SupCon)."""
+  s, z, denominator, positive, weights = _tile_terms(rows, cols, spec, s, active)
+  p = jnp.exp(jnp.where(denominator, z - log_denominator[:, None], -jnp.inf))  # softmax
+  d_z = g_log_denominator[:, None] * p
+  d_s = d_z + jnp.where(positive, g_positive_sum[:, None], 0)
+  d_w = None
+  if spec.weighting == "log":
+    d_w = d_z
+  elif spec.weighting == "linear":
+    has_weight = weights > 0
+    d_w = jnp.where(has_weight, d_z / jnp.where(has_weight, weights, 1), 0)
+  return s, d_z, d_s, d_w
 
 
 def _initial_stats(rows):
@@ -245,6 +273,113 @@ _row_stats.defvjp(_row_stats_fwd, _row_stats_bwd)
 
 
 # --------------------------------------------------------------------------------------
+# One device: symmetric blocks. s_ik = u_i . u_k / tau = s_ki, so each unordered pair of
+# row tiles (I <= J) computes its [T, T] similarity block once and uses it for the rows
+# of I against the columns of J and (transposed) for the rows of J against I. Forward:
+# ~B^2 D / 2 matmul FLOP x 2 = B^2 D; backward: the block again plus
+# G = dS_IJ + dS_JI^T, dU_I += G U_J / tau, dU_J += G^T U_I / tau: 3 B^2 D. In all
+# ~4 B^2 D, half of the column-tile scan's 8 B^2 D (and below the dense loss's 6 B^2 D).
+# --------------------------------------------------------------------------------------
+
+
+def _pair_blocks(spec: _Spec, unit, rest):
+  """Tiles [n, T, ...] of unit and the other row arrays, and the pair list I <= J."""
+  tile = min(spec.tile_size, unit.shape[0])
+  q, e, valid, index, labels = rest
+  (u_t, e_t, valid_t, index_t, labels_t), _ = _split_tiles((unit, e, valid, index, labels), tile)
+  q_t = None if q is None else _split_tiles((q, None, valid, index, labels), tile)[0][0]
+  num_tiles = u_t.shape[0]
+  first, second = np.triu_indices(num_tiles)
+  pairs = (jnp.asarray(first, jnp.int32), jnp.asarray(second, jnp.int32))
+  return (u_t, q_t, e_t, valid_t, index_t, labels_t), pairs
+
+
+def _tile_rows(blocks, i, tau):
+  """(rows, cols) of tile i: rows hold A = U / tau and Q, cols hold U and E."""
+  u, q, e, valid, index, labels = (None if x is None else x[i] for x in blocks)
+  return (u / tau, q, valid, index, labels), (u, e, valid, index, labels)
+
+
+def _symmetric_stats_impl(spec: _Spec, unit, tau, rest):
+  blocks, pairs = _pair_blocks(spec, unit, rest)
+  u_t = blocks[0]
+  num_tiles, tile = u_t.shape[:2]
+  stats = (jnp.full((num_tiles, tile), -jnp.inf, unit.dtype),
+           jnp.zeros((num_tiles, tile), unit.dtype), jnp.zeros((num_tiles, tile), unit.dtype),
+           jnp.zeros((num_tiles, tile), jnp.int32))
+
+  def body(stats, pair):
+    i, j = pair
+    rows_i, cols_i = _tile_rows(blocks, i, tau)
+    rows_j, cols_j = _tile_rows(blocks, j, tau)
+    s = jnp.matmul(rows_i[0], cols_j[0].T, precision=_HIGHEST)  # [T, T] = s_IJ
+    for rows, cols, block, at, active in ((rows_i, cols_j, s, i, True),
+                                          (rows_j, cols_i, s.T, j, i != j)):
+      terms = _tile_terms(rows, cols, spec, block, active)[:4]
+      row_stats = _accumulate(tuple(x[at] for x in stats), *terms)
+      stats = tuple(x.at[at].set(y) for x, y in zip(stats, row_stats))
+    return stats, None
+
+  stats, _ = jax.lax.scan(body, stats, pairs)
+  batch = unit.shape[0]
+  return _finish_stats(tuple(x.reshape(-1)[:batch] for x in stats))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _symmetric_stats(spec: _Spec, unit, tau, rest):
+  """Per row (one device): (log denominator, sum of positive similarities, |P_i|)."""
+  return _symmetric_stats_impl(spec, unit, tau, rest)
+
+
+def _symmetric_stats_fwd(spec, unit, tau, rest):
+  out = _symmetric_stats_impl(spec, unit, tau, rest)
+  return out, (unit, tau, rest, out[0])
+
+
+def _symmetric_stats_bwd(spec, residuals, cotangents):
+  unit, tau, rest, log_denominator = residuals
+  g_log_denominator, g_positive_sum, _ = cotangents
+  blocks, pairs = _pair_blocks(spec, unit, rest)
+  num_tiles, tile = blocks[0].shape[:2]
+  pad = num_tiles * tile - unit.shape[0]
+  per_row = tuple(jnp.pad(x, (0, pad)).reshape(num_tiles, tile)
+                  for x in (log_denominator, g_log_denominator, g_positive_sum))
+  q_t, e_t = blocks[1], blocks[2]
+  init = (jnp.zeros_like(blocks[0]), None if q_t is None else jnp.zeros_like(q_t),
+          jnp.zeros((), unit.dtype))
+
+  def body(carry, pair):
+    d_u, d_q, d_tau = carry
+    i, j = pair
+    rows_i, cols_i = _tile_rows(blocks, i, tau)
+    rows_j, cols_j = _tile_rows(blocks, j, tau)
+    s = jnp.matmul(rows_i[0], cols_j[0].T, precision=_HIGHEST)
+    _, _, d_s_ij, d_w_ij = _tile_cotangents(rows_i, cols_j, *(x[i] for x in per_row), spec,
+                                            s, True)
+    _, _, d_s_ji, d_w_ji = _tile_cotangents(rows_j, cols_i, *(x[j] for x in per_row), spec,
+                                            s.T, i != j)
+    g = d_s_ij + d_s_ji.T  # dL/ds for the pairs (I, J), both directions
+    d_u = d_u.at[i].add(jnp.matmul(g, cols_j[0], precision=_HIGHEST) / tau)
+    d_u = d_u.at[j].add(jnp.matmul(g.T, cols_i[0], precision=_HIGHEST) / tau)
+    d_tau = d_tau - jnp.sum(g * s) / tau
+    if d_q is not None:
+      d_q = d_q.at[i].add(jnp.matmul(d_w_ij, e_t[j], precision=_HIGHEST))
+      d_q = d_q.at[j].add(jnp.matmul(d_w_ji, e_t[i], precision=_HIGHEST))
+    return (d_u, d_q, d_tau), None
+
+  (d_u, d_q, d_tau), _ = jax.lax.scan(body, init, pairs)
+  batch = unit.shape[0]
+  d_u = d_u.reshape((-1,) + d_u.shape[2:])[:batch]
+  d_rest = tuple(_zero_cotangent(x) for x in rest)
+  if d_q is not None:
+    d_rest = (d_q.reshape((-1,) + d_q.shape[2:])[:batch],) + d_rest[1:]
+  return d_u, d_tau.astype(jnp.result_type(tau)), d_rest
+
+
+_symmetric_stats.defvjp(_symmetric_stats_fwd, _symmetric_stats_bwd)
+
+
+# --------------------------------------------------------------------------------------
 # The losses.
 # --------------------------------------------------------------------------------------
 
@@ -275,9 +410,9 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
   shards = 1 if mesh is None else int(mesh.shape[axis_name])
   if shards == 1:
     spec = _Spec(multilabel, weighting, int(tile_size))
-    rows = (anchors, q, valid, index, row_labels)
-    cols = (unit, e, valid, index, row_labels)
-    log_denominator, positive_sum, positive_count = _row_stats(spec, rows, cols)
+    tau = jnp.asarray(temperature, dtype=dtype)
+    log_denominator, positive_sum, positive_count = _symmetric_stats(
+        spec, unit, tau, (q, e, valid, index, row_labels))
   else:
     spec = _Spec(multilabel, weighting, int(tile_size), axis_name, shards)
     sharded = jax.sharding.PartitionSpec(axis_name)
@@ -303,7 +438,8 @@ def _contrastive(embeddings, valid, temperature, row_labels, q, e, anchor_weight
   if anchor_weights_fn is not None:
     per_anchor = anchor_weights_fn() * per_anchor
   per_anchor = jnp.where(has_positive, per_anchor, 0)
-  return _reduce_anchors(per_anchor, has_positive, reduction)
+  # As the dense losses: a traced temperature <= 0 gives NaN, not a wrong finite value.
+  return _nan_unless_positive(temperature, _reduce_anchors(per_anchor, has_positive, reduction))
 
 
 _TILING_DOC = """
@@ -409,68 +545,3 @@ for _tiled, _dense in ((supcon_loss, dense.supcon_loss), (lcl_loss, dense.lcl_lo
   _tiled.__doc__ = (f"Tiled / ring version of :func:`lcl_jax.losses.{_dense.__name__}` "
                     "(same value and gradient, memory O(B * tile_size)).\n\n  The dense "
                     "docstring follows.\n" + _TILING_DOC + "\n  " + (_dense.__doc__ or ""))
-
-
-# --------------------------------------------------------------------------------------
-# Selection for the objectives and the trainer.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Contrastive:
-  """Which implementation the objectives' contrastive term uses.
-
-  Has the four loss functions as methods with the dense signatures, so
-  ``lcl_jax.losses.lcl_objective(..., contrastive=Contrastive('tiled'))`` works.
-
-  Attributes:
-    impl: 'dense' (the [B, B] losses of lcl_jax.losses), 'tiled' (one device, column
-      tiles), 'ring' (shard_map ring over `mesh`'s `axis_name`; tiled on one device),
-      'auto' (dense below `auto_threshold` rows; at or above it the ring if `mesh` has
-      more than one device on `axis_name`, else tiled).
-    tile_size: columns per tile.
-    auto_threshold: global batch rows from which 'auto' leaves the dense losses
-      (default 4096: a [4096, 4096] float32 matrix is 64 MiB and the dense backward
-      keeps several).
-    mesh, axis_name: the data-parallel mesh and its batch axis (ring only).
-  """
-  impl: str = "auto"
-  tile_size: int = DEFAULT_TILE_SIZE
-  auto_threshold: int = 4096
-  mesh: Any = None
-  axis_name: str = "data"
-
-  def __post_init__(self):
-    if self.impl not in IMPLEMENTATIONS:
-      raise ValueError(f"Contrastive.impl={self.impl!r}: must be one of {IMPLEMENTATIONS}")
-
-  def choose(self, batch: int) -> str:
-    """'dense', 'tiled' or 'ring' for a global batch of `batch` rows."""
-    multi = self.mesh is not None and int(self.mesh.shape.get(self.axis_name, 1)) > 1
-    if self.impl == "auto":
-      if batch < self.auto_threshold:
-        return "dense"
-      return "ring" if multi and batch % int(self.mesh.shape[self.axis_name]) == 0 else "tiled"
-    if self.impl == "ring" and not multi:
-      return "tiled"
-    return self.impl
-
-  def _call(self, name: str, embeddings, *args, **kwargs):
-    kind = self.choose(_shape(embeddings)[0])
-    if kind == "dense":
-      return getattr(dense, name)(embeddings, *args, **kwargs)
-    mesh = self.mesh if kind == "ring" else None
-    return globals()[name](embeddings, *args, tile_size=self.tile_size, mesh=mesh,
-                           axis_name=self.axis_name, **kwargs)
-
-  def supcon_loss(self, embeddings, labels, **kwargs):
-    return self._call("supcon_loss", embeddings, labels, **kwargs)
-
-  def lcl_loss(self, embeddings, labels, weight_logits, **kwargs):
-    return self._call("lcl_loss", embeddings, labels, weight_logits, **kwargs)
-
-  def multilabel_supcon_loss(self, embeddings, label_sets, **kwargs):
-    return self._call("multilabel_supcon_loss", embeddings, label_sets, **kwargs)
-
-  def multilabel_lcl_loss(self, embeddings, label_sets, weight_logits, **kwargs):
-    return self._call("multilabel_lcl_loss", embeddings, label_sets, weight_logits, **kwargs)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from lcl_jax.choices import (ADAM_EPSILON_MODES, BASELINE_ENCODERS,  # noqa: F401
                              COARSE_GROUPINGS, CONTRASTIVE_REDUCTIONS, DEFAULT_LENGTH_BUCKETS,
                              FEATURE_POOLINGS, PRIMARY_HEADS)
-from lcl_jax.losses import tiled
+from lcl_jax.losses import api
 from lcl_jax.train.objective_specs import OBJECTIVE_SPECS
 
 # [CLS] + one token + [SEP]: the shortest input a classifier can read.
@@ -29,7 +29,7 @@ OBJECTIVES = tuple(OBJECTIVE_SPECS)  # the objective registry's names
 # Their learning rate unless given: Adam 1e-3 (seed 000 §5.1).
 BASELINE_LEARNING_RATE = 1e-3
 PARALLELISM = ("jit", "pmap")
-CONTRASTIVE_IMPLS = tiled.IMPLEMENTATIONS
+CONTRASTIVE_IMPLS = api.IMPLEMENTATIONS  # ('auto', 'dense', 'tiled', 'ring')
 MATMUL_PRECISIONS = ("highest", "default")
 BASELINE_VIEWS = ("paired", "texts")
 LCL_VIEWS = ("paired", "texts")
@@ -409,14 +409,15 @@ class TrainConfig:
   # Contrastive term: 'dense' [B, B] losses, 'tiled' (column tiles, memory O(B * tile)),
   # 'ring' (tiles passed around the devices of the data mesh, `jit` parallelism), or
   # 'auto' (dense below `contrastive_auto_threshold` global rows, else ring on >1 device
-  # / tiled on one). All give the same values and gradients (lcl_jax.tiled_losses).
+  # / tiled on one). All give the same values and gradients; the rule is the public
+  # losses' (lcl_jax.losses.api.choose_impl, via api.Contrastive in the trainer).
   contrastive_impl: str = setting("auto",
       ("Contrastive term: dense [B, B]; tiled (memory O(B * tile)); ring over the "
        "devices (jit); auto = dense below --contrastive_auto_threshold rows."),
       flag="enum", choices=CONTRASTIVE_IMPLS)
   contrastive_tile_size: int = setting(512, "Columns per tile of the tiled/ring loss.",
       bounds=AT_LEAST_ONE, flag="integer")
-  contrastive_auto_threshold: int = setting(4096,
+  contrastive_auto_threshold: int = setting(api.AUTO_THRESHOLD,
       "Global batch rows from which --contrastive_impl=auto tiles.",
       bounds=AT_LEAST_ONE, flag="integer")
   # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
@@ -426,6 +427,13 @@ class TrainConfig:
       ("jax.default_matmul_precision of the steps: highest = true float32 (no TF32/bf16 "
        "passes on GPU/TPU); default = the backend's fastest."),
       flag="enum", choices=MATMUL_PRECISIONS)
+  # Peak FLOP/s of one device for the MFU of metrics.jsonl / results.json (issue 19):
+  # unset = the vendor figure of lcl_jax.train.throughput.PEAK_FLOPS for the device kind,
+  # --dtype and --matmul_precision; a CPU or an unlisted device has none (MFU null).
+  peak_flops: float | None = setting(None,
+      ("Peak FLOP/s of one device for the logged MFU (default: the vendor figure for the "
+       "device kind, dtype and matmul precision; none on CPU, so MFU is null)."),
+      bounds=POSITIVE, flag="float")
 
   # Seed 004's auxiliary task (issue 10): a second head on Φ's encoder (hard parameter
   # sharing) predicting the coarse 'ekman' or 'sentiment' groups (+ neutral, multi-hot,

@@ -244,7 +244,7 @@ def loss_from_outputs(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The objective's scalar loss and its components, over all valid rows.
 
-  `contrastive`: None (dense) or a `lcl_jax.tiled_losses.Contrastive` (tiled / ring).
+  `contrastive`: None (the public losses, impl='auto') or a `lcl_jax.losses.Contrastive`.
   `contrastive_reduction`: the SCL/LCL term over its anchors, 'mean' or 'sum' (the
   losses' `reduction`; `TrainConfig.contrastive_reduction`).
   With `aux_labels` (int [R, G] multi-hot; `outputs` then hold `aux_logits` [R, G]) and

@@ -137,7 +137,8 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def finish_run(run: program_lib.Run, run_state, program, state, *, cfg: TrainConfig, spec,
                multilabel, thresholds, seconds, compiled_shapes, stage1_steps, modules,
-               evaluate, is_main, aux_threshold) -> dict[str, Any]:
+               evaluate, is_main, aux_threshold,
+               throughput: dict[str, Any] | None = None) -> dict[str, Any]:
   """Writes one run's results.json (+ thresholds, plots, export) and returns it.
 
   `evaluate(run, split_name, params)` is the loop's evaluation (used for the train-split
@@ -147,6 +148,9 @@ def finish_run(run: program_lib.Run, run_state, program, state, *, cfg: TrainCon
                            multilabel=multilabel, seconds=seconds,
                            compiled_shapes=compiled_shapes, stage1_steps=stage1_steps,
                            aux_threshold=aux_threshold)
+  # tokens_per_second, real_tokens_per_second, model_flops_per_second, mfu (null: peak
+  # unknown), peak_flops_per_device, flops_source (throughput.py), over the timed steps.
+  results.update(throughput or {})
   if multilabel:
     fit_scores = None
     if cfg.threshold_fit == "train":  # every process takes part in the evaluation

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lcl_jax.train import checkpoint as checkpoint_lib
-from lcl_jax.train import data_pipeline, objectives, parallel, resume
+from lcl_jax.train import data_pipeline, objectives, parallel, resume, throughput
 from lcl_jax.train.config import GROUP_VARYING, TrainConfig, group_key
 
 
@@ -58,8 +58,22 @@ class SingleRun:
 
   def compile(self, single_step: Callable, group_step: Callable) -> Callable:
     del group_step
-    step = self.dp.compile_train_step(single_step())
+    step = self.jitted = self.dp.compile_train_step(single_step())
     return lambda state, batch, run_args: step(state, batch)
+
+  def lower(self, state: Any, batch: Any, run_args: Any) -> Any:
+    """The compiled train step's `jax.stages.Lowered` for these arguments (`compile` first)."""
+    del run_args
+    return self.jitted.lower(state, batch)
+
+  def run_tokens(self, batch: dict[str, np.ndarray], index: int) -> tuple[int, int]:
+    """(token positions processed, real tokens) of run `index` in a host batch."""
+    del index
+    return throughput.batch_tokens(batch)
+
+  def step_flops_scale(self) -> int:
+    """Step FLOPs = XLA's count of the lowered program x this (pmap: one replica's)."""
+    return self.dp.num_devices if self.dp.name == "pmap" else 1
 
   def put_state(self, host_states: list[Any]) -> Any:
     return self.dp.put_state(host_states[0])
@@ -108,7 +122,14 @@ class RunGroup(SingleRun):
 
   def compile(self, single_step: Callable, group_step: Callable) -> Callable:
     del single_step
-    return self.dp.compile_train_step(group_step())
+    self.jitted = self.dp.compile_train_step(group_step())
+    return self.jitted
+
+  def lower(self, state, batch, run_args):
+    return self.jitted.lower(state, batch, run_args)
+
+  def run_tokens(self, batch, index):
+    return throughput.batch_tokens(batch, index)
 
   def put_state(self, host_states: list[Any]) -> Any:
     return self.dp.put_state(host_states)
@@ -215,6 +236,8 @@ class Run:
                                      "epochs_since_improvement": 0, "stopped_early": False}
     self.outputs = None  # outputs.Outputs, opened once the run is resumed
     self.rows = 0  # training rows of timed (non-compiling) steps
+    self.tokens = 0  # their token positions (padding included) and real tokens
+    self.real_tokens = 0
     self.start_step = 0
 
   @property

@@ -25,7 +25,9 @@ RESUME_EXEMPT = {"workdir", "data_dir", "progress_bar", "log_every_steps",
                   # per-epoch selection):
                   "eval_every_steps",
                   # Same values and gradients either way (lcl_jax.losses.tiled):
-                  "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold"}
+                  "contrastive_impl", "contrastive_tile_size", "contrastive_auto_threshold",
+                  # Only what the logged MFU is measured against:
+                  "peak_flops"}
 
 
 class TrainingInterrupted(RuntimeError):

@@ -71,7 +71,7 @@ def make_train_step(
   The metrics are float32 scalars: `loss`, its components, `grad_norm_<network>` and
   `finite` (1.0 when the loss, the gradients and the updated params and optimiser
   state hold no NaN/inf, else 0.0: a finite loss can come with NaN gradients).
-  `contrastive`: None (dense losses) or a `lcl_jax.losses.tiled.Contrastive`;
+  `contrastive`: None (the public losses, impl='auto') or a `lcl_jax.losses.Contrastive`;
   `contrastive_reduction`: 'mean' or 'sum' over the SCL/LCL anchors (seed 001: 'sum').
   Dropout keys are `fold_in(dropout_key, step)` (and the device index under pmap),
   so a resumed run draws exactly the masks an uninterrupted one would.

@@ -37,11 +37,12 @@ import jax
 import numpy as np
 
 from lcl_jax import data as data_lib
-from lcl_jax.losses import tiled
+from lcl_jax.losses import api as losses_api
 from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import (data_pipeline, evaluation, host_memory, mixing, objectives, optim,
+                           throughput,
                            outputs, parallel, resume, steps)
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
@@ -261,6 +262,15 @@ class _Loop:
     self.seconds = 0.0
     self.window_start: float | None = None
     self.window_rows = [0] * len(self.runs)
+    # Tokens and model FLOPs of the same windows (throughput.py): per run, [positions
+    # processed, real tokens]; per program, XLA's FLOPs of each compiled batch shape.
+    self.window_tokens = [[0, 0] for _ in self.runs]
+    self.window_flops = 0.0
+    self.flops = 0.0
+    self.shape_flops: dict[tuple, float] = {}
+    self.flops_source: str | None = None
+    self.peak_flops = cfg.peak_flops or throughput.peak_flops(
+        jax.devices()[0].device_kind, dtype=cfg.dtype, matmul_precision=cfg.matmul_precision)
     self.pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet checked on host
     self.pad_token_id = data.pad_token_id
     # Checkpoint writes are asynchronous. A group waits for them (its runs must stay at
@@ -274,7 +284,7 @@ class _Loop:
   def _compile(self, data) -> None:
     """The program's train step and the eval step."""
     cfg, spec, modules, optimizer = self.cfg, self.spec, self.modules, self.optimizer
-    contrastive = tiled.Contrastive(
+    contrastive = losses_api.Contrastive(
         cfg.contrastive_impl, cfg.contrastive_tile_size, cfg.contrastive_auto_threshold,
         mesh=self.program.contrastive_mesh(), axis_name=parallel.DATA_AXIS)
     stage2 = self.stage2_optimizer
@@ -392,13 +402,18 @@ class _Loop:
     if compiles:
       self.shapes_seen.add(shape_key)
       jax.block_until_ready(step_metrics)
+      self.shape_flops[shape_key] = self._step_flops(batch, device_batch, run_args)
       host_memory.release_free_memory()  # the compiler's and the step's buffers
       if bar is not None:
         bar.set_postfix_str("", refresh=False)
     else:
+      self.window_flops += self.shape_flops[shape_key]
       for index, run in enumerate(self.runs):
         if run.training:
           self.window_rows[index] += self.program.run_rows(batch, index) * _process_scale()
+          tokens = self.window_tokens[index]
+          for k, count in enumerate(self.program.run_tokens(batch, index)):
+            tokens[k] += count * _process_scale()
     if self.step % self.cfg.log_every_steps == 0:
       loss_value = self.flush()
       if bar is not None and loss_value is not None:
@@ -422,13 +437,48 @@ class _Loop:
           log.info("step %d%s  validation %s  test %s", self.step, self._label(run),
                    evaluation.fmt(step_val), evaluation.fmt(step_test))
 
+  def _step_flops(self, batch, device_batch, run_args) -> float:
+    """Model FLOPs of one step of this batch shape (XLA's count of the lowered program,
+    else 6 N T); the lowering reuses the traced step, so no second compile on CPU."""
+    tokens = sum(self.program.run_tokens(batch, i)[0] for i in range(len(self.runs)))
+    num_params = throughput.num_parameters(self.program.eval_params(self.state, 0))
+
+    def lower():
+      with jax.default_matmul_precision(self.cfg.matmul_precision):
+        return self.program.lower(self.state, device_batch, run_args)
+
+    flops, self.flops_source = throughput.step_flops(
+        lower, num_params=num_params * len(self.runs), tokens=tokens)
+    return flops * self.program.step_flops_scale()
+
+  def throughput_figures(self, run: program_lib.Run) -> dict[str, Any]:
+    """Tokens/s of `run` and the program's FLOP/s and MFU over the timed windows so far.
+
+    tokens_per_second counts every token position the step processes (padding rows
+    and right padding included); real_tokens_per_second the attention mask's ones on
+    valid rows. mfu is model FLOP/s / (peak FLOP/s per device x devices): None when the
+    peak is unknown (CPU without --peak_flops) or nothing was timed yet.
+    """
+    if self.seconds <= 0:
+      return {"tokens_per_second": None, "real_tokens_per_second": None,
+              "model_flops_per_second": None, "mfu": None}
+    flops_per_second = self.flops / self.seconds
+    return {"tokens_per_second": run.tokens / self.seconds,
+            "real_tokens_per_second": run.real_tokens / self.seconds,
+            "model_flops_per_second": flops_per_second,
+            "mfu": throughput.mfu(flops_per_second, self.peak_flops, self.program.num_devices)}
+
   def close_window(self) -> None:
     """Call right after the host has waited for every dispatched step."""
     if self.window_start is not None:
-      for run, rows in zip(self.runs, self.window_rows):
+      for run, rows, (tokens, real) in zip(self.runs, self.window_rows, self.window_tokens):
         run.rows += rows
+        run.tokens += tokens
+        run.real_tokens += real
       self.seconds += time.perf_counter() - self.window_start
+      self.flops += self.window_flops
       self.window_start, self.window_rows = None, [0] * len(self.runs)
+      self.window_tokens, self.window_flops = [[0, 0] for _ in self.runs], 0.0
 
   def flush(self) -> float | None:
     """Pulls the pending steps' metrics to the host (one transfer: the only per-step
@@ -460,6 +510,7 @@ class _Loop:
       record["learning_rate"] = self.stages.learning_rate(s)
       if self.seconds > 0:
         record["sequences_per_second"] = run.rows / self.seconds
+        record.update(self.throughput_figures(run))
       run.outputs.write(record)
       losses.append(record["loss"])
     return float(np.mean(losses)) if losses else None
@@ -577,6 +628,9 @@ class _Loop:
     return [outputs.finish_run(run, program.run_state(state, index), program, state,
                                cfg=run.cfg, spec=self.spec, multilabel=self.multilabel,
                                thresholds=self.thresholds, seconds=self.seconds,
+                               throughput={**self.throughput_figures(run),
+                                           "peak_flops_per_device": self.peak_flops,
+                                           "flops_source": self.flops_source},
                                compiled_shapes=len(self.shapes_seen),
                                stage1_steps=self.stage1_steps, modules=self.modules,
                                evaluate=self.evaluate, is_main=self.is_main,
