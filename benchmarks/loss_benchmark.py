@@ -1,4 +1,5 @@
-"""Time per fwd+bwd call of the jitted contrastive losses versus the batch size.
+"""Time per fwd+bwd call of the jitted dense contrastive losses (impl="dense") versus the
+batch size (benchmarks/tiled_loss_benchmark.py compares dense and tiled).
 
 For each batch size B it times ``jax.jit(jax.value_and_grad(loss))`` -- with respect
 to the embeddings and, for LCL, the weighting network's logits too -- on random
@@ -66,11 +67,11 @@ def _jax_case(name: str, batch: int, args: argparse.Namespace) -> dict[str, floa
   tau = args.temperature
   if name == "lcl_loss":
     fn = jax.value_and_grad(
-        lambda e, w, y: losses.lcl_loss(e, y, w, temperature=tau), argnums=(0, 1)
+        lambda e, w, y: losses.lcl_loss(e, y, w, temperature=tau, impl="dense"), argnums=(0, 1)
     )
     inputs = (embeddings, weight_logits, labels)
   else:
-    fn = jax.value_and_grad(lambda e, y: losses.supcon_loss(e, y, temperature=tau))
+    fn = jax.value_and_grad(lambda e, y: losses.supcon_loss(e, y, temperature=tau, impl="dense"))
     inputs = (embeddings, labels)
   t0 = time.perf_counter()
   compiled = jax.jit(fn).lower(*inputs).compile()

@@ -41,6 +41,7 @@ Usage:
   taskset -c 1 python -m benchmarks.tiled_loss_benchmark       # the issue-19 table
   python -m benchmarks.tiled_loss_benchmark --batches 1024,2048,4096 --dims 64,768
   python -m benchmarks.tiled_loss_benchmark --cases all        # the issue-12 cases
+  python -m benchmarks.tiled_loss_benchmark --float64_check 65536,64  # value vs float64
   python -m benchmarks.tiled_loss_benchmark --train_step       # 8 devices, B = 8,192 steps
   python -m benchmarks.tiled_loss_benchmark --cases dense4k,tiled4k --repeats 3
   python -m benchmarks.tiled_loss_benchmark --compile_only   # XLA buffer sizes, no run
@@ -221,6 +222,58 @@ def _run_table_row(batch: int, dim: int, impl: str, repeat_below: float,
           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}
 
 
+def _float64_lcl(features, labels, weight_logits, temperature: float, chunk: int = 512) -> float:
+  """The release's LCL in float64 NumPy, anchor rows in chunks (memory O(chunk x B)):
+  L_i = -w_{i,y_i} / |P_i| sum_p [s_ip - log sum_{k != i} w_{i,y_k} exp(s_ik)], the mean
+  over anchors with |P_i| > 0; w_i = softmax(weight_logits_i), s = cosine / temperature."""
+  import numpy as np
+
+  unit = features.astype(np.float64)
+  unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+  logits = weight_logits.astype(np.float64)
+  log_w = logits - logits.max(1, keepdims=True)
+  log_w -= np.log(np.exp(log_w).sum(1, keepdims=True))
+  total, anchors = 0.0, 0
+  for start in range(0, len(unit), chunk):
+    rows = np.arange(start, min(start + chunk, len(unit)))
+    s = unit[rows] @ unit.T / temperature
+    z = s + log_w[rows][:, labels]  # log(w_{i,y_k}) + s_ik
+    z[np.arange(len(rows)), rows] = -np.inf  # k != i
+    top = z.max(1, keepdims=True)
+    log_denominator = np.log(np.exp(z - top).sum(1)) + top[:, 0]
+    positive = labels[rows][:, None] == labels[None, :]
+    positive[np.arange(len(rows)), rows] = False
+    count = positive.sum(1)
+    mean_s = np.where(positive, s, 0).sum(1) / np.maximum(count, 1)
+    weight = np.exp(log_w[rows, labels[rows]])
+    total += np.sum(np.where(count > 0, weight * (log_denominator - mean_s), 0))
+    anchors += int(np.sum(count > 0))
+  return total / max(anchors, 1)
+
+
+def _float64_check(batch: int, dim: int) -> None:
+  """The default public lcl_loss against `_float64_lcl` on the table's inputs."""
+  import jax
+  import numpy as np
+
+  import lcl_jax
+
+  rng = np.random.default_rng(0)  # the same inputs as a table row
+  labels = np.tile(rng.integers(0, 27, batch // 2), 2).astype(np.int32)
+  features = rng.standard_normal((batch, dim), dtype=np.float32)
+  weight_logits = rng.standard_normal((batch, 27), dtype=np.float32)
+  t0 = time.perf_counter()
+  got = float(jax.jit(lambda x, y, w: lcl_jax.lcl_loss(x, y, w, temperature=0.3))(
+      features, labels, weight_logits))
+  got_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  want = _float64_lcl(features, labels, weight_logits, 0.3)
+  print(f"B = {batch}, D = {dim}: lcl_jax.lcl_loss (auto: "
+        f"{lcl_jax.losses.choose_impl('auto', batch)}) {got:.8f} in {got_s:.1f} s; float64 "
+        f"reference {want:.8f} in {time.perf_counter() - t0:.1f} s; |difference| "
+        f"{abs(got - want):.2e} (relative {abs(got - want) / abs(want):.2e})")
+
+
 def _memory_available_gb() -> float:
   with open("/proc/meminfo") as f:
     for line in f:
@@ -286,9 +339,16 @@ def main() -> None:
   parser.add_argument("--memory_limit_gb", type=float, default=0.0,
                       help="table: skip rows whose XLA buffers exceed this (0: 80%% of "
                            "MemAvailable)")
+  parser.add_argument("--float64_check", metavar="B,D",
+                      help="compare the default public lcl_loss (value) with a float64 "
+                           "NumPy reference of the release's LCL on a table row's inputs")
   parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case here
   parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one table row here
   args = parser.parse_args()
+  if args.float64_check:
+    print(describe_machine())
+    _float64_check(*(int(v) for v in args.float64_check.split(",")))
+    return
   if args.row:
     batch, dim, impl = args.row.split(",")
     print(json.dumps(_run_table_row(int(batch), int(dim), impl, args.repeat_below,

@@ -355,3 +355,22 @@ def test_public_tiled_and_ring_are_nan_for_a_traced_nonpositive_temperature():
       args = _args(name, 16)
       assert np.isfinite(float(f(0.3, args)))
       assert np.isnan(float(f(-0.3, args))), (name, kwargs)
+
+
+def test_tiled_loss_under_vmap_equals_each_run():
+  """S runs vmapped (as the trainer's group step) through the symmetric tiled kernel:
+  each run's value and feature/weight-logit gradients equal its own dense loss's."""
+  cases = [_case(21, "padded", seed=s) for s in (1, 2)]
+  stacked = [jnp.stack(parts) for parts in zip(*cases)]
+  features, labels, _, weight_logits, valid = stacked
+
+  def f(impl, x, y, w, v):
+    return lcl_jax.lcl_loss(x, y, w, temperature=0.3, valid=v, impl=impl,
+                            **({"tile_size": 4} if impl == "tiled" else {}))
+
+  got = jax.jit(jax.vmap(jax.value_and_grad(lambda *a: f("tiled", *a), argnums=(0, 2))))(
+      features, labels, weight_logits, valid)
+  for index, case in enumerate(cases):
+    x, y, _, w, v = case
+    want = jax.value_and_grad(lambda x, w: f("dense", x, y, w, v), argnums=(0, 1))(x, w)
+    jax.tree.map(lambda g, r: _assert_close(g[index], r, f"run {index}"), got, want)

@@ -24,10 +24,11 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-# The wall-clock figures of metrics.jsonl train records and results.json: they differ
-# between two otherwise identical runs (tests leave them out of comparisons).
+# The figures of metrics.jsonl train records and results.json measured by this process's
+# timed steps: they differ between two otherwise identical runs (wall clock), and a run
+# resumed with no step left has none (null), so tests leave them out of comparisons.
 TIMING_KEYS = frozenset({"sequences_per_second", "tokens_per_second", "real_tokens_per_second",
-                         "model_flops_per_second", "mfu"})
+                         "model_flops_per_second", "mfu", "flops_source"})
 
 # Dense peak FLOP/s per device, (bf16/fp16 tensor, TF32 tensor, FP32 non-tensor), by a
 # substring of `jax.Device.device_kind`; the first match wins (so "H100 PCIe" precedes

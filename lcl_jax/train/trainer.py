@@ -42,8 +42,7 @@ from lcl_jax.models import pretrained
 from lcl_jax.models.config import EncoderConfig
 from lcl_jax.train import checkpoint as checkpoint_lib
 from lcl_jax.train import (data_pipeline, evaluation, host_memory, mixing, objectives, optim,
-                           throughput,
-                           outputs, parallel, resume, steps)
+                           outputs, parallel, resume, steps, throughput)
 from lcl_jax.train import program as program_lib
 from lcl_jax.train.config import BASELINE_ENCODERS, TrainConfig
 
