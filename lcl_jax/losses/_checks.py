@@ -196,3 +196,30 @@ def _check_same_batch(fn: str, logits: Any, embeddings: Any) -> None:
         f"{fn}: `logits` {_shape(logits)} and `embeddings` {_shape(embeddings)} must have "
         "the same batch size"
     )
+
+
+def _check_contrastive_args(fn: str, embeddings: Any, labels: Any, *, multilabel: bool,
+                            weight_logits: Any = None, valid: Any, temperature: Any,
+                            reduction: Any) -> tuple[int, int | None, jax.Array]:
+  """The checks every contrastive loss (dense, tiled, ring) makes, in one order:
+  embeddings [B, D]; integer labels [B] or multi-hot label sets [B, C]; Ψ's weight logits
+  [B, C] (LCL only, else None); valid; temperature; reduction. Each error names `fn`.
+
+  Returns:
+    ``(B, C of weight_logits or None, valid as a [B] bool array)``.
+  """
+  batch = _check_embeddings(fn, embeddings)
+  batch_from = f"`embeddings` {_shape(embeddings)}"
+  num_classes = None
+  if multilabel:
+    _check_label_sets(fn, labels, batch, batch_from, None)
+    if weight_logits is not None:
+      num_classes = _check_weight_logits(fn, weight_logits, batch, _shape(labels)[1])
+  else:
+    _check_int_labels(fn, labels, batch, batch_from)
+    if weight_logits is not None:
+      num_classes = _check_weight_logits(fn, weight_logits, batch, None)
+  valid = _check_valid(fn, valid, batch)
+  _check_temperature(fn, temperature)
+  _check_reduction(fn, reduction)
+  return batch, num_classes, valid

@@ -12,9 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_reduction, _check_temperature, _check_valid,
-                                    _check_weight_logits, _compute_dtype, _shape)
+from lcl_jax.losses._checks import _check_contrastive_args, _compute_dtype
 
 # Same as torch.nn.functional.normalize, used by the release on the [CLS] vector.
 _NORMALIZE_EPS = 1e-12
@@ -221,11 +219,9 @@ def supcon_loss(
     1.7208
   """
   fn = "supcon_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, labels, multilabel=False, valid=valid, temperature=temperature,
+      reduction=reduction)
   dtype = _compute_dtype(embeddings)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
@@ -294,12 +290,9 @@ def lcl_loss(
     -0.1315 -0.1315
   """
   fn = "lcl_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
-  num_classes = _check_weight_logits(fn, weight_logits, batch, None)
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, num_classes, valid = _check_contrastive_args(
+      fn, embeddings, labels, multilabel=False, weight_logits=weight_logits, valid=valid,
+      temperature=temperature, reduction=reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
@@ -353,11 +346,9 @@ def multilabel_supcon_loss(
     0.6958
   """
   fn = "multilabel_supcon_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, label_sets, multilabel=True, valid=valid, temperature=temperature,
+      reduction=reduction)
   dtype = _compute_dtype(embeddings)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)
@@ -419,12 +410,9 @@ def multilabel_lcl_loss(
     -0.0345
   """
   fn = "multilabel_lcl_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
-  _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, label_sets, multilabel=True, weight_logits=weight_logits, valid=valid,
+      temperature=temperature, reduction=reduction)
   dtype = _compute_dtype(embeddings, weight_logits)
 
   similarity = _scaled_similarity(_normalized(embeddings, valid, dtype), temperature)

@@ -49,9 +49,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from lcl_jax.losses import contrastive as dense
-from lcl_jax.losses._checks import (_check_embeddings, _check_int_labels, _check_label_sets,
-                                    _check_reduction, _check_temperature, _check_valid,
-                                    _check_weight_logits, _compute_dtype, _shape)
+from lcl_jax.losses._checks import _check_contrastive_args, _compute_dtype, _shape
 from lcl_jax.losses.contrastive import (_class_log_weights, _nan_unless, _nan_unless_positive,
                                         _normalized, _one_hot_in_range, _reduce_anchors)
 
@@ -462,11 +460,9 @@ def supcon_loss(embeddings: ArrayLike, labels: ArrayLike, *, temperature: float 
                 tile_size: int = DEFAULT_TILE_SIZE, mesh: jax.sharding.Mesh | None = None,
                 axis_name: str = "data") -> jax.Array:
   fn = "tiled supcon_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, labels, multilabel=False, valid=valid, temperature=temperature,
+      reduction=reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   return _contrastive(embeddings, valid, temperature, jnp.asarray(labels), None, None, None,
@@ -479,12 +475,9 @@ def lcl_loss(embeddings: ArrayLike, labels: ArrayLike, weight_logits: ArrayLike,
              reduction: str = "mean", tile_size: int = DEFAULT_TILE_SIZE,
              mesh: jax.sharding.Mesh | None = None, axis_name: str = "data") -> jax.Array:
   fn = "tiled lcl_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_int_labels(fn, labels, batch, f"`embeddings` {_shape(embeddings)}")
-  num_classes = _check_weight_logits(fn, weight_logits, batch, None)
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, num_classes, valid = _check_contrastive_args(
+      fn, embeddings, labels, multilabel=False, weight_logits=weight_logits, valid=valid,
+      temperature=temperature, reduction=reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   labels = jnp.asarray(labels)
@@ -503,11 +496,9 @@ def multilabel_supcon_loss(embeddings: ArrayLike, label_sets: ArrayLike, *,
                            mesh: jax.sharding.Mesh | None = None,
                            axis_name: str = "data") -> jax.Array:
   fn = "tiled multilabel_supcon_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, label_sets, multilabel=True, valid=valid, temperature=temperature,
+      reduction=reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
@@ -522,12 +513,9 @@ def multilabel_lcl_loss(embeddings: ArrayLike, label_sets: ArrayLike, weight_log
                         mesh: jax.sharding.Mesh | None = None,
                         axis_name: str = "data") -> jax.Array:
   fn = "tiled multilabel_lcl_loss"
-  batch = _check_embeddings(fn, embeddings)
-  _check_label_sets(fn, label_sets, batch, f"`embeddings` {_shape(embeddings)}", None)
-  _check_weight_logits(fn, weight_logits, batch, _shape(label_sets)[1])
-  valid = _check_valid(fn, valid, batch)
-  _check_temperature(fn, temperature)
-  _check_reduction(fn, reduction)
+  batch, _, valid = _check_contrastive_args(
+      fn, embeddings, label_sets, multilabel=True, weight_logits=weight_logits, valid=valid,
+      temperature=temperature, reduction=reduction)
   _check_tiling(fn, batch, tile_size, mesh, axis_name)
   dtype = _compute_dtype(embeddings, weight_logits)
   members = (jnp.asarray(label_sets) != 0).astype(dtype)
