@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import sklearn.metrics as skm
 
 __all__ = [
     "classification_metrics",
@@ -37,6 +36,15 @@ __all__ = [
     "topk_entropy_bits",
     "topk_entropy_curve_bits",
 ]
+
+
+def _skm():
+  """`sklearn.metrics`, imported at the first metric computed, not with this module:
+  importing it (and scipy with it) costs ~1.5 CPU-s, and `experiments.predict` imports
+  this module (through `train.evaluation`) without computing any metric (issue 19 item
+  6: one predict call under 5 s)."""
+  import sklearn.metrics  # pylint: disable=g-import-not-at-top
+  return sklearn.metrics
 
 
 # --------------------------------------------------------------------------------------
@@ -120,7 +128,8 @@ def confusion_matrix(labels: Any, predictions: Any, *, num_classes: int) -> np.n
       "confusion_matrix", labels, predictions, num_classes)
   if labels.size == 0:
     return np.zeros((num_classes, num_classes), np.int64)
-  return skm.confusion_matrix(labels, predictions, labels=np.arange(num_classes)).astype(np.int64)
+  return _skm().confusion_matrix(labels, predictions,
+                                labels=np.arange(num_classes)).astype(np.int64)
 
 
 def classification_metrics(labels: Any, predictions: Any, *, num_classes: int) -> dict[str, float]:
@@ -158,6 +167,7 @@ def classification_metrics(labels: Any, predictions: Any, *, num_classes: int) -
   labels, predictions, _ = _checked_pair(fn, labels, predictions, num_classes)
   if labels.size == 0:
     raise ValueError(f"{fn}: `labels` and `predictions` must not be empty")
+  skm = _skm()
   return {
       "accuracy": float(skm.accuracy_score(labels, predictions)),
       "weighted_f1": float(skm.f1_score(labels, predictions, average="weighted",
@@ -222,11 +232,11 @@ def multilabel_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, float]
     if average == "weighted" and not truth.any():
       p = r = f = 0.0  # no support anywhere: scikit-learn would divide by 0
     else:
-      p, r, f, _ = skm.precision_recall_fscore_support(
+      p, r, f, _ = _skm().precision_recall_fscore_support(
           truth, predicted, average=average, zero_division=0)
     result.update({f"{average}_precision": float(p), f"{average}_recall": float(r),
                    f"{average}_f1": float(f)})
-  result["exact_match"] = float(skm.accuracy_score(truth, predicted))
+  result["exact_match"] = float(_skm().accuracy_score(truth, predicted))
   return result
 
 
@@ -251,7 +261,7 @@ def per_class_metrics(label_sets: Any, predicted_sets: Any) -> dict[str, np.ndar
     ValueError: as :func:`multilabel_metrics`.
   """
   truth, predicted = _checked_multi_hot_pair("per_class_metrics", label_sets, predicted_sets)
-  p, r, f, support = skm.precision_recall_fscore_support(
+  p, r, f, support = _skm().precision_recall_fscore_support(
       truth, predicted, average=None, zero_division=0)
   out = {"precision": p.astype(np.float64), "recall": r.astype(np.float64),
          "f1": f.astype(np.float64), "support": support.astype(np.int64)}
