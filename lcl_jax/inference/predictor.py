@@ -43,13 +43,12 @@ NETWORKS = ("primary", "weighting")
 _OUTPUT_OF = {"primary": "logits", "weighting": "weight_logits"}
 
 
-def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
-                    label_layout: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-  """The run's classifier modules and their params' shapes, from the encoders' config.json
-  alone (the pretrained weights are not read: the best params replace them). A run with
-  an auxiliary task (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use
-  the main head only. `label_layout`: the run's `models.LabelLayout`
-  (--label_embeddings), else None."""
+def _network_modules(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
+                     label_layout: Any = None) -> dict[str, Any]:
+  """The run's classifier modules, from the encoders' config.json alone (the pretrained
+  weights are not read: the best params replace them). A run with an auxiliary task
+  (`num_aux_classes` groups) has Φ's `aux_head` too; predictions use the main head only.
+  `label_layout`: the run's `models.LabelLayout` (--label_embeddings), else None."""
   spec = objectives.get_spec(cfg.objective)
   if baselines.is_baseline(cfg.encoder):
     raise RunNotUsableError(f"{cfg.workdir}: predict/evaluate support transformer encoders; "
@@ -58,9 +57,7 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
   if spec.uses_weighting_network:
     heads["weighting"] = (None, cfg.weighting_encoder or cfg.encoder)
   dtype = jax.numpy.bfloat16 if cfg.dtype == "bfloat16" else jax.numpy.float32
-  modules, shapes = {}, {}
-  length = 2 if label_layout is None else max(2, label_layout.min_length)
-  ids = jax.numpy.zeros((1, length), jax.numpy.int32)
+  modules = {}
   for name, (head, encoder) in heads.items():
     directory = pretrained.resolve_checkpoint_dir(data_pipeline.resolve_checkpoint(encoder))
     config = EncoderConfig.from_json_file(directory / pretrained.CONFIG_NAME)
@@ -74,7 +71,19 @@ def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0
       options["layout"] = layout
     head = models.resolve_head(head, config)  # --head=hf: the architecture's HF head
     modules[name] = models.CLASSIFIERS[head](config, num_classes, dtype=dtype, **options)
-    shapes[name] = jax.eval_shape(modules[name].init, jax.random.key(0), ids, ids)["params"]
+  return modules
+
+
+def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
+                    label_layout: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+  """`_network_modules` and their params' shapes (`jax.eval_shape` of each module's init:
+  a trace of the whole network, ~0.5 CPU-s for MiniLM, which `Predictor.from_run` skips
+  by restoring best/ with the shapes stored in the checkpoint)."""
+  modules = _network_modules(cfg, num_classes, num_aux_classes, label_layout)
+  length = 2 if label_layout is None else max(2, label_layout.min_length)
+  ids = jax.numpy.zeros((1, length), jax.numpy.int32)
+  shapes = {name: jax.eval_shape(module.init, jax.random.key(0), ids, ids)["params"]
+            for name, module in modules.items()}
   return modules, shapes
 
 
@@ -147,13 +156,21 @@ class Predictor:
   info: dict[str, Any]
   label_block: Any = None
   _dp: Any = dataclasses.field(default=None, repr=False)
-  _eval_step: Any = dataclasses.field(default=None, repr=False)
+  _eval_steps: Any = dataclasses.field(default=None, repr=False)
   _device_params: Any = dataclasses.field(default=None, repr=False)
 
   def __post_init__(self):
     self._dp = parallel.make_data_parallel("jit")
-    self._eval_step = self._dp.compile_eval_step(steps.make_eval_step(self.modules))
+    self._eval_steps = {}  # networks -> compiled eval step of those networks only
     self._device_params = self._dp.put_state(self.params)
+
+  def _eval_step(self, networks: tuple[str, ...]):
+    """The trainer's eval step over `networks` (sorted names), compiled at first use: a
+    predict of one network runs (and compiles) that network alone."""
+    if networks not in self._eval_steps:
+      self._eval_steps[networks] = self._dp.compile_eval_step(
+          steps.make_eval_step({name: self.modules[name] for name in networks}))
+    return self._eval_steps[networks]
 
   @property
   def num_classes(self) -> int:
@@ -222,11 +239,14 @@ class Predictor:
           tokenizer, label_names, cfg.label_text_tokens,
           token_types=all(c.type_vocab_size >= 2 for _, _, c in encoders),
           aux_membership=objectives.aux_membership(cfg) if aux_label_names else None)
-    modules, like = _network_shapes(cfg, num_classes, len(aux_label_names), layout)
-    try:
-      best, _ = checkpoint_lib.restore_best_params(run_dir, like)
+    modules = _network_modules(cfg, num_classes, len(aux_label_names), layout)
+    try:  # the shapes stored in best/ (no trace of the networks' init: start-up time)
+      best, _ = checkpoint_lib.restore_best_params(run_dir)
     except (FileNotFoundError, checkpoint_lib.CorruptCheckpointError) as e:
       raise RunNotUsableError(f"--run={run_dir}: {e}") from None
+    if sorted(best) != sorted(modules):
+      raise RunNotUsableError(f"--run={run_dir}: best/ holds the networks {sorted(best)}, "
+                              f"its config.json describes {sorted(modules)}")
     thresholds = None
     if multilabel:
       # Per-class thresholds fitted after training (threshold_fit) win over the config's.
@@ -290,22 +310,26 @@ class Predictor:
 
   # ---------------------------------------------------------------- applying
 
-  def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """`{network: float32 [N, C] logits}` for every loaded network, in input order.
+  def logits(self, texts: Sequence[str], *,
+             networks: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """`{network: float32 [N, C] logits}` for `networks` (default: every loaded network),
+    in input order.
 
     Raises:
-      ValueError: no texts, or a text that is not a str.
+      ValueError: no texts, a text that is not a str, or a network not loaded.
     """
 
     texts = list(texts)
     if not texts:
       raise ValueError("no texts to classify (the input is empty)")
+    names = self._check_networks(networks)
     tokens = self.tokenize(texts)
     labels = np.zeros(len(texts), np.int32)
     batches = batching.eval_batches(tokens, labels, batch_size=self.batch_size,
                                     buckets=self.length_buckets,
                                     row_multiple=self._dp.num_devices)
-    outputs = evaluation.evaluate_logits(self._eval_step, self._dp, self._device_params,
+    params = {name: self._device_params[name] for name in names}
+    outputs = evaluation.evaluate_logits(self._eval_step(names), self._dp, params,
                                          batches, len(texts), what="prediction")
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
@@ -338,10 +362,27 @@ class Predictor:
     return mixing.Mixer(self.modules["primary"], {"primary": self._device_params["primary"]},
                         self._dp, self.text_batches)
 
-  def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """`{network: float64 [N, C]}`: softmax (single-label) or sigmoid (multi-label)."""
+  def _check_networks(self, networks: Sequence[str] | None) -> tuple[str, ...]:
+    """`networks` (None: every loaded one) as sorted names; ValueError naming one that
+    is not loaded."""
+    if networks is None:
+      return self.networks
+    if isinstance(networks, str):
+      raise TypeError(f"networks must be a sequence of names, not the str {networks!r}")
+    for network in networks:
+      if network not in self.modules:
+        raise ValueError(f"network {network!r} is not in {self.source} (it has "
+                         f"{list(self.networks)})")
+    if not networks:
+      raise ValueError("networks must name at least one network")
+    return tuple(sorted(set(networks)))
+
+  def probabilities(self, texts: Sequence[str], *,
+                    networks: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """`{network: float64 [N, C]}` for `networks` (default: all): softmax (single-label)
+    or sigmoid (multi-label)."""
     return {name: evaluation.probabilities(value, self.multilabel)
-            for name, value in self.logits(texts).items()}
+            for name, value in self.logits(texts, networks=networks).items()}
 
   def default_network(self) -> str:
     return "primary" if "primary" in self.modules else self.networks[0]
@@ -363,9 +404,8 @@ class Predictor:
 
   def predict(self, texts: Sequence[str], *, top_k: int = 1,
               network: str | None = None) -> list[Prediction]:
-    """Classifies `texts` with one network (default Φ, the run's reported one)."""
+    """Classifies `texts` with one network (default Φ, the run's reported one; only that
+    network runs)."""
     network = network or self.default_network()
-    if network not in self.modules:
-      raise ValueError(f"network {network!r} is not in {self.source} (it has "
-                       f"{list(self.networks)})")
-    return self.decide(self.probabilities(texts)[network], top_k=top_k)
+    self._check_networks([network])
+    return self.decide(self.probabilities(texts, networks=[network])[network], top_k=top_k)

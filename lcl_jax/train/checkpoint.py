@@ -265,13 +265,16 @@ LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
 
 
-def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[Any, dict[str, Any]]:
+def restore_best_params(workdir: str | os.PathLike,
+                        like_params: Any = None) -> tuple[Any, dict[str, Any]]:
   """The best-validation params of a run (read-only: creates nothing in `workdir`).
 
   Args:
     workdir: the run directory.
     like_params: a pytree with the params' structure, shapes and dtypes (arrays or
-      `jax.ShapeDtypeStruct`s).
+      `jax.ShapeDtypeStruct`s), checked against the checkpoint; None: the structure,
+      shapes and dtypes stored in the checkpoint (the same arrays, without building the
+      pytree first).
 
   Returns:
     `(params, info)`, info = {'epoch', 'step', <selection metric>}.
@@ -297,7 +300,8 @@ def restore_best_params(workdir: str | os.PathLike, like_params: Any) -> tuple[A
                               "best-validation checkpoint")
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
-          params=ocp.args.StandardRestore(_abstract(like_params)),
+          params=ocp.args.StandardRestore(
+              None if like_params is None else _abstract(like_params)),
           info=ocp.args.JsonRestore()))
     finally:
       manager.close()
