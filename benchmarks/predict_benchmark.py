@@ -10,14 +10,30 @@ defaults (eval batch 64, buckets 32/64/128, max length 128). It classifies the t
 --dataset's test split (repeated up to --num_texts) once to compile every bucket, then
 --repeats times, and prints texts/minute for the timed passes and for the first pass
 (compilation included), with the mean tokenised length.
+
+  python -m benchmarks.predict_benchmark --run=<run>/export/primary --pipeline --calls=3
+
+--pipeline (an exported folder transformers can load: `bert_ce`, or Ψ on ELECTRA) also
+times `transformers.pipeline("text-classification")` on the same folder and texts in the
+same process (torch on the CPU, the same batch size, truncation at the run's max length),
+after one warm-up pass, and prints both texts/s. --calls=N runs `python -m
+experiments.predict --run=<--calls_run or --run> --text=...` N times, each a fresh interpreter (the
+first may fill the compilation cache; the later ones are warm), and prints each call's
+wall and CPU seconds (user + system, from the child's rusage).
 """
 from __future__ import annotations
 
+import os
 import pathlib
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 from absl import app, flags
+
+from benchmarks.machine import describe_machine
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run", None, "A finished run / exported folder (default: untrained MiniLM).")
@@ -29,6 +45,49 @@ flags.DEFINE_string("data_dir", None, "Release files (default $LCL_DATA_DIR).")
 flags.DEFINE_integer("num_texts", 2000, "Texts per pass.")
 flags.DEFINE_integer("batch_size", 64, "Texts per batch.")
 flags.DEFINE_integer("repeats", 3, "Timed passes after the compiling one.")
+flags.DEFINE_bool("pipeline", False, "Also time transformers.pipeline('text-classification') "
+                  "on --run (an exported folder it can load).")
+flags.DEFINE_integer("calls", 0, "Time this many `python -m experiments.predict --run=<--run> "
+                     "--text=...` calls (fresh interpreters).")
+flags.DEFINE_string("calls_run", None, "The run --calls predicts with (default --run).")
+flags.DEFINE_string("compare_repo", None, "With --calls: also time the predict binary of "
+                    "this checkout (e.g. an older commit), its calls alternating with ours.")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def time_predict_calls(run: str, calls: int, *, repo: pathlib.Path = REPO,
+                       text: str = "the parcel arrived broken and nobody answers") -> list[dict]:
+  """`calls` runs of `repo`'s predict binary on one text: `{'wall_s', 'cpu_s'}` each
+  (wall seconds of the child; CPU = user + system seconds of the child, all threads)."""
+  env = dict(os.environ, PYTHONPATH=str(repo))
+  rows = []
+  for _ in range(calls):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "experiments.predict", f"--run={run}",
+                    f"--text={text}"], check=True, env=env, capture_output=True, cwd=repo)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows.append({"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime)
+                 + (after.ru_stime - before.ru_stime)})
+  return rows
+
+
+def pipeline_texts_per_second(folder: str, texts: list[str], *, batch_size: int,
+                              max_length: int, repeats: int) -> tuple[float, list]:
+  """texts/s of `transformers.pipeline('text-classification')` on `folder` (median of
+  `repeats` passes after a warm-up pass) and its top label per text."""
+  import transformers  # pylint: disable=g-import-not-at-top  (torch only with --pipeline)
+  classify = transformers.pipeline("text-classification", model=folder, device=-1)
+  kwargs = dict(batch_size=batch_size, truncation=True, max_length=max_length)
+  outputs = classify(texts, **kwargs)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    classify(texts, **kwargs)
+    times.append(time.perf_counter() - start)
+  return len(texts) / statistics.median(times), [o["label"] for o in outputs]
 
 
 def main(argv):
@@ -62,6 +121,9 @@ def main(argv):
         info={"kind": "benchmark"})
   lengths = [len(ids) for ids in predictor.tokenizer(texts[:500], truncation=True,
                                                       max_length=predictor.max_length)["input_ids"]]
+  if (FLAGS.calls or FLAGS.pipeline) and not FLAGS.run:
+    raise app.UsageError("--calls and --pipeline need --run")
+  print(describe_machine(torch=FLAGS.pipeline))
   print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}, jax {jax.__version__}; "
         f"networks {list(predictor.networks)}, {len(texts)} texts of {FLAGS.dataset} "
         f"(mean {np.mean(lengths):.1f} tokens), batch {predictor.batch_size}")
@@ -77,7 +139,22 @@ def main(argv):
   print(f"first pass (compiles each bucket): {first:.1f} s = {60 * len(texts) / first:,.0f} "
         "texts/minute")
   print(f"timed passes: median {median:.1f} s of {[round(t, 1) for t in times]} = "
-        f"{60 * len(texts) / median:,.0f} texts/minute")
+        f"{60 * len(texts) / median:,.0f} texts/minute = {len(texts) / median:,.1f} texts/s")
+  if FLAGS.pipeline:
+    ours = [p.labels[0] for p in predictor.predict(texts)]
+    rate, theirs = pipeline_texts_per_second(
+        FLAGS.run, texts, batch_size=predictor.batch_size, max_length=predictor.max_length,
+        repeats=FLAGS.repeats)
+    agree = sum(a == b for a, b in zip(ours, theirs)) / len(texts)
+    print(f"transformers.pipeline on the same folder: {rate:,.1f} texts/s "
+          f"(lcl_jax / pipeline = {len(texts) / median / rate:.2f}x; same top label on "
+          f"{agree:.1%} of the texts)")
+  repos = [REPO] + ([pathlib.Path(FLAGS.compare_repo).resolve()] if FLAGS.compare_repo else [])
+  for i in range(FLAGS.calls):
+    for repo in repos:
+      (row,) = time_predict_calls(FLAGS.calls_run or FLAGS.run, 1, repo=repo)
+      print(f"experiments.predict ({repo}) call {i + 1}: {row['wall_s']:.2f} s wall, "
+            f"{row['cpu_s']:.2f} CPU-s")
 
 
 if __name__ == "__main__":
