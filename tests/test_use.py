@@ -160,6 +160,41 @@ def test_file_formats_and_the_predict_binary(smoke, tmp_path):
   assert [r["labels"].split(";")[0] for r in rows] == [labels[i] for i in expected.argmax(-1)]
 
 
+# Libraries a predict call has no use for, and what used to import each (issue 19 item 6:
+# one call under 5 s; BUILD_NOTES "Predict latency (item 6)").
+_NOT_ON_THE_PREDICT_PATH = ("sklearn", "scipy", "torch", "tensorflow", "nltk", "tensorboard",
+                            "tensorboardX", "matplotlib", "pandas")
+
+
+def test_the_predict_binary_imports_no_library_it_does_not_use(smoke):
+  """`experiments.predict` on an LCL run (both networks) in a fresh interpreter: the same
+  output as the library, and none of scikit-learn/scipy (metrics), torch, TensorFlow,
+  NLTK/WordNet (augmentation), TensorBoard, matplotlib (plots) or pandas in sys.modules;
+  only the network asked for is compiled. Not timed: the start-up time these imports cost
+  is in BUILD_NOTES."""
+  from lcl_jax import inference
+
+  run = smoke["lcl"]
+  code = (
+      "import json, runpy, sys\n"
+      f"sys.argv = ['predict', '--run={run}', '--text={TEXTS[0]}', '--top_k=2']\n"
+      "try:\n"
+      "  runpy.run_module('experiments.predict', run_name='__main__')\n"
+      "except SystemExit as e:\n"
+      "  assert not e.code, e.code\n"
+      f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & "
+      f"set({_NOT_ON_THE_PREDICT_PATH!r}))))\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=_env(),
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr
+  printed, imported = proc.stdout.strip().splitlines()[-2:]
+  assert json.loads(imported) == []
+  predictor = inference.Predictor.load(run)
+  (expected,) = predictor.predict([TEXTS[0]], top_k=2)
+  assert printed.startswith(f"'{TEXTS[0]}': {expected.labels[0]} ({expected.scores[0]:.3f})")
+  assert list(predictor._eval_steps) == [("primary",)]  # Ψ was neither run nor compiled
+
+
 def test_predict_errors_are_one_clear_line(smoke, tmp_path):
   from lcl_jax.inference import use
   from lcl_jax import inference
