@@ -420,6 +420,17 @@ class TrainConfig:
   contrastive_auto_threshold: int = setting(api.AUTO_THRESHOLD,
       "Global batch rows from which --contrastive_impl=auto tiles.",
       bounds=AT_LEAST_ONE, flag="integer")
+  # Gradient caching (issue 19; Gao et al. 2021, "Scaling Deep Contrastive Learning Batch
+  # Size under Memory Limited Setup"): the networks run over the step's rows N at a time
+  # (outputs first, then each chunk's backward with the cached output gradients), so the
+  # global batch is bounded by the loss's memory, not by one forward/backward of every
+  # row. Same loss and gradients as the plain step (to float32 summation order) with
+  # each row's dropout masks from its own key; the rows are padded to a multiple of N.
+  gradient_cache_chunk_size: int = setting(0,
+      ("Gradient caching: run the networks over N global rows at a time (one chunk's "
+       "activations in memory, one extra forward); 0 = off. A multiple of the device "
+       "count; the step's rows are padded to a multiple of it."),
+      bounds=AT_LEAST_ZERO, flag="integer")
   # jax.default_matmul_precision around the train and eval steps: 'highest' keeps
   # float32 matmuls float32 on GPUs that would use TF32 (and TPUs that would use bf16
   # passes); 'default' lets the backend choose (faster). No effect on CPU.

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import pathlib
 import queue
 import threading
@@ -197,10 +198,13 @@ class PreparedData:
     self._tokenize_splits()
     process_index, process_count = jax.process_index(), jax.process_count()
     self.paired = cfg.trains_on_views
+    # Gradient caching splits the step's rows into chunks of N: pad them to a multiple.
+    train_multiple = math.lcm(num_devices, cfg.gradient_cache_chunk_size or 1)
     self._train = batching.PairedTrainBatcher(
         self._tokenized["train"], self._train_views(), train.labels,
         texts_per_batch=cfg.texts_per_batch, seed=cfg.seed, buckets=cfg.length_buckets,
-        row_multiple=num_devices, process_index=process_index, process_count=process_count)
+        row_multiple=train_multiple, process_index=process_index,
+        process_count=process_count)
     self._eval_kwargs = dict(batch_size=cfg.eval_batch_size, buckets=cfg.length_buckets,
                              row_multiple=num_devices, process_index=process_index,
                              process_count=process_count)

@@ -228,6 +228,37 @@ def forward(
   return outputs
 
 
+
+def forward_rows(
+    modules: Mapping[str, Any],
+    params: Mapping[str, Any],
+    batch: Mapping[str, jax.Array],
+    *,
+    dropout_key: jax.Array | None,
+    row_index: jax.Array,
+    deterministic: bool,
+) -> dict[str, jax.Array]:
+  """`forward` with each row's dropout masks drawn from its own key
+  `fold_in(dropout_key, row_index[r])` (int [R]: the rows' indices in the global batch).
+
+  A row's outputs then depend on that row and its index only, never on which other rows
+  share the pass: the property gradient caching needs (`steps.cached_loss_and_grads`
+  re-runs the rows chunk by chunk and must draw the same masks). Implemented as
+  `jax.vmap` of `forward` over one-row batches (XLA batches the matmuls back together).
+  Deterministic (no dropout): exactly `forward`.
+  """
+  if deterministic:
+    return forward(modules, params, batch, dropout_key=None, deterministic=True)
+  inputs = {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")
+            if batch.get(name) is not None}
+
+  def one_row(row: Mapping[str, jax.Array], index: jax.Array) -> dict[str, jax.Array]:
+    outputs = forward(modules, params, jax.tree.map(lambda x: x[None], row),
+                      dropout_key=jax.random.fold_in(dropout_key, index), deterministic=False)
+    return jax.tree.map(lambda x: x[0], outputs)
+
+  return jax.vmap(one_row)(inputs, row_index)
+
 def loss_from_outputs(
     spec: ObjectiveSpec,
     outputs: Mapping[str, jax.Array],

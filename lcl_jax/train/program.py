@@ -39,6 +39,10 @@ def check_group(configs: Sequence[TrainConfig]) -> None:
     raise ValueError(f"--runs_per_program={len(configs)} needs --parallelism=jit (runs and "
                      "batch rows on a ('runs', 'data') mesh); --parallelism=pmap runs one "
                      "run per program: use --runs_per_program=1")
+  chunk, devices = configs[0].gradient_cache_chunk_size, jax.device_count()
+  if chunk % devices:
+    raise ValueError(f"--gradient_cache_chunk_size={chunk} must be a multiple of the "
+                     f"{devices} devices (each chunk's rows are split over all of them)")
   if len(configs) > 1 and configs[0].contrastive_impl == "ring":
     raise ValueError(f"--contrastive_impl=ring passes one run's batch around the devices; "
                      f"with --runs_per_program={len(configs)} use dense, tiled or auto")

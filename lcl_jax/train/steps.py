@@ -65,6 +65,8 @@ def make_train_step(
     contrastive: Any = None,
     aux_weight: Callable[[jax.Array], jax.Array] | None = None,
     contrastive_reduction: str = "mean",
+    gradient_cache_chunk_size: int = 0,
+    dropout_per_row: bool = False,
 ) -> Callable[[dict[str, Any], Mapping[str, jax.Array]], tuple[dict[str, Any], dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
@@ -85,13 +87,32 @@ def make_train_step(
   batch must carry `aux_labels` [R, G] and the loss is T * L_main + (1 - T) * L_aux with
   T = aux_weight(state['step']): T follows the state's update count, so a resumed run
   uses exactly the T an uninterrupted one would.
+
+  Gradient caching (Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under
+  Memory Limited Setup"; issue 19): with `gradient_cache_chunk_size` N > 0 the gradient
+  comes from `cached_loss_and_grads` — the networks run over the batch N global rows at
+  a time, so a step holds one chunk's activations instead of the batch's — and equals
+  the plain step's (same loss, gradients to float32 rounding; tests/test_gradient_cache.py).
+  It implies `dropout_per_row`: each row's dropout masks come from its own key
+  `fold_in(fold_in(dropout_key, step), global row)`, so they do not depend on which rows
+  share a forward pass (a plain step with `dropout_per_row=True` draws the very same
+  masks). N must divide the step's rows (the trainer pads them to a multiple of N).
   """
   if (stage2_optimizer is None) != (stage2_start_step is None):
     raise ValueError("stage2_optimizer and stage2_start_step go together")
+  if gradient_cache_chunk_size < 0:
+    raise ValueError(f"gradient_cache_chunk_size={gradient_cache_chunk_size} must be >= 0")
+  dropout_per_row = dropout_per_row or gradient_cache_chunk_size > 0
 
-  def loss_fn(params, batch, key, weight):
-    outputs = objectives.forward(modules, params, batch, dropout_key=key,
-                                 deterministic=not use_dropout)
+  def run_networks(params, batch, key):
+    if not dropout_per_row:
+      return objectives.forward(modules, params, batch, dropout_key=key,
+                                deterministic=not use_dropout)
+    return objectives.forward_rows(modules, params, batch, dropout_key=key,
+                                   row_index=batch["row_index"],
+                                   deterministic=not use_dropout)
+
+  def loss_of_outputs(outputs, batch, weight):
     labels, valid = batch["labels"], batch["valid"]
     aux_labels = batch["aux_labels"] if weight is not None else None
     if axis_name is not None:
@@ -103,13 +124,24 @@ def make_train_step(
         multilabel=multilabel, contrastive=contrastive, aux_labels=aux_labels,
         aux_weight=weight, contrastive_reduction=contrastive_reduction)
 
+  def loss_fn(params, batch, key, weight):
+    return loss_of_outputs(run_networks(params, batch, key), batch, weight)
+
   def train_step(state, batch):
     key = jax.random.fold_in(dropout_key, state["step"])
-    if axis_name is not None:
+    if dropout_per_row:  # each row's key from its global index: no device index needed
+      batch = {**batch, "row_index": _global_row_index(batch, axis_name)}
+    elif axis_name is not None:
       key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
     weight = aux_weight(state["step"]) if aux_weight is not None else None
-    (loss, components), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["params"], batch, key, weight)
+    if gradient_cache_chunk_size:
+      (loss, components), grads = cached_loss_and_grads(
+          run_networks, lambda outputs: loss_of_outputs(outputs, batch, weight),
+          state["params"], batch, key, chunk_size=gradient_cache_chunk_size,
+          num_shards=_num_shards(axis_name))
+    else:
+      (loss, components), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state["params"], batch, key, weight)
     if axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
     if stage2_optimizer is None:
@@ -123,6 +155,107 @@ def make_train_step(
     return new_state, metrics
 
   return train_step
+
+
+# The batch entries the networks read (`objectives.forward`), which gradient caching
+# splits into chunks; the loss's entries (labels, valid, ...) stay whole.
+NETWORK_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "row_index")
+
+
+def _global_row_index(batch: Mapping[str, jax.Array], axis_name: str | None) -> jax.Array:
+  """int32 [R]: each row's index in the global batch (under pmap: device-major)."""
+  rows = batch["input_ids"].shape[0]
+  index = jnp.arange(rows, dtype=jnp.int32)
+  if axis_name is not None:
+    index = index + jax.lax.axis_index(axis_name).astype(jnp.int32) * rows
+  return index
+
+
+def _num_shards(axis_name: str | None) -> int:
+  """Devices the rows of a chunk are split over in the step's own view: under pmap the
+  step sees its device's rows only (1 a chunk of the global N / devices), under jit all."""
+  return jax.lax.axis_size(axis_name) if axis_name is not None else 1
+
+
+def chunk_rows(x: jax.Array, num_chunks: int) -> jax.Array:
+  """[R, ...] -> [num_chunks, R / num_chunks, ...], chunk c holding rows c, c + n, c + 2n,
+  ... (n = num_chunks): strided, so that when the rows are sharded in contiguous blocks
+  over the devices every chunk spans every device (each device runs its own rows of
+  each chunk, with no data movement). `unchunk_rows` is its inverse."""
+  rows = x.shape[0]
+  return x.reshape((rows // num_chunks, num_chunks) + x.shape[1:]).swapaxes(0, 1)
+
+
+def unchunk_rows(x: jax.Array) -> jax.Array:
+  """[num_chunks, N, ...] -> [num_chunks * N, ...], the inverse of `chunk_rows`."""
+  return x.swapaxes(0, 1).reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def cached_loss_and_grads(
+    run_networks: Callable[[Any, Mapping[str, jax.Array], jax.Array], dict[str, jax.Array]],
+    loss_of_outputs: Callable[[dict[str, jax.Array]], tuple[jax.Array, dict]],
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    key: jax.Array,
+    *,
+    chunk_size: int,
+    num_shards: int = 1,
+) -> tuple[tuple[jax.Array, dict], Any]:
+  """`((loss, components), grads)` of `loss_of_outputs(run_networks(params, batch, key))`
+  by gradient caching (Gao et al. 2021, Algorithm 1), in three passes:
+
+  (a) the networks' outputs (features, logits, weight logits) for the batch, `chunk_size`
+      rows at a time (`jax.lax.map`), without keeping any activation for a backward pass;
+  (b) the loss and its gradient with respect to those outputs (the whole batch: the
+      contrastive term couples every row with every other);
+  (c) each chunk's forward again under `jax.vjp`, pulled back with (b)'s gradient of its
+      rows, the parameter gradients summed over chunks (`jax.lax.scan`).
+  Peak activation memory is that of one chunk's forward/backward instead of the batch's,
+  for one more forward pass. `run_networks` must compute each row from that row alone
+  (per-row dropout keys: `objectives.forward_rows`), so that (c) recomputes exactly (a)'s
+  outputs and the result equals `jax.value_and_grad` of the whole (to float32
+  summation order).
+
+  Args:
+    run_networks: `(params, rows, key) -> outputs`, rows any subset of the batch's rows
+      (only `NETWORK_INPUTS` are passed).
+    loss_of_outputs: `outputs -> (scalar loss, components)` for the whole batch.
+    chunk_size: N, global rows a chunk; the step's rows R must be a multiple of N.
+    num_shards: the devices the step's own view of the rows is split over (pmap: each
+      device runs N / devices rows of every chunk).
+
+  Raises:
+    ValueError: R is not a multiple of the chunk (a trace-time error).
+  """
+  rows = batch["input_ids"].shape[0]
+  local_chunk = chunk_size // num_shards if chunk_size % num_shards == 0 else 0
+  if not local_chunk or rows % local_chunk:
+    raise ValueError(
+        f"--gradient_cache_chunk_size={chunk_size}: the step's {rows * num_shards} rows "
+        f"over {num_shards} device(s) do not split into chunks of {chunk_size} rows")
+  num_chunks = rows // local_chunk
+  inputs = {name: batch[name] for name in NETWORK_INPUTS if name in batch}
+  chunks = jax.tree.map(lambda x: chunk_rows(x, num_chunks), inputs)
+
+  # (a) Outputs without stored activations (no gradient is taken through this pass).
+  frozen = jax.lax.stop_gradient(params)
+  outputs = jax.tree.map(unchunk_rows, jax.lax.map(
+      lambda rows_c: run_networks(frozen, rows_c, key), chunks))
+  # (b) The loss over the whole batch and its gradient with respect to the outputs.
+  (loss, components), output_grads = jax.value_and_grad(loss_of_outputs, has_aux=True)(
+      outputs)
+  output_grads = jax.tree.map(lambda g: chunk_rows(g, num_chunks), output_grads)
+
+  # (c) Each chunk's forward again, pulled back with its rows' output gradients.
+  def accumulate(total, chunk):
+    rows_c, grads_c = chunk
+    _, pull_back = jax.vjp(lambda p: run_networks(p, rows_c, key), params)
+    (grads,) = pull_back(grads_c)
+    return jax.tree.map(jnp.add, total, grads), None
+
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  grads, _ = jax.lax.scan(accumulate, zeros, (chunks, output_grads))
+  return (loss, components), grads
 
 
 def _staged_update(optimizer, stage2_optimizer, stage2_start_step, state, grads):
@@ -194,6 +327,8 @@ def make_group_train_step(
     contrastive: Any = None,
     aux_weight: Callable[[jax.Array], jax.Array] | None = None,
     contrastive_reduction: str = "mean",
+    gradient_cache_chunk_size: int = 0,
+    dropout_per_row: bool = False,
 ) -> Callable[..., tuple[dict[str, Any], dict]]:
   """`make_train_step` for S runs at once: `jax.vmap` over a leading run axis.
 
@@ -213,7 +348,8 @@ def make_group_train_step(
         multilabel=multilabel, dropout_key=run["dropout_key"], use_dropout=use_dropout,
         stage2_optimizer=stage2_optimizer, stage2_start_step=stage2_start_step,
         contrastive=contrastive, aux_weight=aux_weight,
-        contrastive_reduction=contrastive_reduction)
+        contrastive_reduction=contrastive_reduction,
+        gradient_cache_chunk_size=gradient_cache_chunk_size, dropout_per_row=dropout_per_row)
     new_state, metrics = step(state, batch)
     new_state = jax.tree.map(lambda new, old: jnp.where(run["active"], new, old),
                              new_state, state)

@@ -291,6 +291,7 @@ class _Loop:
                         stage2_start_step=self.stage1_steps if stage2 is not None else None,
                         contrastive=contrastive,
                         contrastive_reduction=cfg.contrastive_reduction,
+                        gradient_cache_chunk_size=cfg.gradient_cache_chunk_size,
                         aux_weight=objectives.aux_weight_schedule(
                             cfg.aux_weight_start, cfg.aux_weight_end, self.stage1_steps,
                             cfg.aux_schedule) if data.aux_label_names else None)
