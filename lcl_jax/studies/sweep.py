@@ -43,6 +43,10 @@ loop (data loading, network building, between runs) raises `SweepInterrupted` at
 and one that the trainer handled (it saves and stops, or lets a run in its last epoch
 finish) stops the sweep before the next run. Either way the binary then rewrites its
 report marked incomplete (`cli.finish`) instead of dying by the default signal action.
+
+One orchestrator. `run_in_process` (the in-process path) is also what
+experiments/train.py runs its objective x seed programs with, under its own `RunPolicy`
+(its log line; exit statuses instead of recorded failures).
 """
 from __future__ import annotations
 
@@ -230,7 +234,8 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     if parallel_runs == 1:
       if devices_per_run is not None:
         log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
-      _run_in_process(group_runs(pending, runs_per_program), outcome, fail_fast=fail_fast)
+      run_in_process(group_runs(pending, runs_per_program), outcome,
+                     policy=RunPolicy(fail_fast=fail_fast))
     else:
       if platform is None or num_devices is None:
         platform, num_devices = probe_devices()
@@ -244,31 +249,80 @@ def _group_name(group: Sequence[RunSpec]) -> str:
   return " + ".join(spec.key for spec in group) + (" (one program)" if len(group) > 1 else "")
 
 
-def _run_in_process(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *,
-                    fail_fast: bool) -> None:
+class RunPolicy:
+  """What the in-process path (`run_in_process`) does around each program (the runs one
+  `trainer.train_group` call trains): `announce` it before, `failed` when it raises.
+
+  This class is the studies' policy: log `[<first run>/<runs>] <keys>`; a stop (the
+  sweep's `SweepInterrupted`, the trainer's `TrainingInterrupted`) raises
+  `SweepInterrupted`; any other `Exception` is re-raised with `fail_fast`, else logged
+  and recorded in `outcome.failed` for each run of the program, and the sweep goes on;
+  a `BaseException` that is not an `Exception` (KeyboardInterrupt) is re-raised.
+  experiments/train.py subclasses it with its own log line and exit statuses.
+  """
+
+  def __init__(self, *, fail_fast: bool = False):
+    self.fail_fast = fail_fast
+
+  def announce(self, groups: Sequence[Sequence[RunSpec]], index: int) -> None:
+    """Called before `groups[index]` is trained."""
+    done = sum(len(group) for group in groups[:index])
+    total = sum(len(group) for group in groups)
+    log.info("[%d/%d] %s", done + 1, total, _group_name(groups[index]))
+
+  def failed(self, group: Sequence[RunSpec], error: BaseException,
+             outcome: SweepOutcome) -> bool:
+    """Called in the `except` clause of `group`'s `train_group` call.
+
+    Returns:
+      True: the failure is recorded, the next program runs; False: `error` is re-raised
+      as it is. (Or raises its own exception.)
+    Raises:
+      SweepInterrupted: `error` is a stop (a signal; a run's preemption).
+    """
+    # Deferred (as in run_in_process): the binaries import this module at start-up, and
+    # their --help loads no Flax.
+    from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+
+    name = _group_name(group)
+    if isinstance(error, (SweepInterrupted, trainer.TrainingInterrupted)):
+      raise SweepInterrupted(f"{name}: {error}") from error
+    if not isinstance(error, Exception) or self.fail_fast:
+      return False
+    # The traceback goes to the log file (and the console with --verbosity=1).
+    log.error("%s failed: %s: %s", name, type(error).__name__, error)
+    log.debug("%s", traceback.format_exc())
+    for spec in group:
+      outcome.failed[spec.key] = f"{type(error).__name__}: {error}"
+    return True
+
+
+def run_in_process(groups: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *,
+                   policy: RunPolicy | None = None) -> None:
+  """Trains `groups` one after another in this process: each program by one
+  `trainer.train_group` call (data-parallel over all devices), its runs' results put in
+  `outcome.results[spec.key]`. Every unfinished run goes to the trainer (which resumes
+  it, or returns a finished run's results); skipping finished runs is `run_sweep`'s.
+
+  Args:
+    groups: the programs, in order (`group_runs`).
+    outcome: filled in place (`results`; `failed` as `policy` records them).
+    policy: what is logged before each program and what its failure does (default:
+      `RunPolicy()`, the studies'); see `RunPolicy.failed`.
+  """
+  # Deferred: the binaries import this module at start-up, and their --help loads no Flax.
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
 
-  done, total = 0, sum(len(group) for group in pending)
-  for group in pending:
-    name = _group_name(group)
-    log.info("[%d/%d] %s", done + 1, total, name)
-    done += len(group)
+  policy = RunPolicy() if policy is None else policy
+  for index, group in enumerate(groups):
+    policy.announce(groups, index)
     try:
       results = trainer.train_group([spec.config for spec in group])
       for spec, result in zip(group, results):
         outcome.results[spec.key] = result
-    except SweepInterrupted as e:
-      raise SweepInterrupted(f"{name}: {e}") from e
-    except trainer.TrainingInterrupted as e:
-      raise SweepInterrupted(f"{name}: {e}") from e
-    except Exception as e:  # pylint: disable=broad-except
-      if fail_fast:
+    except BaseException as e:  # pylint: disable=broad-except  (the policy decides)
+      if not policy.failed(group, e, outcome):
         raise
-      # The traceback goes to the log file (and the console with --verbosity=1).
-      log.error("%s failed: %s: %s", name, type(e).__name__, e)
-      log.debug("%s", traceback.format_exc())
-      for spec in group:
-        outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
 
 
 # ---------------------------------------------------------------------------------------
