@@ -35,7 +35,7 @@ import sys
 
 from absl import app, flags
 
-from lcl_jax.studies import cli
+from lcl_jax.studies import cli, sweep
 from lcl_jax.train import run_flags
 
 FLAGS = flags.FLAGS
@@ -122,11 +122,94 @@ def format_results_table(results: list[dict]) -> str:
   return title + "\n" + "\n".join(out)
 
 
+class _ExitOnFailure(sweep.RunPolicy):
+  """This command's policy for the sweep's in-process path (`sweep.run_in_process`):
+  each program announced with its objective, seeds and folders; a failure ends the
+  command with its exit status (the studies' policy records failures and goes on).
+
+  TrainingInterrupted (SIGTERM / SIGINT, state saved): its message, exit 143 / 130;
+  KeyboardInterrupt (a second Ctrl-C, or Ctrl-C in a last epoch): the resume hint, 130;
+  NonFiniteLossError, WorkdirInUseError: `error: <message>`, 1; anything else is
+  re-raised (`cli.run` prints a user error in one line).
+  """
+
+  def announce(self, groups: list[list[sweep.RunSpec]], index: int) -> None:
+    program = [spec.config for spec in groups[index]]
+    cfg = program[0]
+    log.info("[%d/%d] %s on %s (encoder %s, seed %s, %d epochs) -> %s", index + 1,
+             len(groups), cfg.objective, FLAGS.dataset, cfg.encoder,
+             ", ".join(str(c.seed) for c in program), cfg.epochs,
+             ", ".join(c.workdir for c in program))
+
+  def failed(self, group: list[sweep.RunSpec], error: BaseException,
+             outcome: sweep.SweepOutcome) -> bool:
+    # Deferred (as in main): importing them loads JAX, and --help must stay fast.
+    from lcl_jax.train import checkpoint, trainer  # pylint: disable=g-import-not-at-top
+
+    if isinstance(error, trainer.TrainingInterrupted):
+      print(str(error), file=sys.stderr)
+      sys.exit(error.exit_code)
+    if isinstance(error, KeyboardInterrupt):
+      print(f"\n{error or 'interrupted'}; re-run the same command to resume from the last "
+            "checkpoint", file=sys.stderr)
+      sys.exit(130)
+    if isinstance(error, (trainer.NonFiniteLossError, checkpoint.WorkdirInUseError)):
+      print(f"error: {error}", file=sys.stderr)
+      sys.exit(1)
+    return False
+
+
+def programs_from_flags(seeds: list[int]) -> list[list[sweep.RunSpec]]:
+  """This command's runs as the sweep's programs: per objective (in --objective order,
+  a repeated objective again), its seeds' runs --runs_per_program at a time
+  (`sweep.group_runs`). A run's key is `<objective>/seed<k>`, its config
+  `config_from_flags(objective, seed).resolved()` (workdir <workdir>/<objective>/seed<k>).
+
+  Raises:
+    ValueError: a bad setting (names its flag).
+  """
+  programs = []
+  for objective in FLAGS.objective:
+    specs = [sweep.RunSpec(f"{objective}/seed{seed}",
+                           config_from_flags(objective, seed).resolved()) for seed in seeds]
+    programs += sweep.group_runs(specs, FLAGS.runs_per_program)
+  return programs
+
+
+def print_summaries(root: pathlib.Path, seeds: list[int], specs: list[sweep.RunSpec],
+                    results: dict[str, dict]) -> None:
+  """One table (and, with --workdir or several objectives, summary_seed<k>.md / .json
+  under `root`) per seed, objectives side by side; `results`: run key -> results."""
+  from lcl_jax.train import checkpoint  # pylint: disable=g-import-not-at-top  (as in main)
+
+  for seed in seeds:
+    seed_specs = [s for s in specs if s.config.seed == seed]
+    seed_results = [results[s.key] for s in seed_specs]
+    table = format_results_table(seed_results)
+    print(table)
+    print(f"runs: {', '.join(str(s.workdir / 'results.json') for s in seed_specs)}")
+    if FLAGS.workdir or len(seed_results) > 1:
+      try:
+        checkpoint.write_atomic(root / f"summary_seed{seed}.md", table + "\n")
+        checkpoint.write_atomic(
+            root / f"summary_seed{seed}.json",
+            json.dumps([{k: r[k] for k in r if k != "history"} for r in seed_results],
+                       indent=2) + "\n")
+        print(f"summary: {root / f'summary_seed{seed}.md'} (and .json); "
+              f"full log: {root / 'train.log'}")
+      except OSError as e:  # e.g. a finished run's read-only workdir: results are above
+        print(f"warning: the summary was not written ({e}); the results are printed "
+              "above and kept in each run's results.json", file=sys.stderr)
+  print("plots of each run in <run>/plots/; use a run with "
+        f"`python -m experiments.predict --run={specs[-1].config.workdir} --text=...`")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from lcl_jax.data import DATASETS
-  from lcl_jax.train.config import OBJECTIVES
+  # Deferred imports here and below: each loads JAX / Flax, and --help must stay fast.
+  from lcl_jax.data import DATASETS  # pylint: disable=g-import-not-at-top
+  from lcl_jax.train.config import OBJECTIVES  # pylint: disable=g-import-not-at-top
   if FLAGS.dataset not in DATASETS:
     raise app.UsageError(f"--dataset={FLAGS.dataset!r} is not a known dataset; known: "
                          f"{', '.join(DATASETS)}")
@@ -138,78 +221,39 @@ def main(argv):
   # is written before), everything also goes to <workdir>/train.log.
   cli.setup_logging()
   if FLAGS.distributed:
-    from lcl_jax.train import parallel
+    from lcl_jax.train import parallel  # pylint: disable=g-import-not-at-top
     parallel.maybe_initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                           FLAGS.process_id)
+  # pylint: disable=g-import-not-at-top
   import jax
   from lcl_jax.models.pretrained import CheckpointNotFoundError
-  from lcl_jax.train import checkpoint, trainer
+  from lcl_jax.train import trainer
+  # pylint: enable=g-import-not-at-top
 
-  from lcl_jax.studies import sweep
   try:
     seeds = sweep.parse_seeds(FLAGS.seeds) if FLAGS.seeds else [FLAGS.seed]
   except ValueError as e:
     raise app.UsageError(f"--seeds: {e}") from None
   try:  # every run's config is checked before the first run writes anything
-    # Programs: per objective, its seeds S (--runs_per_program) at a time.
-    programs = []
-    for objective in FLAGS.objective:
-      configs = [config_from_flags(objective, seed).resolved() for seed in seeds]
-      programs += [configs[i:i + FLAGS.runs_per_program]
-                   for i in range(0, len(configs), FLAGS.runs_per_program)]
+    programs = programs_from_flags(seeds)
     for program in programs:
-      run_flags.check_paths(program[0])
-      trainer.check_group(program)
-      trainer.preflight(program[0])
+      configs = [spec.config for spec in program]
+      run_flags.check_paths(configs[0])
+      trainer.check_group(configs)
+      trainer.preflight(configs[0])
   except (ValueError, FileNotFoundError, CheckpointNotFoundError) as e:
     if cli.verbose():
       raise
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  configs = [cfg for program in programs for cfg in program]
   cli.setup_logging(root / "train.log")
-  results = {}
-  for index, program in enumerate(programs):
-    cfg = program[0]
-    log.info("[%d/%d] %s on %s (encoder %s, seed %s, %d epochs) -> %s", index + 1,
-             len(programs), cfg.objective, FLAGS.dataset, cfg.encoder,
-             ", ".join(str(c.seed) for c in program), cfg.epochs,
-             ", ".join(c.workdir for c in program))
-    try:
-      finished = trainer.train_group(program)  # one run: train(cfg) = train_group([cfg])[0]
-      for c, r in zip(program, finished):
-        results[c.workdir] = r
-    except trainer.TrainingInterrupted as e:
-      print(str(e), file=sys.stderr)
-      sys.exit(e.exit_code)
-    except KeyboardInterrupt as e:  # a second Ctrl-C (no save), or Ctrl-C in a last epoch
-      print(f"\n{e or 'interrupted'}; re-run the same command to resume from the last "
-            "checkpoint", file=sys.stderr)
-      sys.exit(130)
-    except (trainer.NonFiniteLossError, checkpoint.WorkdirInUseError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
+  # The sweep's one orchestrator of many runs, in-process, with this command's policy
+  # (no skipping of finished runs: the trainer returns their results).
+  outcome = sweep.SweepOutcome()
+  sweep.run_in_process(programs, outcome, policy=_ExitOnFailure())
   if jax.process_index() == 0:
-    for seed in seeds:  # one table (and summary) per seed, objectives side by side
-      seed_configs = [c for c in configs if c.seed == seed]
-      seed_results = [results[c.workdir] for c in seed_configs]
-      table = format_results_table(seed_results)
-      print(table)
-      print(f"runs: {', '.join(str(pathlib.Path(c.workdir) / 'results.json') for c in seed_configs)}")
-      if FLAGS.workdir or len(seed_results) > 1:
-        try:
-          checkpoint.write_atomic(root / f"summary_seed{seed}.md", table + "\n")
-          checkpoint.write_atomic(
-              root / f"summary_seed{seed}.json",
-              json.dumps([{k: r[k] for k in r if k != "history"} for r in seed_results],
-                         indent=2) + "\n")
-          print(f"summary: {root / f'summary_seed{seed}.md'} (and .json); "
-                f"full log: {root / 'train.log'}")
-        except OSError as e:  # e.g. a finished run's read-only workdir: results are above
-          print(f"warning: the summary was not written ({e}); the results are printed "
-                "above and kept in each run's results.json", file=sys.stderr)
-    print("plots of each run in <run>/plots/; use a run with "
-          f"`python -m experiments.predict --run={configs[-1].workdir} --text=...`")
+    print_summaries(root, seeds, [spec for program in programs for spec in program],
+                    outcome.results)
 
 
 if __name__ == "__main__":

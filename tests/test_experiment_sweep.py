@@ -419,3 +419,33 @@ def test_runs_per_program_groups_runs_that_differ_only_in_seed(tmp_path, monkeyp
   assert outcome.results["isear/a/ce/seed7"] == {"seed": 7}
   with pytest.raises(ValueError, match="--runs_per_program=0"):
     sweep.run_sweep(specs, runs_per_program=0)
+
+
+def test_run_in_process_takes_a_policy(tmp_path, fake_trainer):
+  """The in-process path with another policy (as experiments/train.py's): `announce`
+  before each program (the groups and its index), `failed` after a program raised:
+  True records and goes on, False re-raises the error as it is."""
+  events = []
+
+  class Policy(sweep.RunPolicy):
+    def announce(self, groups, index):
+      events.append(("announce", index, [s.key for s in groups[index]]))
+
+    def failed(self, group, error, outcome):
+      events.append(("failed", [s.key for s in group], str(error)))
+      outcome.failed[group[0].key] = "recorded"
+      return group[0].config.objective == "ce"
+
+  specs = _specs(tmp_path, datasets=("fail",), objectives=("ce", "lcl"), seeds=(0,))
+  ok = _specs(tmp_path, datasets=("isear",), objectives=("ce",), seeds=(0,))
+  outcome = sweep.SweepOutcome()
+  with pytest.raises(RuntimeError, match="^boom$"):
+    sweep.run_in_process([[ok[0]], [specs[0]], [specs[1]], [ok[0]]], outcome,
+                         policy=Policy())
+  assert events == [("announce", 0, ["isear/ce/seed0"]), ("announce", 1, ["fail/ce/seed0"]),
+                    ("failed", ["fail/ce/seed0"], "boom"), ("announce", 2, ["fail/lcl/seed0"]),
+                    ("failed", ["fail/lcl/seed0"], "boom")]
+  assert outcome.results == {"isear/ce/seed0": {"dataset": "isear", "objective": "ce",
+                                                "seed": 0}}
+  assert outcome.failed == {"fail/ce/seed0": "recorded", "fail/lcl/seed0": "recorded"}
+  assert len(fake_trainer) == 3

@@ -149,3 +149,30 @@ def test_every_objective_carries_its_implementation():
   for name, spec in objective_specs.OBJECTIVE_SPECS.items():
     assert spec.name == name and callable(spec.main_loss), name
     assert spec.primary_head_for("dense1") in ("dense1", spec.primary_head), name
+
+
+def _function_lengths(root: pathlib.Path) -> list[tuple[int, str]]:
+  """(lines from `def` to the last line, docstring included; `path:Class.method`) of every
+  function and method under `root`, longest first."""
+  out = []
+
+  def visit(node, path, prefix):
+    for child in ast.iter_child_nodes(node):
+      if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        out.append((child.end_lineno - child.lineno + 1, f"{path}:{prefix}{child.name}"))
+        visit(child, path, f"{prefix}{child.name}.")
+      elif isinstance(child, ast.ClassDef):
+        visit(child, path, f"{prefix}{child.name}.")
+
+  for path in sorted(root.rglob("*.py")):
+    visit(ast.parse(path.read_text(encoding="utf-8")), path.relative_to(PROJECT_ROOT), "")
+  return sorted(out, reverse=True)
+
+
+def test_no_function_in_the_package_over_80_lines():
+  """Issue 21: no function or method in lcl_jax/ longer than ~80 lines (split it into
+  named helpers by role); BUILD_NOTES "Renovation" lists the largest five."""
+  lengths = _function_lengths(PROJECT_ROOT / "lcl_jax")
+  assert len(lengths) > 500  # the walk sees the package (nested functions included)
+  too_long = [(n, name) for n, name in lengths if n > 80]
+  assert not too_long, too_long

@@ -498,6 +498,29 @@ def build_classifier(
     ValueError: unknown ``head`` / ``feature_pooling`` or a bad ``num_classes``.
     convert.CheckpointMismatchError: the strict load failed (names listed).
   """
+  _check_classifier_args(head, num_classes, feature_pooling, num_aux_classes)
+  checkpoint = _with_overrides(checkpoint, config_overrides)
+  head = resolve_head(head, checkpoint.config)
+  module = _classifier_module(
+      head, checkpoint.config, num_classes, label_layout=label_layout,
+      num_aux_classes=num_aux_classes, dtype=dtype, remat=remat,
+      attention_implementation=attention_implementation,
+      classifier_dropout=classifier_dropout, head_init=head_init,
+      feature_pooling=feature_pooling)
+  params, report = _classifier_params(
+      module, head, checkpoint, rng=rng, load_head=load_head,
+      allow_missing=allow_missing, allow_unexpected=allow_unexpected)
+  return (module, params, report) if with_report else (module, params)
+
+
+def _check_classifier_args(head: str, num_classes: int, feature_pooling: str,
+                           num_aux_classes: int) -> None:
+  """`build_classifier`'s argument checks (before any checkpoint is read).
+
+  Raises:
+    ValueError: unknown `head` / `feature_pooling`, `num_classes` not an int >= 1,
+      `num_aux_classes` not an int >= 0.
+  """
   if head not in CLASSIFIERS and head != HF_HEAD:
     raise ValueError(f"head={head!r}; expected one of {sorted([*CLASSIFIERS, HF_HEAD])}")
   if not isinstance(num_classes, int) or num_classes < 1:
@@ -506,26 +529,53 @@ def build_classifier(
     raise ValueError(f"feature_pooling={feature_pooling!r}; expected one of {FEATURE_POOLINGS}")
   if not isinstance(num_aux_classes, int) or num_aux_classes < 0:
     raise ValueError(f"num_aux_classes must be an int >= 0, got {num_aux_classes!r}")
+
+
+def _with_overrides(checkpoint: pretrained.PathLike | pretrained.Checkpoint,
+                    config_overrides: Mapping[str, Any] | None) -> pretrained.Checkpoint:
+  """`checkpoint` read (unless it already is) with `config_overrides` applied to its
+  `EncoderConfig`."""
   if not isinstance(checkpoint, pretrained.Checkpoint):
-    checkpoint = pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
-  elif config_overrides:
-    checkpoint = dataclasses.replace(checkpoint,
-                                     config=checkpoint.config.replace(**config_overrides))
-  config = checkpoint.config
-  head = resolve_head(head, config)
-  cls = CLASSIFIERS[head]
+    return pretrained.load_checkpoint(checkpoint, config_overrides=config_overrides)
+  if config_overrides:
+    return dataclasses.replace(checkpoint, config=checkpoint.config.replace(**config_overrides))
+  return checkpoint
+
+
+def _classifier_module(head: str, config: EncoderConfig, num_classes: int, *,
+                       label_layout: LabelLayout | None, num_aux_classes: int,
+                       **module_args: Any) -> _EncoderClassifier:
+  """The Flax module of `head` (resolved: a `CLASSIFIERS` key) for `config`.
+
+  Raises:
+    ValueError: `label_layout` given without ``head="label_attention"`` (or missing with
+      it), or its auxiliary groups other than `num_aux_classes`.
+  """
   if (head == "label_attention") != (label_layout is not None):
     raise ValueError("label_layout goes with (and only with) head='label_attention'")
   if label_layout is not None and len(label_layout.aux_groups) != num_aux_classes:
     raise ValueError(f"the label layout has {len(label_layout.aux_groups)} auxiliary groups, "
                      f"num_aux_classes={num_aux_classes}")
   extra = {"layout": label_layout} if label_layout is not None else {}
-  module = cls(config, num_classes, dtype=dtype, remat=remat,
-               attention_implementation=attention_implementation,
-               classifier_dropout=classifier_dropout, head_init=head_init,
-               feature_pooling=feature_pooling, num_aux_classes=num_aux_classes, **extra)
-  encoder_rng, head_rng = jax.random.split(rng)
+  return CLASSIFIERS[head](config, num_classes, num_aux_classes=num_aux_classes,
+                           **module_args, **extra)
 
+
+def _classifier_params(module: _EncoderClassifier, head: str,
+                       checkpoint: pretrained.Checkpoint, *, rng: Array,
+                       load_head: bool | None, allow_missing: Sequence[str],
+                       allow_unexpected: Sequence[str]) -> tuple[Params, convert.LoadReport]:
+  """`module`'s parameters: the encoder from `checkpoint`, the head loaded or new (see
+  `build_classifier`'s `load_head`), the auxiliary head new; and the strict load's report.
+
+  Returns:
+    ``({'encoder': ..., 'head': ...[, 'aux_head': ...]}, report)``, leaves jnp arrays.
+
+  Raises:
+    convert.CheckpointMismatchError: the strict load failed (names listed).
+  """
+  cls = type(module)
+  encoder_rng, head_rng = jax.random.split(rng)
   reader = checkpoint.reader()
   encoder_params, _ = pretrained.encoder_params_from_checkpoint(checkpoint, reader,
                                                                 rng=encoder_rng)
@@ -543,15 +593,14 @@ def build_classifier(
   report.initialised = initialised
   report.log(_logger)
   params = {"encoder": encoder_params, "head": head_params}
-  if num_aux_classes:
+  if module.num_aux_classes:
     aux_params = dict(module.build_aux_head().init(jax.random.fold_in(head_rng, 1), dummy_hidden,
                                                    deterministic=True)["params"])
     for part in cls.HEAD_PARTS:  # pre-trained parts (BERT's pooler) start as the main head's
       if part.pretrained and part.key in aux_params:
         aux_params[part.key] = head_params[part.key]
     params["aux_head"] = aux_params
-  params = jax.tree_util.tree_map(jnp.asarray, params)
-  return (module, params, report) if with_report else (module, params)
+  return jax.tree_util.tree_map(jnp.asarray, params), report
 
 
 @dataclasses.dataclass(frozen=True)

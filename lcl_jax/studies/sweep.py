@@ -43,6 +43,10 @@ loop (data loading, network building, between runs) raises `SweepInterrupted` at
 and one that the trainer handled (it saves and stops, or lets a run in its last epoch
 finish) stops the sweep before the next run. Either way the binary then rewrites its
 report marked incomplete (`cli.finish`) instead of dying by the default signal action.
+
+One orchestrator. `run_in_process` (the in-process path) is also what
+experiments/train.py runs its objective x seed programs with, under its own `RunPolicy`
+(its log line; exit statuses instead of recorded failures).
 """
 from __future__ import annotations
 
@@ -230,7 +234,8 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     if parallel_runs == 1:
       if devices_per_run is not None:
         log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
-      _run_in_process(group_runs(pending, runs_per_program), outcome, fail_fast=fail_fast)
+      run_in_process(group_runs(pending, runs_per_program), outcome,
+                     policy=RunPolicy(fail_fast=fail_fast))
     else:
       if platform is None or num_devices is None:
         platform, num_devices = probe_devices()
@@ -244,31 +249,80 @@ def _group_name(group: Sequence[RunSpec]) -> str:
   return " + ".join(spec.key for spec in group) + (" (one program)" if len(group) > 1 else "")
 
 
-def _run_in_process(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *,
-                    fail_fast: bool) -> None:
+class RunPolicy:
+  """What the in-process path (`run_in_process`) does around each program (the runs one
+  `trainer.train_group` call trains): `announce` it before, `failed` when it raises.
+
+  This class is the studies' policy: log `[<first run>/<runs>] <keys>`; a stop (the
+  sweep's `SweepInterrupted`, the trainer's `TrainingInterrupted`) raises
+  `SweepInterrupted`; any other `Exception` is re-raised with `fail_fast`, else logged
+  and recorded in `outcome.failed` for each run of the program, and the sweep goes on;
+  a `BaseException` that is not an `Exception` (KeyboardInterrupt) is re-raised.
+  experiments/train.py subclasses it with its own log line and exit statuses.
+  """
+
+  def __init__(self, *, fail_fast: bool = False):
+    self.fail_fast = fail_fast
+
+  def announce(self, groups: Sequence[Sequence[RunSpec]], index: int) -> None:
+    """Called before `groups[index]` is trained."""
+    done = sum(len(group) for group in groups[:index])
+    total = sum(len(group) for group in groups)
+    log.info("[%d/%d] %s", done + 1, total, _group_name(groups[index]))
+
+  def failed(self, group: Sequence[RunSpec], error: BaseException,
+             outcome: SweepOutcome) -> bool:
+    """Called in the `except` clause of `group`'s `train_group` call.
+
+    Returns:
+      True: the failure is recorded, the next program runs; False: `error` is re-raised
+      as it is. (Or raises its own exception.)
+    Raises:
+      SweepInterrupted: `error` is a stop (a signal; a run's preemption).
+    """
+    # Deferred (as in run_in_process): the binaries import this module at start-up, and
+    # their --help loads no Flax.
+    from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
+
+    name = _group_name(group)
+    if isinstance(error, (SweepInterrupted, trainer.TrainingInterrupted)):
+      raise SweepInterrupted(f"{name}: {error}") from error
+    if not isinstance(error, Exception) or self.fail_fast:
+      return False
+    # The traceback goes to the log file (and the console with --verbosity=1).
+    log.error("%s failed: %s: %s", name, type(error).__name__, error)
+    log.debug("%s", traceback.format_exc())
+    for spec in group:
+      outcome.failed[spec.key] = f"{type(error).__name__}: {error}"
+    return True
+
+
+def run_in_process(groups: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *,
+                   policy: RunPolicy | None = None) -> None:
+  """Trains `groups` one after another in this process: each program by one
+  `trainer.train_group` call (data-parallel over all devices), its runs' results put in
+  `outcome.results[spec.key]`. Every unfinished run goes to the trainer (which resumes
+  it, or returns a finished run's results); skipping finished runs is `run_sweep`'s.
+
+  Args:
+    groups: the programs, in order (`group_runs`).
+    outcome: filled in place (`results`; `failed` as `policy` records them).
+    policy: what is logged before each program and what its failure does (default:
+      `RunPolicy()`, the studies'); see `RunPolicy.failed`.
+  """
+  # Deferred: the binaries import this module at start-up, and their --help loads no Flax.
   from lcl_jax.train import trainer  # pylint: disable=g-import-not-at-top
 
-  done, total = 0, sum(len(group) for group in pending)
-  for group in pending:
-    name = _group_name(group)
-    log.info("[%d/%d] %s", done + 1, total, name)
-    done += len(group)
+  policy = RunPolicy() if policy is None else policy
+  for index, group in enumerate(groups):
+    policy.announce(groups, index)
     try:
       results = trainer.train_group([spec.config for spec in group])
       for spec, result in zip(group, results):
         outcome.results[spec.key] = result
-    except SweepInterrupted as e:
-      raise SweepInterrupted(f"{name}: {e}") from e
-    except trainer.TrainingInterrupted as e:
-      raise SweepInterrupted(f"{name}: {e}") from e
-    except Exception as e:  # pylint: disable=broad-except
-      if fail_fast:
+    except BaseException as e:  # pylint: disable=broad-except  (the policy decides)
+      if not policy.failed(group, e, outcome):
         raise
-      # The traceback goes to the log file (and the console with --verbosity=1).
-      log.error("%s failed: %s: %s", name, type(e).__name__, e)
-      log.debug("%s", traceback.format_exc())
-      for spec in group:
-        outcome.failed[spec.key] = f"{type(e).__name__}: {e}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,88 +468,132 @@ def _log_tail(path: pathlib.Path, lines: int = 15) -> str:
     return "(no log)"
 
 
-def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *, platform: str,
-                    slots: Sequence[tuple[int, ...]], fail_fast: bool,
-                    poll_seconds: float) -> None:
-  queue = list(pending)
-  free = list(range(len(slots)))
-  running: dict[int, _Running] = {}
-  interrupted: list[str] = []
-  total, done = sum(len(group) for group in queue), 0
+class _Workers:
+  """The worker subprocesses of `_run_in_workers`: one per busy device slot, each
+  training one program (`launch`); a finished one's results (or failure, or
+  interruption) go to `outcome` (`reap`).
 
-  def launch(slot: int, group: Sequence[RunSpec]) -> None:
+  Attributes:
+    free: slots without a worker, in the order they are handed out.
+    running: slot -> its worker.
+    interrupted: keys of the runs whose worker was stopped by a signal (state saved).
+    done: runs reaped so far, of `total`.
+  """
+
+  def __init__(self, outcome: SweepOutcome, *, platform: str,
+               slots: Sequence[tuple[int, ...]], total: int):
+    self.outcome = outcome
+    self.platform = platform
+    self.slots = slots
+    self.free = list(range(len(slots)))
+    self.running: dict[int, _Running] = {}
+    self.interrupted: list[str] = []
+    self.total, self.done = total, 0
+
+  def launch(self, slot: int, group: Sequence[RunSpec]) -> None:
+    """Starts `group` (one program) on `slot`'s devices; its output goes to its first
+    run's worker.log."""
     spec = group[0]  # the log of a program goes to its first run's folder
     configs = [dataclasses.replace(s.config, progress_bar=False) for s in group]
     spec.workdir.mkdir(parents=True, exist_ok=True)
     log_file = open(spec.workdir / WORKER_LOG, "ab")
     log_file.write(f"\n=== worker started {time.strftime('%Y-%m-%d %H:%M:%S')} on "
-                   f"{platform} devices {list(slots[slot])} ===\n".encode())
+                   f"{self.platform} devices {list(self.slots[slot])} ===\n".encode())
     log_file.flush()
     process = subprocess.Popen(
         worker_command(configs[0] if len(configs) == 1 else configs),
-        env=device_env(platform, slots[slot], slot=slot),
+        env=device_env(self.platform, self.slots[slot], slot=slot),
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    running[slot] = _Running(list(group), process, log_file, time.monotonic())
-    log.info("started %s on %s devices %s (pid %d; log %s)", _group_name(group), platform,
-             list(slots[slot]), process.pid, spec.workdir / WORKER_LOG)
+    self.running[slot] = _Running(list(group), process, log_file, time.monotonic())
+    log.info("started %s on %s devices %s (pid %d; log %s)", _group_name(group),
+             self.platform, list(self.slots[slot]), process.pid, spec.workdir / WORKER_LOG)
 
-  def reap(slot: int, returncode: int) -> None:
-    nonlocal done
-    job = running.pop(slot)
+  def reap(self, slot: int, returncode: int) -> None:
+    """Frees `slot`, whose worker exited with `returncode`: each run's results, or its
+    interruption (143 / SIGTERM / SIGINT), or its failure (with the log's tail)."""
+    job = self.running.pop(slot)
     job.log_file.close()
-    free.append(slot)
+    self.free.append(slot)
     minutes = (time.monotonic() - job.started) / 60
     log_path = job.specs[0].workdir / WORKER_LOG
     for spec in job.specs:
-      done += 1
+      self.done += 1
       results = load_results(spec) if returncode == 0 else None
       if results is not None:
-        outcome.results[spec.key] = results
-        log.info("[%d/%d] %s finished in %.1f min", done, total, spec.key, minutes)
+        self.outcome.results[spec.key] = results
+        log.info("[%d/%d] %s finished in %.1f min", self.done, self.total, spec.key, minutes)
       elif returncode in (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, -signal.SIGINT):
-        interrupted.append(spec.key)
+        self.interrupted.append(spec.key)
         log.warning("%s was interrupted (state saved); re-run to resume", spec.key)
       else:
         message = f"worker exited with status {returncode}; see {log_path}"
-        outcome.failed[spec.key] = message
+        self.outcome.failed[spec.key] = message
         log.error("%s failed: %s\n%s", spec.key, message, _log_tail(log_path))
 
-  def stop_all() -> None:
-    for job in running.values():
+  def reap_finished(self, fail_fast: bool) -> None:
+    """Reaps every worker that has exited.
+
+    Raises:
+      RuntimeError: with `fail_fast`, a run failed (the other workers are stopped).
+    """
+    for slot in list(self.running):
+      code = self.running[slot].process.poll()
+      if code is not None:
+        self.reap(slot, code)
+        if fail_fast and self.outcome.failed:
+          self.stop_all()
+          key, message = next(iter(self.outcome.failed.items()))
+          raise RuntimeError(f"{key}: {message}")
+
+  def stop_all(self) -> None:
+    """SIGTERM to every live worker (each saves its state), then reaps them all."""
+    for job in self.running.values():
       if job.process.poll() is None:
         job.process.send_signal(signal.SIGTERM)
-    for slot in list(running):
-      reap(slot, running[slot].process.wait())
+    for slot in list(self.running):
+      self.reap(slot, self.running[slot].process.wait())
 
-  try:
-    with _StopSignals() as stop:
-      while queue or running:
-        if stop.raised is not None:
-          log.warning("signal %d: stopping %d running workers (their state is saved)",
-                      stop.raised, len(running))
-          stop_all()
-          raise SweepInterrupted(
-              f"stopped by signal {stop.raised}; re-run the same command to resume")
-        while queue and free and not interrupted:
-          launch(free.pop(0), queue.pop(0))
-        for slot in list(running):
-          code = running[slot].process.poll()
-          if code is not None:
-            reap(slot, code)
-            if fail_fast and outcome.failed:
-              stop_all()
-              key, message = next(iter(outcome.failed.items()))
-              raise RuntimeError(f"{key}: {message}")
-        if interrupted and not running:
-          raise SweepInterrupted(f"runs {interrupted} were interrupted (preempted?); "
-                                 "re-run the same command to resume")
-        time.sleep(poll_seconds)
-  finally:
-    for job in running.values():  # only on an unexpected error: don't leave orphans
+  def close(self) -> None:
+    """Stops the workers still running (only after an unexpected error: no orphans)."""
+    for job in self.running.values():
       if job.process.poll() is None:
         job.process.send_signal(signal.SIGTERM)
         job.process.wait()
       job.log_file.close()
+
+
+def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *, platform: str,
+                    slots: Sequence[tuple[int, ...]], fail_fast: bool,
+                    poll_seconds: float) -> None:
+  """Trains the programs `pending` in worker subprocesses, one per free slot of
+  `slots`, polling every `poll_seconds`; results and failures go to `outcome`.
+
+  Raises:
+    SweepInterrupted: SIGINT / SIGTERM to this process (forwarded to the workers, which
+      save and stop), or a worker's run was interrupted (no new ones are started).
+    RuntimeError: with `fail_fast`, the first failed run (the others are stopped).
+  """
+  queue = list(pending)
+  workers = _Workers(outcome, platform=platform, slots=slots,
+                     total=sum(len(group) for group in queue))
+  try:
+    with _StopSignals() as stop:
+      while queue or workers.running:
+        if stop.raised is not None:
+          log.warning("signal %d: stopping %d running workers (their state is saved)",
+                      stop.raised, len(workers.running))
+          workers.stop_all()
+          raise SweepInterrupted(
+              f"stopped by signal {stop.raised}; re-run the same command to resume")
+        while queue and workers.free and not workers.interrupted:
+          workers.launch(workers.free.pop(0), queue.pop(0))
+        workers.reap_finished(fail_fast)
+        if workers.interrupted and not workers.running:
+          raise SweepInterrupted(f"runs {workers.interrupted} were interrupted (preempted?); "
+                                 "re-run the same command to resume")
+        time.sleep(poll_seconds)
+  finally:
+    workers.close()
 
 
 def collect(specs: Iterable[RunSpec]) -> dict[str, dict[str, Any]]:
