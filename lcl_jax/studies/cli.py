@@ -141,8 +141,9 @@ def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[st
 
 
 def preset() -> Preset | None:
-  """The --preset in force (None without one)."""
-  name = FLAGS["preset"].value if "preset" in FLAGS else None
+  """The --preset in force (None without one; None in a binary that defines its own
+  --preset flag instead of `define_flags(presets=...)`, e.g. hparam_search's grids)."""
+  name = FLAGS["preset"].value if _PRESETS else None
   return _PRESETS[name] if name else None
 
 
@@ -287,7 +288,7 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
       "epochs": base.epochs,
       "max_length": base.max_length,
       "smoke": FLAGS.smoke,
-      "preset": FLAGS["preset"].value if "preset" in FLAGS else None,
+      "preset": FLAGS["preset"].value if _PRESETS else None,
       "scale": scale_label(),
       "results_archive": value("results_archive"),
   }
