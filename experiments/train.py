@@ -86,9 +86,16 @@ SCL_NOTE = (
     "bring it within 2-5 points; see BUILD_NOTES.md, \"SCL vs CE\".")
 
 
-def format_results_table(results: list[dict]) -> str:
-  """A side-by-side table of finished runs (test metrics at the best validation epoch),
-  with `SCL_NOTE` under it when an SCL run is among them."""
+# Printed under a table of one seed when the command ran one seed (issue 20 item 3).
+ONE_SEED_NOTE = (
+    "one seed: these numbers cannot separate the methods (seed-to-seed spread is several "
+    "points at this size); run --seeds=0-4 for mean and spread, or see README \"Results\".")
+
+
+def format_results_table(results: list[dict], *, seeds_run: int = 1) -> str:
+  """A side-by-side table of finished runs (test metrics in % at the best validation
+  epoch), with `SCL_NOTE` under it when an SCL run is among them and `ONE_SEED_NOTE`
+  when the command ran one seed (`seeds_run`: how many seeds it ran in all)."""
   if not results:
     return "(no results)"
   multilabel = results[0]["multilabel"]
@@ -117,6 +124,8 @@ def format_results_table(results: list[dict]) -> str:
   if subset:
     out.append(f"test metrics on a fixed subset of {subset['examples']:,} of the "
                f"{subset['of']:,} test examples (--max_eval_examples), not the whole test set")
+  if seeds_run == 1 and len(results) > 1:
+    out.append(ONE_SEED_NOTE)
   if any(r["objective"] == "scl" for r in results):
     out.append(SCL_NOTE)
   return title + "\n" + "\n".join(out)
@@ -185,7 +194,7 @@ def print_summaries(root: pathlib.Path, seeds: list[int], specs: list[sweep.RunS
   for seed in seeds:
     seed_specs = [s for s in specs if s.config.seed == seed]
     seed_results = [results[s.key] for s in seed_specs]
-    table = format_results_table(seed_results)
+    table = format_results_table(seed_results, seeds_run=len(seeds))
     print(table)
     print(f"runs: {', '.join(str(s.workdir / 'results.json') for s in seed_specs)}")
     if FLAGS.workdir or len(seed_results) > 1:

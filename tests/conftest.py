@@ -39,6 +39,19 @@ os.environ["NLTK_DATA"] = os.pathsep.join(  # a search path; make each entry abs
     str(pathlib.Path(p).resolve()) for p in os.environ["NLTK_DATA"].split(os.pathsep) if p)
 
 
+def binary_env(data_dir: pathlib.Path) -> dict[str, str]:
+  """The environment of an experiment binary run by a test (`python -m experiments.<name>`
+  in a subprocess): one CPU device (compiles faster than the 8 above) and low XLA
+  optimisation (these runs check the pipeline, not speed), the shared data, the project
+  on the path."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
+                      "--xla_backend_optimization_level=0")
+  env["LCL_DATA_DIR"] = str(data_dir)
+  env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+  return env
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> pathlib.Path:
   path = _shared_data_dir()

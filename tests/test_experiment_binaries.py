@@ -12,13 +12,13 @@ import csv
 import io
 import itertools
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import binary_env  # tests/ is on sys.path (rootdir conftest)
 from sklearn import metrics as sk_metrics
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -28,13 +28,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, tiny_bert_dir, data_dir):
   workdir = tmp_path_factory.mktemp("experiments")
-  env = dict(os.environ)
-  # One CPU device per process (compiles faster than the 8 of conftest); low XLA
-  # optimisation: these runs check the pipeline, not speed.
-  env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=1 "
-                      "--xla_backend_optimization_level=0")
-  env["LCL_DATA_DIR"] = str(data_dir)
-  env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")])
+  env = binary_env(data_dir)
   common = [f"--encoder={tiny_bert_dir}", f"--data_dir={data_dir}", f"--workdir={workdir}",
             "--smoke", "--progress_bar=false"]
   return {"root": workdir / "smoke", "env": env, "common": common, "tiny": tiny_bert_dir,

@@ -124,6 +124,24 @@ def test_results_table_names_the_head_and_a_test_subset():
   assert "subset" not in format_results_table([{**row, "test_subset": None}])
 
 
+def test_results_table_says_one_seed_cannot_separate_the_methods():
+  """Issue 20 item 3: the embedded default's one-seed table says so under it; a command
+  that ran several seeds (one table per seed) does not print the line."""
+  from experiments.train import ONE_SEED_NOTE, format_results_table
+  rows = [{"objective": o, "best_epoch": 3, "multilabel": False, "selection_metric": "accuracy",
+           "dataset": "synthetic", "encoder": "minilm", "seed": 0,
+           "validation": {"accuracy": 0.5}, "test": {"accuracy": a, "weighted_f1": a,
+                                                     "macro_f1": a}}
+          for o, a in (("ce", 0.7), ("scl", 0.5444), ("lcl", 0.7333))]
+  table = format_results_table(rows)
+  assert "| lcl " in table and "73.33" in table
+  lines = table.splitlines()
+  assert lines[lines.index(next(l for l in lines if l.startswith("| lcl"))) + 1] == ONE_SEED_NOTE
+  assert "cannot separate the methods" in ONE_SEED_NOTE
+  assert ONE_SEED_NOTE not in format_results_table(rows, seeds_run=3)
+  assert ONE_SEED_NOTE not in format_results_table(rows[:1])  # one method: nothing to separate
+
+
 def test_prepared_data_reports_a_cut_test_split(tmp_path):
   common = dict(dataset="synthetic", objective="ce", encoder="minilm", seed=0,
                 baseline_views="texts", workdir=str(tmp_path / "a"))

@@ -10,6 +10,20 @@ finished (0), some failed (1) or the sweep was interrupted (143, re-run to resum
 `--smoke` shrinks every run to a few steps on tiny subsets (the pipeline end to end in
 seconds per run; CI) and keeps its runs under `<workdir>/smoke` so that they never mix
 with real ones.
+
+`--preset=<name>` (binaries that define presets: :class:`Preset`) sets a named group of
+flags at once, e.g. Table 1's `cpu` (MiniLM, fewer epochs, shorter texts, S runs in one
+program, a git-tracked results archive). Every flag is read through :func:`value`:
+a flag given on the command line wins, then --smoke's settings, then the preset's, then
+the flag's default.
+
+`--results_archive=<folder>` keeps each finished run's small outputs (results.json with
+its per-epoch history, config.json, metrics.jsonl, plots, the log's tail; never
+checkpoints) in `<folder>/<run key>/` (`sweep.ResultsArchive`): a folder meant for git,
+so that a sweep spanning sessions whose run folders are lost resumes from its finished
+runs. `--status` prints the sweep's progress (finished runs, remaining runs, the step
+and epoch an unfinished run's records reached) and the report so far, training and
+writing nothing (safe beside the running sweep).
 """
 from __future__ import annotations
 
@@ -19,7 +33,7 @@ import logging
 import os
 import pathlib
 import sys
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from absl import app, flags
 
@@ -47,10 +61,31 @@ SMOKE_SEEDS = 2
 SMOKE_ENCODER = "minilm"
 
 
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """A named group of flag values (`--preset=<name>`) of one binary.
+
+  Attributes:
+    flags: flag name -> value in the flag's parsed form (a list flag's list of strings,
+      an integer flag's int); any flag of the binary, run flags included.
+    label: a line naming the scale of the runs (report title, settings), formatted with
+      the values in force: {encoder} (display name), {epochs}, {max_length}.
+    help: one line for --help.
+  """
+  flags: dict[str, Any]
+  label: str = ""
+  help: str = ""
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
 def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[str],
                  datasets_help: str = "Datasets (columns) to run.",
-                 workdir: str = "runs/paper") -> None:
-  """Defines the shared flags with this binary's defaults."""
+                 workdir: str = "runs/paper",
+                 presets: Mapping[str, Preset] | None = None) -> None:
+  """Defines the shared flags with this binary's defaults (and its `presets`, if any:
+  then also --preset)."""
   run_flags.define_run_flags(
       encoder_default=paper_numbers.ELECTRA_BASE,
       encoder_help=("Encoder checkpoint: a hub id (the paper: "
@@ -86,30 +121,79 @@ def define_flags(*, seeds: str, datasets: Sequence[str], objectives: Sequence[st
                     "Train nothing: render the report from the runs already finished.")
   flags.DEFINE_string("report_dir", None, "Reports go to <report_dir>/<name> (default "
                       "<workdir>/reports).")
+  flags.DEFINE_string("results_archive", None,
+                      "Keep each finished run's small outputs (results.json, config.json, "
+                      "metrics.jsonl, plots, log tail; no checkpoints) in "
+                      "<results_archive>/<dataset>/<objective>/seed<k>/, written when the "
+                      "run finishes. A run archived there with the same config counts as "
+                      "finished (its run folder may be gone: e.g. a new session); one "
+                      "archived with another config is refused, naming the file.")
+  flags.DEFINE_bool("status", False,
+                    "Train nothing and write nothing: print the sweep's progress (finished "
+                    "runs, remaining runs, the step / epoch each unfinished run reached) "
+                    "and the report of the runs finished so far. Safe while the sweep runs.")
+  _PRESETS.clear()
+  _PRESETS.update(presets or {})
+  if _PRESETS:
+    flags.DEFINE_enum("preset", None, list(_PRESETS),
+                      "A named group of flag values; flags given explicitly win. "
+                      + " ".join(f"{name}: {p.help}" for name, p in _PRESETS.items()))
 
 
-def _smoke_value(name: str) -> Any:
-  if FLAGS.smoke and not FLAGS[name].present and name in SMOKE_SETTINGS:
+def preset() -> Preset | None:
+  """The --preset in force (None without one; None in a binary that defines its own
+  --preset flag instead of `define_flags(presets=...)`, e.g. hparam_search's grids)."""
+  name = FLAGS["preset"].value if _PRESETS else None
+  return _PRESETS[name] if name else None
+
+
+def value(name: str) -> Any:
+  """A flag's value in force: given on the command line, else --smoke's setting, else
+  the --preset's, else the flag's default."""
+  if FLAGS[name].present:
+    return FLAGS[name].value
+  if FLAGS.smoke and name in SMOKE_SETTINGS:
     return SMOKE_SETTINGS[name]
+  chosen = preset()
+  if chosen is not None and name in chosen.flags:
+    return chosen.flags[name]
   return FLAGS[name].value
+
+
+def scale_label() -> str | None:
+  """The --preset's label with the values in force ("CPU scale: MiniLM, 3 epochs, ..."),
+  or None without a preset label."""
+  chosen = preset()
+  if chosen is None or not chosen.label:
+    return None
+  base = base_config()
+  return chosen.label.format(encoder=encoder_label(encoder()), epochs=base.epochs,
+                             max_length=base.max_length)
 
 
 def encoder() -> str:
   """--encoder; with --smoke and no --encoder, the packaged MiniLM (works offline)."""
   if FLAGS.smoke and not FLAGS["encoder"].present:
     return SMOKE_ENCODER
-  return FLAGS.encoder
+  return value("encoder")
 
 
 def root() -> pathlib.Path:
   """The sweep root: --workdir, or <workdir>/smoke with --smoke."""
-  path = pathlib.Path(FLAGS.workdir)
+  path = pathlib.Path(value("workdir"))
   return path / "smoke" if FLAGS.smoke else path
 
 
 def report_dir(name: str) -> pathlib.Path:
-  reports = pathlib.Path(FLAGS.report_dir) if FLAGS.report_dir else root() / "reports"
+  chosen = value("report_dir")
+  reports = pathlib.Path(chosen) if chosen else root() / "reports"
   return reports / name
+
+
+def archive() -> "sweep.ResultsArchive | None":
+  """The --results_archive (None without one); the binary's log tail goes with each run."""
+  folder = value("results_archive")
+  return sweep.ResultsArchive(folder, log_file=log_file()) if folder else None
 
 
 def seeds() -> list[int]:
@@ -118,10 +202,11 @@ def seeds() -> list[int]:
   Raises:
     app.UsageError: a value that is not an integer or a range (names --seeds).
   """
+  given = value("seeds")
   try:
-    values = sweep.parse_seeds(FLAGS.seeds)
+    values = sweep.parse_seeds(given)
   except ValueError as e:
-    raise app.UsageError(f"--seeds={','.join(FLAGS.seeds)}: {e}") from None
+    raise app.UsageError(f"--seeds={','.join(given)}: {e}") from None
   if FLAGS.smoke and not FLAGS["seeds"].present:
     values = values[:SMOKE_SEEDS]
   return values
@@ -135,7 +220,7 @@ def base_config() -> TrainConfig:
       names nothing (`run_flags.check_paths`).
   """
   try:
-    config = run_flags.run_config(value=_smoke_value, encoder=encoder())
+    config = run_flags.run_config(value=value, encoder=encoder())
     run_flags.check_paths(config)
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from None
@@ -195,19 +280,23 @@ def settings(seeds_used: Sequence[int], **extra: Any) -> dict[str, Any]:
   out = {
       "command": command_line(),
       "encoder": encoder(),
-      "weighting_encoder": FLAGS.weighting_encoder or encoder(),
+      "weighting_encoder": value("weighting_encoder") or encoder(),
       "paper encoder": paper_numbers.ELECTRA_BASE,
       "seeds": list(seeds_used),
       "workdir": str(root()),
-      "data_dir": FLAGS.data_dir or os.environ.get("LCL_DATA_DIR"),
+      "data_dir": value("data_dir") or os.environ.get("LCL_DATA_DIR"),
       "epochs": base.epochs,
+      "max_length": base.max_length,
       "smoke": FLAGS.smoke,
+      "preset": FLAGS["preset"].value if _PRESETS else None,
+      "scale": scale_label(),
+      "results_archive": value("results_archive"),
   }
   for name in ("learning_rate", "alpha", "temperature", "patience", "max_train_examples",
                "max_eval_examples", "max_steps_per_epoch"):
-    value = getattr(base, name)
-    if value is not None:
-      out[name] = value
+    setting = getattr(base, name)
+    if setting is not None:
+      out[name] = setting
   # Which reading of the release the runs follow (issue 14; see TrainConfig).
   out["baseline_views"] = base.baseline_views
   out["lcl_views"] = base.lcl_views  # issue 18: seed 001's LCL on the texts alone
@@ -231,30 +320,38 @@ class Execution:
 
 
 def execute(specs: Sequence[sweep.RunSpec], *, train: bool | None = None) -> Execution:
-  """Runs the unfinished specs (unless --report_only) and collects every finished one."""
+  """Runs the unfinished specs (unless --report_only or --status) and collects every
+  finished one (from the run folders and the --results_archive)."""
+  store = archive()
+  if FLAGS.status:
+    print(sweep.progress(specs, archive=store), flush=True)
   if train is None:
-    train = not FLAGS.report_only
+    train = not (FLAGS.report_only or FLAGS.status)
   if not train:
-    return Execution(sweep.collect(specs), {})
+    return Execution(sweep.collect(specs, archive=store), {})
   try:
-    outcome = sweep.run_sweep(specs, parallel_runs=FLAGS.parallel_runs,
-                              devices_per_run=FLAGS.devices_per_run, fail_fast=FLAGS.fail_fast,
-                              runs_per_program=FLAGS.runs_per_program)
+    outcome = sweep.run_sweep(specs, parallel_runs=value("parallel_runs"),
+                              devices_per_run=value("devices_per_run"),
+                              fail_fast=FLAGS.fail_fast,
+                              runs_per_program=value("runs_per_program"), archive=store)
   except sweep.SweepInterrupted as e:
     log.warning("%s", e)
-    return Execution(sweep.collect(specs), {}, interrupted=str(e))
+    return Execution(sweep.collect(specs, archive=store), {}, interrupted=str(e))
   return Execution(outcome.results, outcome.failed)
 
 
 def observations(specs: Sequence[sweep.RunSpec], results: dict[str, dict[str, Any]], *,
                  column_of=None) -> list[report_lib.Observation]:
   """Observations of the finished specs; `column_of(spec)` defaults to the dataset."""
+  store = archive()
   out = []
   for spec in sweep.dedupe(specs):
     if spec.key in results:
       column = column_of(spec) if column_of else spec.config.dataset
+      # With an archive its copy is the run's lasting folder (plots linked from there).
+      workdir = store.folder(spec) if store is not None else spec.workdir
       out.append(report_lib.Observation(column, spec.config.objective, spec.config.seed,
-                                        results[spec.key], spec.key, str(spec.workdir)))
+                                        results[spec.key], spec.key, str(workdir)))
   return out
 
 
@@ -264,6 +361,9 @@ def finish(report: report_lib.Report, execution: Execution, *,
   report.missing = sweep.missing(sweep.dedupe(specs), execution.results)
   report.failed = dict(execution.failed)
   report.interrupted = execution.interrupted
+  if FLAGS.status:  # a read-only look (the sweep may be running): nothing is written
+    print(report_lib.render_markdown(report, report_dir(name)))
+    return 0
   paths = report_lib.write_report(report, report_dir(name))
   print(paths["markdown"].read_text())
   print(f"report: {paths['markdown']}\nresults: {paths['json']}, {paths['csv']}")

@@ -12,6 +12,15 @@ Skip and resume. A run whose `results.json` exists is finished and is not starte
 again; any other run is handed to `trainer.train`, which resumes from its latest
 checkpoint when there is one. Re-running a killed sweep therefore continues it.
 
+Archive (`ResultsArchive`, the binaries' `--results_archive`). A run folder holds
+checkpoints (hundreds of MB a run) and may not outlive a session; the archive keeps each
+finished run's small outputs in `<archive>/<key>/` (config.json, metrics.jsonl, plots,
+the log's tail, and results.json last: its presence marks an archived run), a folder
+meant to be committed. A run archived with the same config (the fields a resume
+compares, `resume.config_differences`) counts as finished even with no run folder; one
+archived with another config is refused (`ConfigMismatchError`, naming the file), so a
+changed flag never mixes runs of two settings in one table.
+
 Several runs in one program (`runs_per_program = S > 1`). Runs whose configs differ
 only in seed, alpha and temperature (`config.GROUP_VARYING`; e.g. the seeds of one
 table cell) are trained S at a time by `trainer.train_group`: one jitted step,
@@ -56,6 +65,7 @@ import logging
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +75,7 @@ import traceback
 from typing import Any, Iterable, Mapping, Sequence
 
 from lcl_jax.train.config import TrainConfig, group_key
+from lcl_jax.train.resume import ConfigMismatchError, config_differences
 
 log = logging.getLogger("lcl_jax.studies")
 
@@ -134,6 +145,83 @@ def load_results(spec: RunSpec) -> dict[str, Any] | None:
     raise ValueError(f"{spec.results_path} is not valid JSON: {e}") from e
 
 
+# What the archive keeps of a run besides results.json (copied first), and the log tail.
+ARCHIVED_FILES = ("config.json", "metrics.jsonl")
+LOG_TAIL_FILE = "log_tail.txt"
+LOG_TAIL_LINES = 200
+
+
+def _copy_atomic(source: pathlib.Path, target: pathlib.Path) -> None:
+  """`source`'s bytes into `target` via a temporary file in its folder + rename."""
+  temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
+  try:
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+  finally:
+    temporary.unlink(missing_ok=True)
+
+
+class ResultsArchive:
+  """A finished run's small outputs kept under `root/<key>/` (no checkpoints).
+
+  Args:
+    root: the archive folder (e.g. results/table1_cpu, committed to git).
+    log_file: the binary's log; its last LOG_TAIL_LINES lines go with each run
+      archived (log_tail.txt).
+  """
+
+  def __init__(self, root: str | os.PathLike, *, log_file: str | os.PathLike | None = None):
+    self.root = pathlib.Path(root)
+    self.log_file = pathlib.Path(log_file) if log_file is not None else None
+
+  def folder(self, spec: RunSpec) -> pathlib.Path:
+    return self.root / spec.key
+
+  def results(self, spec: RunSpec) -> dict[str, Any] | None:
+    """The archived results.json of `spec`'s run, or None if it is not archived.
+
+    Raises:
+      ConfigMismatchError: the archived run had another configuration than `spec`
+        (or no config.json); names the file.
+    """
+    folder = self.folder(spec)
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+      return None
+    config = folder / "config.json"
+    if not config.is_file():
+      raise ConfigMismatchError(f"{path} has no config.json beside it: cannot tell which "
+                                "settings the archived run had; delete that folder")
+    details = config_differences(config, spec.config.resolved())
+    if details:
+      raise ConfigMismatchError(
+          f"{config}: the run archived as {spec.key} was trained with another "
+          f"configuration ({details}); give the flags it was run with, another "
+          f"--results_archive, or delete {folder}")
+    try:
+      return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+  def store(self, spec: RunSpec) -> None:
+    """Copies the finished run's small outputs into its archive folder, each file
+    atomically and results.json last (a folder without it is not an archived run)."""
+    folder = self.folder(spec)
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    for name in ARCHIVED_FILES:
+      if (spec.workdir / name).is_file():
+        _copy_atomic(spec.workdir / name, folder / name)
+    for plot in sorted((spec.workdir / "plots").glob("*.png")):
+      _copy_atomic(plot, folder / "plots" / plot.name)
+    if self.log_file is not None and self.log_file.is_file():
+      tail = folder / LOG_TAIL_FILE
+      temporary = tail.with_name(f".{tail.name}.tmp{os.getpid()}")
+      temporary.write_text(_log_tail(self.log_file, LOG_TAIL_LINES) + "\n")
+      os.replace(temporary, tail)
+    _copy_atomic(spec.results_path, folder / RESULTS_FILE)
+    log.info("archived %s in %s", spec.key, folder)
+
+
 def _check_unique(specs: Sequence[RunSpec]) -> None:
   seen: dict[str, RunSpec] = {}
   for spec in specs:
@@ -194,7 +282,8 @@ def group_runs(specs: Sequence[RunSpec], runs_per_program: int) -> list[list[Run
 def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
               devices_per_run: int | None = None, fail_fast: bool = False,
               platform: str | None = None, num_devices: int | None = None,
-              poll_seconds: float = 0.5, runs_per_program: int = 1) -> SweepOutcome:
+              poll_seconds: float = 0.5, runs_per_program: int = 1,
+              archive: ResultsArchive | None = None) -> SweepOutcome:
   """Runs every unfinished spec; returns the results of all finished ones.
 
   Args:
@@ -207,24 +296,35 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
     poll_seconds: how often the parent checks its workers.
     runs_per_program: train up to this many runs that differ only in seed / alpha /
       temperature in one vmapped program (`group_runs`, `trainer.train_group`).
+    archive: also count runs archived there (same config) as finished, and archive
+      every run when it finishes (and finished runs not yet archived, at the start).
 
   Raises:
     SweepInterrupted: on SIGTERM/SIGINT or a preempted run (the finished runs'
       results are kept on disk; re-run to resume).
+    ConfigMismatchError: a run archived with another config (before any training).
   """
   specs = dedupe(specs)
   group_runs([], runs_per_program)  # a bad --runs_per_program fails before any run
   outcome = SweepOutcome()
   pending = []
+  from_archive = 0
   for spec in specs:
     results = load_results(spec)
-    if results is None:
+    archived = archive.results(spec) if archive is not None else None
+    if results is None and archived is None:
       pending.append(spec)
-    else:
-      outcome.results[spec.key] = results
-      outcome.already_finished.append(spec.key)
-  log.info("sweep: %d runs, %d already finished, %d to run%s", len(specs),
-           len(outcome.already_finished), len(pending),
+      continue
+    if results is None:
+      results, from_archive = archived, from_archive + 1
+    elif archive is not None and archived is None:
+      archive.store(spec)
+    outcome.results[spec.key] = results
+    outcome.already_finished.append(spec.key)
+  log.info("sweep: %d runs, %d already finished%s, %d to run%s", len(specs),
+           len(outcome.already_finished),
+           f" ({from_archive} of them only in the archive {archive.root})" if from_archive
+           else "", len(pending),
            f" ({parallel_runs} at once)" if parallel_runs > 1 and pending else "")
   if not pending:
     return outcome
@@ -235,13 +335,14 @@ def run_sweep(specs: Sequence[RunSpec], *, parallel_runs: int = 1,
       if devices_per_run is not None:
         log.info("devices_per_run is ignored with parallel_runs=1 (a run uses every device)")
       run_in_process(group_runs(pending, runs_per_program), outcome,
-                     policy=RunPolicy(fail_fast=fail_fast))
+                     policy=RunPolicy(fail_fast=fail_fast, archive=archive))
     else:
       if platform is None or num_devices is None:
         platform, num_devices = probe_devices()
       slots = device_slots(num_devices, parallel_runs, devices_per_run)
       _run_in_workers(group_runs(pending, runs_per_program), outcome, platform=platform,
-                      slots=slots, fail_fast=fail_fast, poll_seconds=poll_seconds)
+                      slots=slots, fail_fast=fail_fast, poll_seconds=poll_seconds,
+                      archive=archive)
   return outcome
 
 
@@ -261,14 +362,24 @@ class RunPolicy:
   experiments/train.py subclasses it with its own log line and exit statuses.
   """
 
-  def __init__(self, *, fail_fast: bool = False):
+  def __init__(self, *, fail_fast: bool = False, archive: "ResultsArchive | None" = None):
     self.fail_fast = fail_fast
+    self.archive = archive
+
+  def finished(self, spec: RunSpec, result: dict[str, Any], outcome: SweepOutcome) -> None:
+    """Called for each run of a program that finished: its results as written (key-sorted
+    JSON, so that a report reads the same as on a re-run) into `outcome`, and the run
+    archived when the sweep keeps an archive."""
+    outcome.results[spec.key] = load_results(spec) or result
+    if self.archive is not None:
+      self.archive.store(spec)
 
   def announce(self, groups: Sequence[Sequence[RunSpec]], index: int) -> None:
     """Called before `groups[index]` is trained."""
     done = sum(len(group) for group in groups[:index])
     total = sum(len(group) for group in groups)
-    log.info("[%d/%d] %s", done + 1, total, _group_name(groups[index]))
+    log.info("[%d/%d] %s (%d runs finished before it, %d to run with it)", done + 1, total,
+             _group_name(groups[index]), done, total - done)
 
   def failed(self, group: Sequence[RunSpec], error: BaseException,
              outcome: SweepOutcome) -> bool:
@@ -319,7 +430,7 @@ def run_in_process(groups: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *
     try:
       results = trainer.train_group([spec.config for spec in group])
       for spec, result in zip(group, results):
-        outcome.results[spec.key] = result
+        policy.finished(spec, result, outcome)
     except BaseException as e:  # pylint: disable=broad-except  (the policy decides)
       if not policy.failed(group, e, outcome):
         raise
@@ -481,8 +592,10 @@ class _Workers:
   """
 
   def __init__(self, outcome: SweepOutcome, *, platform: str,
-               slots: Sequence[tuple[int, ...]], total: int):
+               slots: Sequence[tuple[int, ...]], total: int,
+               archive: "ResultsArchive | None" = None):
     self.outcome = outcome
+    self.archive = archive
     self.platform = platform
     self.slots = slots
     self.free = list(range(len(slots)))
@@ -521,6 +634,8 @@ class _Workers:
       results = load_results(spec) if returncode == 0 else None
       if results is not None:
         self.outcome.results[spec.key] = results
+        if self.archive is not None:
+          self.archive.store(spec)
         log.info("[%d/%d] %s finished in %.1f min", self.done, self.total, spec.key, minutes)
       elif returncode in (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, -signal.SIGINT):
         self.interrupted.append(spec.key)
@@ -564,7 +679,7 @@ class _Workers:
 
 def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome, *, platform: str,
                     slots: Sequence[tuple[int, ...]], fail_fast: bool,
-                    poll_seconds: float) -> None:
+                    poll_seconds: float, archive: "ResultsArchive | None" = None) -> None:
   """Trains the programs `pending` in worker subprocesses, one per free slot of
   `slots`, polling every `poll_seconds`; results and failures go to `outcome`.
 
@@ -575,7 +690,7 @@ def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome,
   """
   queue = list(pending)
   workers = _Workers(outcome, platform=platform, slots=slots,
-                     total=sum(len(group) for group in queue))
+                     total=sum(len(group) for group in queue), archive=archive)
   try:
     with _StopSignals() as stop:
       while queue or workers.running:
@@ -596,14 +711,67 @@ def _run_in_workers(pending: Sequence[Sequence[RunSpec]], outcome: SweepOutcome,
     workers.close()
 
 
-def collect(specs: Iterable[RunSpec]) -> dict[str, dict[str, Any]]:
-  """key -> results.json of every finished run among `specs` (no training)."""
+def collect(specs: Iterable[RunSpec], *,
+            archive: ResultsArchive | None = None) -> dict[str, dict[str, Any]]:
+  """key -> results.json of every finished run among `specs` (no training): its run
+  folder's, else its `archive` copy's (config checked: ConfigMismatchError)."""
   out = {}
   for spec in specs:
+    archived = archive.results(spec) if archive is not None else None
     results = load_results(spec)
+    if results is None:
+      results = archived
     if results is not None:
       out[spec.key] = results
   return out
+
+
+def _last_train_record(path: pathlib.Path) -> dict[str, Any] | None:
+  """The last `kind=train` record of a metrics.jsonl (None without one)."""
+  last = None
+  try:
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        if '"train"' in line:
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError:  # a line being written
+            continue
+          if record.get("kind") == "train":
+            last = record
+  except FileNotFoundError:
+    return None
+  return last
+
+
+def progress(specs: Sequence[RunSpec], *, archive: ResultsArchive | None = None) -> str:
+  """Where a sweep stands: finished runs (run folder or archive), and for each
+  remaining run the step and epoch its metrics.jsonl reached (or "not started")."""
+  specs = dedupe(specs)
+  finished = collect(specs, archive=archive)
+  lines = [f"progress: {len(finished)} of {len(specs)} runs finished, "
+           f"{len(specs) - len(finished)} to run"
+           + (f" (archive {archive.root})" if archive is not None else "")]
+  for spec in specs:
+    if spec.key in finished:
+      result = finished[spec.key]
+      where = "run folder" if is_finished(spec) else "archive"
+      lines.append(f"  finished  {spec.key}  ({where}; test accuracy "
+                   f"{100 * result.get('test', {}).get('accuracy', float('nan')):.2f}%)")
+      continue
+    record = _last_train_record(spec.workdir / "metrics.jsonl")
+    if record is None:
+      lines.append(f"  to run    {spec.key}  (not started)")
+      continue
+    step, epoch = int(record["step"]), float(record["epoch"])
+    per_epoch = step / epoch if epoch > 0 else float("nan")
+    total = spec.config.epochs * per_epoch
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(
+        (spec.workdir / "metrics.jsonl").stat().st_mtime))
+    lines.append(f"  running   {spec.key}  step {step} of {total:.0f} (epoch {epoch:.2f} of "
+                 f"{spec.config.epochs}; loss {record.get('loss', float('nan')):.4f}; "
+                 f"last record {when})")
+  return "\n".join(lines)
 
 
 def missing(specs: Iterable[RunSpec], results: Mapping[str, Any]) -> list[str]:

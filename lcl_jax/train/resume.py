@@ -110,18 +110,24 @@ def check_resume_data(workdir: pathlib.Path, fingerprint: str, cfg: TrainConfig)
         "point --data_dir at the data of that run, or use another --workdir")
 
 
+def config_differences(config_json: pathlib.Path, cfg: TrainConfig) -> str:
+  """The fields (outside `RESUME_EXEMPT`) in which the run that wrote `config_json` (a
+  run's config.json) differs from `cfg`, as "field: saved -> now, ..." ('' if none)."""
+  # A field added after the run was written (e.g. issue 14's fidelity options) counts
+  # as its default value, which is the behaviour that run had.
+  saved = {**json.loads(TrainConfig().to_json()), **json.loads(config_json.read_text())["config"]}
+  current = json.loads(cfg.to_json())
+  diff = sorted(k for k in set(saved) | set(current)
+                if k not in RESUME_EXEMPT and saved.get(k) != current.get(k))
+  return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
+
+
 def check_resume_config(workdir: pathlib.Path, cfg: TrainConfig) -> None:
   path = workdir / "config.json"
   if not path.exists():
     return
-  # A field added after the run was written (e.g. issue 14's fidelity options) counts
-  # as its default value, which is the behaviour that run had.
-  saved = {**json.loads(TrainConfig().to_json()), **json.loads(path.read_text())["config"]}
-  current = json.loads(cfg.to_json())
-  diff = sorted(k for k in set(saved) | set(current)
-                if k not in RESUME_EXEMPT and saved.get(k) != current.get(k))
-  if diff:
-    details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in diff)
+  details = config_differences(path, cfg)
+  if details:
     raise ConfigMismatchError(
         f"{workdir} holds a run with a different configuration ({details}); "
         "use another --workdir or delete that one")

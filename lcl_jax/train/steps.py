@@ -88,21 +88,55 @@ def make_train_step(
   T = aux_weight(state['step']): T follows the state's update count, so a resumed run
   uses exactly the T an uninterrupted one would.
 
-  Gradient caching (Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under
-  Memory Limited Setup"; issue 19): with `gradient_cache_chunk_size` N > 0 the gradient
-  comes from `cached_loss_and_grads` — the networks run over the batch N global rows at
-  a time, so a step holds one chunk's activations instead of the batch's — and equals
-  the plain step's (same loss, gradients to float32 rounding; tests/test_gradient_cache.py).
-  It implies `dropout_per_row`: each row's dropout masks come from its own key
-  `fold_in(fold_in(dropout_key, step), global row)`, so they do not depend on which rows
-  share a forward pass (a plain step with `dropout_per_row=True` draws the very same
-  masks). N must divide the step's rows (the trainer pads them to a multiple of N).
+  Gradient caching (Gao et al. 2021; issue 19): with `gradient_cache_chunk_size` N > 0
+  the gradient comes from `cached_loss_and_grads` (the networks run N global rows at a
+  time: one chunk's activations in memory), equal to the plain step's to float32
+  rounding. It implies `dropout_per_row`: each row's masks come from its own key
+  `fold_in(fold_in(dropout_key, step), global row)`, whatever rows share a pass (a plain
+  step with `dropout_per_row=True` draws the very same masks). N must divide the rows.
   """
   if (stage2_optimizer is None) != (stage2_start_step is None):
     raise ValueError("stage2_optimizer and stage2_start_step go together")
   if gradient_cache_chunk_size < 0:
     raise ValueError(f"gradient_cache_chunk_size={gradient_cache_chunk_size} must be >= 0")
   dropout_per_row = dropout_per_row or gradient_cache_chunk_size > 0
+  loss_and_grads = _make_loss_and_grads(
+      spec, modules, alpha=alpha, temperature=temperature, multilabel=multilabel,
+      use_dropout=use_dropout, axis_name=axis_name, contrastive=contrastive,
+      contrastive_reduction=contrastive_reduction, dropout_per_row=dropout_per_row,
+      gradient_cache_chunk_size=gradient_cache_chunk_size)
+
+  def train_step(state, batch):
+    key = jax.random.fold_in(dropout_key, state["step"])
+    if dropout_per_row:  # each row's key from its global index: no device index needed
+      batch = {**batch, "row_index": _global_row_index(batch, axis_name)}
+    elif axis_name is not None:
+      key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    weight = aux_weight(state["step"]) if aux_weight is not None else None
+    (loss, components), grads = loss_and_grads(state["params"], batch, key, weight)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
+    if stage2_optimizer is None:
+      updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+      params = optax.apply_updates(state["params"], updates)
+    else:
+      params, opt_state = _staged_update(optimizer, stage2_optimizer, stage2_start_step,
+                                         state, grads)
+    metrics = _step_metrics(loss, components, grads, params, opt_state)
+    new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
+    return new_state, metrics
+
+  return train_step
+
+
+
+def _make_loss_and_grads(spec, modules, *, alpha, temperature, multilabel, use_dropout,
+                         axis_name, contrastive, contrastive_reduction, dropout_per_row,
+                         gradient_cache_chunk_size) -> Callable:
+  """`(params, batch, key, aux weight) -> ((loss, components), grads)` of the train step:
+  the networks on the batch rows (per-row dropout keys: `batch['row_index']`), the
+  outputs gathered over the pmap axis, the objective's loss; plain `jax.value_and_grad`
+  or, with a chunk size, `cached_loss_and_grads`."""
 
   def run_networks(params, batch, key):
     if not dropout_per_row:
@@ -124,38 +158,15 @@ def make_train_step(
         multilabel=multilabel, contrastive=contrastive, aux_labels=aux_labels,
         aux_weight=weight, contrastive_reduction=contrastive_reduction)
 
-  def loss_fn(params, batch, key, weight):
-    return loss_of_outputs(run_networks(params, batch, key), batch, weight)
-
-  def train_step(state, batch):
-    key = jax.random.fold_in(dropout_key, state["step"])
-    if dropout_per_row:  # each row's key from its global index: no device index needed
-      batch = {**batch, "row_index": _global_row_index(batch, axis_name)}
-    elif axis_name is not None:
-      key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
-    weight = aux_weight(state["step"]) if aux_weight is not None else None
+  def loss_and_grads(params, batch, key, weight):
     if gradient_cache_chunk_size:
-      (loss, components), grads = cached_loss_and_grads(
-          run_networks, lambda outputs: loss_of_outputs(outputs, batch, weight),
-          state["params"], batch, key, chunk_size=gradient_cache_chunk_size,
-          num_shards=_num_shards(axis_name))
-    else:
-      (loss, components), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          state["params"], batch, key, weight)
-    if axis_name is not None:
-      grads = jax.lax.pmean(grads, axis_name)
-    if stage2_optimizer is None:
-      updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-      params = optax.apply_updates(state["params"], updates)
-    else:
-      params, opt_state = _staged_update(optimizer, stage2_optimizer, stage2_start_step,
-                                         state, grads)
-    metrics = _step_metrics(loss, components, grads, params, opt_state)
-    new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
-    return new_state, metrics
+      return cached_loss_and_grads(
+          run_networks, lambda outputs: loss_of_outputs(outputs, batch, weight), params,
+          batch, key, chunk_size=gradient_cache_chunk_size, num_shards=_num_shards(axis_name))
+    loss_fn = lambda p: loss_of_outputs(run_networks(p, batch, key), batch, weight)
+    return jax.value_and_grad(loss_fn, has_aux=True)(params)
 
-  return train_step
-
+  return loss_and_grads
 
 # The batch entries the networks read (`objectives.forward`), which gradient caching
 # splits into chunks; the loss's entries (labels, valid, ...) stay whole.

@@ -513,6 +513,12 @@ class _Loop:
         record.update(self.throughput_figures(run))
       run.outputs.write(record)
       losses.append(record["loss"])
+    if losses and self.is_main and not self.cfg.progress_bar:  # e.g. a background sweep
+      s = host[-1][0]
+      rate = sum(r.rows for r in self.runs) / self.seconds if self.seconds > 0 else 0.0
+      log.info("step %d of %d (epoch %d/%d)  loss %.4f  %.1f sequences/s", s,
+               self.total_epochs * self.steps_per_epoch, (s - 1) // self.steps_per_epoch + 1,
+               self.total_epochs, float(np.mean(losses)), rate)
     return float(np.mean(losses)) if losses else None
 
   def _check_finite(self, run: program_lib.Run, s: int, m: dict[str, Any]) -> None:
