@@ -43,7 +43,7 @@ from lcl_jax.studies import cli, paper_numbers as paper, report as report_lib, s
 
 # Table 1 at CPU scale (issue 20). The BERT-base row is dropped: with MiniLM in both
 # roles it would be MiniLM + CE with transformers' pooler head, i.e. a head comparison
-# (~3.7 points on EmoInt, BUILD_NOTES issue 22), not the paper's BERT vs ELECTRA; add
+# (~3 points on EmoInt, BUILD_NOTES issue 22), not the paper's BERT vs ELECTRA; add
 # --objectives=bert_ce,ce,scl,lcl to run it anyway (then with --bert_encoder=minilm).
 # Epochs and max_length chosen for ~9-10 CPU-hours for the whole table on one core
 # (measured s/step and memory: BUILD_NOTES "Evidence runs (issue 20)"); max_length 40
