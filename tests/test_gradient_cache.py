@@ -21,6 +21,7 @@ import numpy as np
 import optax
 import pytest
 
+from lcl_jax import losses
 from lcl_jax.data import label_inputs
 from lcl_jax.models import pretrained
 from lcl_jax.train import objectives, optim, parallel, steps, throughput, trainer
@@ -92,11 +93,12 @@ def case_setup(tiny_bert_dir):
 
 
 def _step(spec, modules, optimizer, multilabel, aux, *, chunk, per_row=True, axis_name=None,
-          use_dropout=True):
+          use_dropout=True, contrastive=None):
   return steps.make_train_step(
       spec, modules, optimizer, alpha=0.5, temperature=0.3, multilabel=multilabel,
       dropout_key=jax.random.key(7), use_dropout=use_dropout, axis_name=axis_name,
-      aux_weight=aux, gradient_cache_chunk_size=chunk, dropout_per_row=per_row)
+      aux_weight=aux, gradient_cache_chunk_size=chunk, dropout_per_row=per_row,
+      contrastive=contrastive)
 
 
 def _run(step_fn, host_state, batch, dp=None):
@@ -176,13 +178,19 @@ def test_cached_step_on_8_devices_equals_the_plain_step_on_one(case_setup, plain
   assert len(jax.devices()) >= 8, "conftest must provide 8 CPU devices"
   spec, modules, params, batch, multilabel, aux = case_setup(case)
   state, plain = plain_step(case)
-  dps = [parallel.JitDataParallel(jax.devices()[:8])]
-  if case == "lcl":
-    dps.append(parallel.PmapDataParallel(jax.devices()[:8]))
-  for dp in dps:
+  jit8 = parallel.JitDataParallel(jax.devices()[:8])
+  runs = [(jit8, None)]
+  if case == "lcl":  # pmap (outputs all-gathered), and jit with the ring loss (the
+    # contrastive term's tiles passed around the 8 devices, as --contrastive_impl=ring)
+    runs += [(parallel.PmapDataParallel(jax.devices()[:8]), None),
+             (jit8, losses.Contrastive("ring", tile_size=8, mesh=jit8.mesh,
+                                       axis_name=parallel.DATA_AXIS))]
+  for dp, contrastive in runs:
+    assert contrastive is None or contrastive.choose(ROWS) == "ring"
     step_fn = _step(spec, modules, optax.sgd(1.0), multilabel, aux, chunk=CHUNK,
-                    axis_name=dp.axis_name)
-    _assert_same_step(_run(step_fn, state, batch, dp), plain, params, f"{case}, {dp.name}")
+                    axis_name=dp.axis_name, contrastive=contrastive)
+    what = f"{case}, {dp.name}" + (", ring" if contrastive is not None else "")
+    _assert_same_step(_run(step_fn, state, batch, dp), plain, params, what)
 
 
 def test_group_step_with_caching_runs_each_run_as_its_single_step(case_setup):
