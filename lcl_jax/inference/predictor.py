@@ -26,6 +26,7 @@ import logging
 import pathlib
 from typing import Any, Sequence
 
+import flax
 import jax
 import numpy as np
 
@@ -329,8 +330,16 @@ class Predictor:
                                     buckets=self.length_buckets,
                                     row_multiple=self._dp.num_devices)
     params = {name: self._device_params[name] for name in names}
-    outputs = evaluation.evaluate_logits(self._eval_step(names), self._dp, params,
-                                         batches, len(texts), what="prediction")
+    try:
+      outputs = evaluation.evaluate_logits(self._eval_step(names), self._dp, params,
+                                           batches, len(texts), what="prediction")
+    except flax.errors.FlaxError as e:
+      # best/ is restored with its own shapes (no trace of the networks' init at start-up),
+      # so a checkpoint that does not fit the config's networks shows here, at first use.
+      raise RunNotUsableError(
+          f"{self.source}: best/ does not hold the networks its config.json describes "
+          f"({type(e).__name__}: {str(e).split(' (https://')[0]}); was config.json edited "
+          "or copied from another run?") from None
     by_output = {output: network for network, output in _OUTPUT_OF.items()}
     return {by_output[name]: value for name, value in outputs.items() if name in by_output}
 
