@@ -193,6 +193,11 @@ def weighting_layout(layout: Any) -> Any:
   return dataclasses.replace(layout, aux_groups=())
 
 
+# The batch entries the networks read (`forward`; plus `mix_cls` / `mix_weight` when
+# evaluating with embedding mixing).
+NETWORK_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def forward(
     modules: Mapping[str, Any],
     params: Mapping[str, Any],
@@ -228,7 +233,6 @@ def forward(
   return outputs
 
 
-
 def forward_rows(
     modules: Mapping[str, Any],
     params: Mapping[str, Any],
@@ -249,8 +253,7 @@ def forward_rows(
   """
   if deterministic:
     return forward(modules, params, batch, dropout_key=None, deterministic=True)
-  inputs = {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")
-            if batch.get(name) is not None}
+  inputs = {name: batch[name] for name in NETWORK_INPUTS if batch.get(name) is not None}
 
   def one_row(row: Mapping[str, jax.Array], index: jax.Array) -> dict[str, jax.Array]:
     outputs = forward(modules, params, jax.tree.map(lambda x: x[None], row),
@@ -258,6 +261,7 @@ def forward_rows(
     return jax.tree.map(lambda x: x[0], outputs)
 
   return jax.vmap(one_row)(inputs, row_index)
+
 
 def loss_from_outputs(
     spec: ObjectiveSpec,

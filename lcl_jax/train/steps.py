@@ -129,7 +129,6 @@ def make_train_step(
   return train_step
 
 
-
 def _make_loss_and_grads(spec, modules, *, alpha, temperature, multilabel, use_dropout,
                          axis_name, contrastive, contrastive_reduction, dropout_per_row,
                          gradient_cache_chunk_size) -> Callable:
@@ -168,9 +167,11 @@ def _make_loss_and_grads(spec, modules, *, alpha, temperature, multilabel, use_d
 
   return loss_and_grads
 
-# The batch entries the networks read (`objectives.forward`), which gradient caching
-# splits into chunks; the loss's entries (labels, valid, ...) stay whole.
-NETWORK_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "row_index")
+
+# The batch entries gradient caching splits into chunks: what the networks read and the
+# rows' global indices (their dropout keys); the loss's entries (labels, valid, ...) stay
+# whole.
+NETWORK_INPUTS = objectives.NETWORK_INPUTS + ("row_index",)
 
 
 def _global_row_index(batch: Mapping[str, jax.Array], axis_name: str | None) -> jax.Array:
@@ -183,8 +184,8 @@ def _global_row_index(batch: Mapping[str, jax.Array], axis_name: str | None) -> 
 
 
 def _num_shards(axis_name: str | None) -> int:
-  """Devices the rows of a chunk are split over in the step's own view: under pmap the
-  step sees its device's rows only (1 a chunk of the global N / devices), under jit all."""
+  """The devices a chunk's rows are split over, as the step sees them: under pmap the step
+  holds one device's rows (N / devices of each chunk of N), under jit all of them (1)."""
   return jax.lax.axis_size(axis_name) if axis_name is not None else 1
 
 
