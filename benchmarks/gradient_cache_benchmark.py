@@ -4,7 +4,7 @@ Each (global rows, mode) point runs in its own child process (so each peak RSS i
 point's own): MiniLM (all-MiniLM-L6-v2), the chosen objective (LCL: Φ and Ψ), random
 token ids at a fixed length with paired labels, AdamW, dropout on; one compile, one
 warm-up step, then `--repeats` timed steps. Printed per point: compile seconds, median
-seconds a step, rows/s, the child's peak RSS (ru_maxrss, GB) and its RSS before the
+seconds a step, rows/s, the child's peak RSS (ru_maxrss, GiB) and its RSS before the
 first step (the model, optimiser state and batch: what is not the step's own).
 The cached step's activation memory is one chunk's, so its peak should stay about
 flat in the global batch while the plain step's grows linearly; its time is about
@@ -44,7 +44,7 @@ flags.DEFINE_string("child", None, "Internal: measure one point (JSON) and print
 def measure(rows: int, mode: str, chunk_size: int, objective: str, encoder: str,
             length: int, repeats: int) -> dict:
   """One point in this process: compile s, step s (median), RSS before the step and peak
-  (GB)."""
+  (GiB)."""
   import jax  # pylint: disable=g-import-not-at-top  (the parent process never needs JAX)
   import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -73,7 +73,7 @@ def measure(rows: int, mode: str, chunk_size: int, objective: str, encoder: str,
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
-  rss_before = _rss_gb()
+  rss_before = _rss_gib()
   state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
   times = []
@@ -84,12 +84,12 @@ def measure(rows: int, mode: str, chunk_size: int, objective: str, encoder: str,
     times.append(time.perf_counter() - t0)
   return {"rows": rows, "mode": mode, "chunk_size": chunk_size if mode == "cached" else None,
           "compile_s": compile_s, "step_s": statistics.median(times),
-          "loss": float(metrics["loss"]), "rss_before_gb": rss_before,
-          "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+          "loss": float(metrics["loss"]), "rss_before_gib": rss_before,
+          "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
-def _rss_gb() -> float:
-  """This process's resident set now, GB (VmRSS)."""
+def _rss_gib() -> float:
+  """This process's resident set now, GiB (VmRSS, reported in KiB)."""
   with open("/proc/self/status") as f:
     for line in f:
       if line.startswith("VmRSS:"):
@@ -106,7 +106,7 @@ def main(argv):
         f"chunks of {FLAGS.chunk_size} rows, AdamW, dropout on; "
         f"{machine.describe_machine()}", flush=True)
   print(f"{'rows':>6s} {'mode':>7s} {'compile s':>9s} {'s/step':>8s} {'rows/s':>7s} "
-        f"{'RSS before GB':>13s} {'peak RSS GB':>11s}", flush=True)
+        f"{'RSS before GiB':>14s} {'peak RSS GiB':>12s}", flush=True)
   points = []
   for rows in (int(r) for r in FLAGS.rows):
     for mode in FLAGS.modes:
@@ -124,13 +124,13 @@ def main(argv):
       point = json.loads(lines[-1][len("POINT "):])
       points.append(point)
       print(f"{rows:6d} {mode:>7s} {point['compile_s']:9.1f} {point['step_s']:8.2f} "
-            f"{rows / point['step_s']:7.1f} {point['rss_before_gb']:13.2f} "
-            f"{point['peak_rss_gb']:11.2f}", flush=True)
+            f"{rows / point['step_s']:7.1f} {point['rss_before_gib']:14.2f} "
+            f"{point['peak_rss_gib']:12.2f}", flush=True)
   for rows in sorted({p["rows"] for p in points}):
     by_mode = {p["mode"]: p for p in points if p["rows"] == rows and "step_s" in p}
     if {"plain", "cached"} <= set(by_mode):
       print(f"rows {rows}: cached / plain time {by_mode['cached']['step_s'] / by_mode['plain']['step_s']:.2f}x, "
-            f"peak RSS {by_mode['cached']['peak_rss_gb']:.2f} vs {by_mode['plain']['peak_rss_gb']:.2f} GB")
+            f"peak RSS {by_mode['cached']['peak_rss_gib']:.2f} vs {by_mode['plain']['peak_rss_gib']:.2f} GiB")
   if FLAGS.output:
     with open(FLAGS.output, "w") as f:
       json.dump(points, f, indent=2)
