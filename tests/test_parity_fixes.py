@@ -90,7 +90,10 @@ def test_hf_head_follows_the_architecture(electra_dir, roberta_dir):
 def test_predict_builds_the_hf_head_the_trainer_trained(tiny_bert_dir, tmp_path):
   cfg = TrainConfig(dataset="synthetic", objective="lcl", encoder=str(tiny_bert_dir),
                     head="hf", workdir=str(tmp_path)).resolved()
-  modules, shapes = inference._network_shapes(cfg, num_classes=5)
+  modules = inference._network_modules(cfg, num_classes=5)
+  ids = jax.numpy.zeros((1, 2), jax.numpy.int32)
+  shapes = {name: jax.eval_shape(module.init, jax.random.key(0), ids, ids)["params"]
+            for name, module in modules.items()}
   _, params = objectives.build_networks(
       objectives.get_spec("lcl"), encoder=cfg.encoder, weighting_encoder=cfg.encoder,
       num_classes=5, rng=jax.random.key(0), primary_head="hf")

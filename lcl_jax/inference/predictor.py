@@ -75,19 +75,6 @@ def _network_modules(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 
   return modules
 
 
-def _network_shapes(cfg: TrainConfig, num_classes: int, num_aux_classes: int = 0,
-                    label_layout: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-  """`_network_modules` and their params' shapes (`jax.eval_shape` of each module's init:
-  a trace of the whole network, ~0.5 CPU-s for MiniLM, which `Predictor.from_run` skips
-  by restoring best/ with the shapes stored in the checkpoint)."""
-  modules = _network_modules(cfg, num_classes, num_aux_classes, label_layout)
-  length = 2 if label_layout is None else max(2, label_layout.min_length)
-  ids = jax.numpy.zeros((1, length), jax.numpy.int32)
-  shapes = {name: jax.eval_shape(module.init, jax.random.key(0), ids, ids)["params"]
-            for name, module in modules.items()}
-  return modules, shapes
-
-
 def _label_inputs(tokenizer: Any, label_names: Sequence[str], text_tokens: int, *,
                   aux_membership: Any = None, token_types: bool = True) -> tuple[Any, Any]:
   """The label block and layout a --label_embeddings run (or its export) was trained with,

@@ -182,17 +182,6 @@ def _abstract(tree: Any) -> Any:
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-def _stored_on_this_host(item: pathlib.Path) -> Any:
-  """The restore target of a saved pytree item: its stored structure, shapes and dtypes,
-  each array placed on this process's first device. (Without a target orbax would
-  restore the shardings it saved, which name the devices of the training run: a run
-  trained on 8 devices could not be read on one.)"""
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  metadata = ocp.StandardCheckpointHandler().metadata(item)
-  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                      metadata)
-
-
 class RunCheckpoints:
   """The latest state (for resume) and the best-validation params of one run."""
 
@@ -310,10 +299,10 @@ def restore_best_params(workdir: str | os.PathLike,
       raise FileNotFoundError(f"{directory} holds no checkpoint step: the run has no "
                               "best-validation checkpoint")
     try:
-      target = (_stored_on_this_host(directory / str(step) / "params") if like_params is None
-                else _abstract(like_params))
       restored = manager.restore(step, args=ocp.args.Composite(
-          params=ocp.args.StandardRestore(target), info=ocp.args.JsonRestore()))
+          params=ocp.args.StandardRestore(
+              None if like_params is None else _abstract(like_params)),
+          info=ocp.args.JsonRestore()))
     finally:
       manager.close()
   except FileNotFoundError:
